@@ -1,0 +1,219 @@
+"""Every setting of every view, declared once.
+
+The table below is the single source of the form (build.py renders it into the
+pages), of the URL (`to_query` / `parse_query`), of validation (bad values are
+replaced, with a notice naming them) and of the values the Python page code
+receives. Standard library only, so build.py can import it without numpy.
+
+Timesteps in the pages follow the DDPM paper: t = 0 is the clean image x_0 and
+t = T is the last, noisiest step; the core's arrays are indexed t - 1.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Callable
+from urllib.parse import parse_qsl, urlencode
+
+VIEWS = ("forward", "reverse")
+IMAGE_CHOICES = ("gradient", "checkerboard", "disc", "stripes", "face", "landscape", "cells")
+SCHEDULE_CHOICES = ("linear", "scaled_linear", "cosine", "sigmoid")
+MAX_SEED = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class Control:
+    name: str  # the URL key and the form element's id
+    label: str  # visible label; tests and screen readers find controls by it
+    kind: str  # "choice", "int" or "float"
+    default: object
+    views: tuple[str, ...]
+    group: str  # fieldset it belongs to; embeds can hide a group (?hide=group)
+    choices: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()  # display text of each choice
+    low: float = 0
+    high: float = 0
+    step: float = 1
+    widget: str = ""  # "range" for sliders, else a number box or a select
+    help: str = ""
+
+
+CONTROLS: tuple[Control, ...] = (
+    Control("image", "Image", "choice", "gradient", VIEWS, "image", IMAGE_CHOICES,
+            ("Gradient", "Checkerboard", "Disc", "Stripes", "Face", "Landscape", "Cells")),
+    Control("size", "Size (pixels)", "int", 64, VIEWS, "image", low=16, high=256, step=16,
+            help="Images are square, 16 to 256 pixels."),
+    Control("schedule", "Schedule", "choice", "linear", VIEWS, "process", SCHEDULE_CHOICES,
+            ("Linear (DDPM)", "Scaled linear (Stable Diffusion)", "Cosine (improved DDPM)", "Sigmoid")),
+    Control("steps", "Steps T", "int", 1000, VIEWS, "process", low=2, high=1000),
+    Control("seed", "Seed", "int", 0, VIEWS, "process", low=0, high=MAX_SEED),
+    Control("denoiser", "Denoiser", "choice", "oracle", ("reverse",), "sampler", ("oracle", "ideal"),
+            ("Oracle (knows the clean image)", "Ideal denoiser of a small image set")),
+    Control("sampler", "Sampler", "choice", "ddpm", ("reverse",), "sampler", ("ddpm", "ddim"),
+            ("DDPM (ancestral)", "DDIM")),
+    Control("variance", "DDPM variance", "choice", "fixed_small", ("reverse",), "sampler",
+            ("fixed_small", "fixed_large"), ("Small: posterior beta tilde", "Large: beta")),
+    Control("ddim_steps", "DDIM steps", "int", 50, ("reverse",), "sampler", low=1, high=1000),
+    Control("eta", "DDIM eta", "float", 0.0, ("reverse",), "sampler", low=0.0, high=1.0, step=0.05,
+            help="0 is deterministic DDIM; 1 matches DDPM's noise."),
+    Control("spacing", "DDIM spacing", "choice", "leading", ("reverse",), "sampler", ("leading", "trailing"),
+            ("Leading", "Trailing")),
+    Control("t", "Timestep", "int", 0, ("forward",), "time", low=0, high=1000, widget="range"),
+    Control("step", "Timestep", "int", 0, ("reverse",), "time", low=0, high=1000, widget="range",
+            help="Position in the reverse chain, from pure noise to the end."),
+)
+BY_NAME = {control.name: control for control in CONTROLS}
+GROUPS = ("image", "process", "sampler", "time")
+FLAG_NAMES = ("embed", "hide", "lock")  # presentation flags, not state
+
+
+def controls_for(view: str) -> tuple[Control, ...]:
+    if view not in VIEWS:
+        raise ValueError(f"unknown view {view!r}; views are {', '.join(VIEWS)}")
+    return tuple(control for control in CONTROLS if view in control.views)
+
+
+def defaults(view: str) -> dict[str, object]:
+    return {control.name: control.default for control in controls_for(view)}
+
+
+def coerce(control: Control, raw: str) -> object:
+    """The value `raw` stands for, or ValueError if it is not a valid value of `control`."""
+    raw = raw.strip()
+    if control.kind == "choice":
+        if raw not in control.choices:
+            raise ValueError(raw)
+        return raw
+    if not re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,3})?", raw):
+        raise ValueError(raw)
+    number = float(raw)
+    if not math.isfinite(number):
+        raise ValueError(raw)
+    if control.kind == "int":
+        if number != int(number):
+            raise ValueError(raw)
+        number = int(number)
+    return number
+
+
+def clamp(control: Control, value: float) -> float:
+    return min(max(value, control.low), control.high)
+
+
+def constrain(state: dict[str, object]) -> list[str]:
+    """Apply the rules that tie controls together; return the names that changed."""
+    changed = []
+    steps = state.get("steps")
+    limits = {"t": steps, "ddim_steps": steps}
+    if state.get("sampler") == "ddim":
+        limits["step"] = state.get("ddim_steps")
+    elif "step" in state:
+        limits["step"] = steps
+    for name, limit in limits.items():
+        if name in state and limit is not None and state[name] > limit:
+            state[name] = limit
+            changed.append(name)
+    if "size" in state and state["size"] % 16:
+        state["size"] = clamp(BY_NAME["size"], round(state["size"] / 16) * 16)
+        changed.append("size")
+    return changed
+
+
+def parse_query(query: str, view: str) -> tuple[dict[str, object], list[str]]:
+    """State of `view` from a URL query string, and notices naming what was replaced.
+
+    Unknown names are ignored, duplicated names keep the last value, values of
+    the wrong type fall back to the default, numbers out of range are clamped.
+    """
+    state = defaults(view)
+    notices = []
+    known = {control.name: control for control in controls_for(view)}
+    for key, raw in parse_qsl(query.lstrip("?"), keep_blank_values=True):
+        if key in FLAG_NAMES:
+            continue
+        control = known.get(key)
+        if control is None:
+            notices.append(f"ignored unknown setting “{_short(key)}”")
+            continue
+        try:
+            value = coerce(control, raw)
+        except ValueError:
+            notices.append(f"{control.label}: “{_short(raw)}” is not valid, using {_show(control.default)}")
+            state[key] = control.default
+            continue
+        if control.kind != "choice" and clamp(control, value) != value:
+            value = clamp(control, value)
+            notices.append(f"{control.label}: {_short(raw)} is out of range, using {_show(value)}")
+        state[key] = value
+    for name in constrain(state):
+        notices.append(f"{BY_NAME[name].label}: adjusted to {_show(state[name])} to fit the other settings")
+    return state, notices
+
+
+def to_query(state: dict[str, object], view: str) -> str:
+    """The shortest query string that `parse_query` turns back into `state`."""
+    pairs = [(control.name, _show(state[control.name])) for control in controls_for(view)
+             if state.get(control.name, control.default) != control.default]
+    return urlencode(pairs)
+
+
+def parse_flags(query: str) -> dict[str, object]:
+    """Presentation flags for embedding: embed=1, hide=group,group, lock=name,name."""
+    flags: dict[str, object] = {"embed": False, "hide": (), "lock": ()}
+    for key, raw in parse_qsl(query.lstrip("?"), keep_blank_values=True):
+        if key == "embed":
+            flags["embed"] = raw not in ("0", "false", "")
+        elif key in ("hide", "lock"):
+            valid = GROUPS if key == "hide" else tuple(BY_NAME) + GROUPS
+            flags[key] = tuple(name for name in raw.split(",") if name in valid)
+    return flags
+
+
+def form_html(view: str, *, escape: Callable[[str], str]) -> str:
+    """The controls of `view`, grouped in fieldsets, disabled until Python is ready."""
+    legends = {"image": "Image", "process": "Noise schedule", "sampler": "Denoising", "time": "Time"}
+    parts = []
+    for group in GROUPS:
+        members = [control for control in controls_for(view) if control.group == group]
+        if not members:
+            continue
+        parts.append(f'<fieldset class="group group-{group}" data-group="{group}" disabled>'
+                     f"<legend>{legends[group]}</legend>")
+        for control in members:
+            parts.append(_field_html(control, escape))
+        parts.append("</fieldset>")
+    return "\n".join(parts)
+
+
+def _field_html(control: Control, escape: Callable[[str], str]) -> str:
+    name = escape(control.name)
+    described = f' aria-describedby="{name}-help"' if control.help else ""
+    help_html = f'<small id="{name}-help" class="help">{escape(control.help)}</small>' if control.help else ""
+    label = f'<label for="{name}">{escape(control.label)}</label>'
+    if control.kind == "choice":
+        options = "".join(
+            f'<option value="{escape(value)}"{" selected" if value == control.default else ""}>{escape(text)}</option>'
+            for value, text in zip(control.choices, control.labels))
+        widget = f'<select id="{name}" name="{name}"{described}>{options}</select>'
+    else:
+        kind = control.widget or "number"
+        widget = (f'<input id="{name}" name="{name}" type="{kind}" min="{_show(control.low)}" '
+                  f'max="{_show(control.high)}" step="{_show(control.step)}" value="{_show(control.default)}"'
+                  f'{described}>')
+    if control.widget == "range":
+        return (f'<div class="field field-range" data-control="{name}">{label}{widget}'
+                f'<output id="{name}-value" for="{name}" aria-hidden="true"></output>{help_html}</div>')
+    return f'<div class="field" data-control="{name}">{label}{widget}{help_html}</div>'
+
+
+def _show(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _short(text: str, limit: int = 40) -> str:
+    """Echo untrusted input safely short; the page inserts it as text, never as HTML."""
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,40 @@
+"""How noise is added: the forward process q of Ho et al. 2020.
+
+``x0`` is the clean image; ``x_t`` at index t = 0 .. T-1 has had t+1 noising
+steps (diffusers' indexing), so q_step at t = 0 takes x0 to x_0.
+Only ``Generator.standard_normal`` (float64) draws noise, so a seed gives the
+same arrays in CPython and in Pyodide.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+
+from .schedules import Schedule
+
+
+def q_sample(x0: np.ndarray, t: int, noise: np.ndarray, schedule: Schedule) -> np.ndarray:
+    """Ho et al. 2020, eq. 4: x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) noise."""
+    return schedule.sqrt_alpha_bars[t] * x0 + schedule.sqrt_one_minus_alpha_bars[t] * noise
+
+
+def q_step(x_prev: np.ndarray, t: int, noise: np.ndarray, schedule: Schedule) -> np.ndarray:
+    """Ho et al. 2020, eq. 2: x_t = sqrt(1 - beta_t) x_{t-1} + sqrt(beta_t) noise (x_{-1} = x0)."""
+    beta = float(schedule.betas[t])
+    return math.sqrt(1.0 - beta) * x_prev + math.sqrt(beta) * noise
+
+
+def q_mean_std(x0: np.ndarray, t: int, schedule: Schedule) -> tuple[np.ndarray, float]:
+    """Mean and standard deviation of q(x_t | x0) = N(sqrt(alpha_bar_t) x0, (1 - alpha_bar_t) I)."""
+    return schedule.sqrt_alpha_bars[t] * x0, float(schedule.sqrt_one_minus_alpha_bars[t])
+
+
+def trajectory(x0: np.ndarray, schedule: Schedule, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Yield x_t for t = 0 .. T-1 by iterating eq. 2, one rng.standard_normal(x0.shape) per step."""
+    x = np.asarray(x0, dtype=np.float64)
+    for t in range(schedule.num_steps):
+        x = q_step(x, t, rng.standard_normal(x.shape), schedule)
+        yield x

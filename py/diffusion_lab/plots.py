@@ -1,0 +1,224 @@
+"""Figures for the CLI programs and the pages, drawn with matplotlib's Agg (no pyplot).
+
+A page redraws a figure every frame, and updating a reused figure costs about
+a third of creating one, so each figure is a class built once and updated in
+place; ``to_rgba`` renders it for a canvas. Sizes are in pixels at DPI 100.
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .schedules import Schedule
+
+DPI = 100
+HIST_RANGE = (-4.0, 4.0)  # fixed x-range of the pixel histogram: pure noise fits, t stays comparable
+HIST_BINS = 80
+
+
+def _figure(width_px: int, height_px: int) -> Figure:
+    if width_px < 50 or height_px < 50:
+        raise ValueError(f"figure must be at least 50x50 px, got {width_px}x{height_px}")
+    fig = Figure(figsize=(width_px / DPI, height_px / DPI), dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _as_figure(fig) -> Figure:
+    return fig if isinstance(fig, Figure) else fig.figure
+
+
+def to_rgba(fig) -> np.ndarray:
+    """Render a Figure (or a figure class here) with Agg; a fresh C-contiguous uint8 (H, W, 4)."""
+    if hasattr(fig, "render"):
+        return fig.render()
+    fig = _as_figure(fig)
+    fig.canvas.draw()
+    return np.array(fig.canvas.buffer_rgba(), dtype=np.uint8, copy=True)
+
+
+def save_png(fig, path) -> None:
+    """Write a Figure (or a figure class here) as PNG at its own size."""
+    _as_figure(fig).savefig(path, dpi=DPI, format="png")
+
+
+class StripFigure:
+    """A row of n_frames grey images in [-1, 1] with a label above each.
+
+    All frames go into one mosaic image in a single axes (one imshow instead of
+    n), which keeps a redraw cheap.
+    """
+
+    GAP = 0.08  # gap between frames, as a fraction of the frame width
+
+    def __init__(self, n_frames: int, *, width_px: int, height_px: int):
+        if n_frames < 1:
+            raise ValueError(f"n_frames must be >= 1, got {n_frames}")
+        self.n_frames = n_frames
+        self.figure = _figure(width_px, height_px)
+        self.ax = self.figure.add_axes((0.005, 0.01, 0.99, 0.8))
+        self.ax.set_axis_off()
+        cmap = matplotlib.colormaps["gray"].with_extremes(bad="white")
+        self.image = self.ax.imshow(np.zeros((2, 2)), cmap=cmap, vmin=-1.0, vmax=1.0, interpolation="nearest")
+        self.labels = [
+            self.ax.text(0, 0, "", ha="center", va="bottom", fontsize=9, clip_on=False) for _ in range(n_frames)
+        ]
+        self.frame_shape = None
+
+    def update(self, frames: list[np.ndarray], labels: list[str]) -> None:
+        """Show frames[i] (all one shape) with labels[i]; slots beyond len(frames) stay blank."""
+        if not 1 <= len(frames) <= self.n_frames or len(labels) != len(frames):
+            raise ValueError(f"need 1 to {self.n_frames} frames and one label per frame")
+        h, w = np.shape(frames[0])
+        step = w + max(1, round(self.GAP * w))
+        mosaic = np.full((h, step * self.n_frames - (step - w)), np.nan)
+        for i, frame in enumerate(frames):
+            mosaic[:, i * step : i * step + w] = frame
+        self.image.set_data(mosaic)
+        if self.frame_shape != (h, w):
+            self.frame_shape = (h, w)
+            self.image.set_extent((-0.5, mosaic.shape[1] - 0.5, h - 0.5, -0.5))
+            self.ax.set_xlim(-0.5, mosaic.shape[1] - 0.5)
+            self.ax.set_ylim(h - 0.5, -0.5)
+        for i, text in enumerate(self.labels):
+            text.set_position((i * step + (w - 1) / 2, -0.5 - 0.04 * h))
+            text.set_text(labels[i] if i < len(labels) else "")
+
+
+def strip_figure(frames: list[np.ndarray], labels: list[str], title: str | None = None) -> Figure:
+    """A one-off strip for the CLI programs: 1.3 inch per frame."""
+    strip = StripFigure(len(frames), width_px=max(130 * len(frames), 300), height_px=190 if title else 160)
+    strip.update(frames, labels)
+    if title:
+        strip.figure.suptitle(title, fontsize=11)
+        strip.ax.set_position((0.005, 0.01, 0.99, 0.7))
+    return strip.figure
+
+
+class ScheduleFigure:
+    """Three panels against t: beta_t (log scale), alpha_bar_t and log SNR, with a marker at t.
+
+    Moving t only redraws the markers over a cached background (blitting).
+    """
+
+    def __init__(self, schedule: Schedule, *, width_px: int, height_px: int):
+        self.figure = _figure(width_px, height_px)
+        self.axes = self.figure.subplots(1, 3)
+        titles = (r"$\beta_t$ (log scale)", r"$\bar\alpha_t$", r"$\log\,\mathrm{SNR}_t$")
+        self.lines, self.markers, self.dots = [], [], []
+        for ax, title in zip(self.axes, titles):
+            ax.set_title(title, fontsize=10)
+            ax.set_xlabel("step t", fontsize=9)
+            ax.tick_params(labelsize=8)
+            ax.grid(True, alpha=0.3)
+            (line,) = ax.plot([], [], color="tab:blue", linewidth=1.5)
+            self.lines.append(line)
+            self.markers.append(ax.axvline(0, color="black", linestyle="--", linewidth=1, animated=True))
+            (dot,) = ax.plot([], [], marker="o", color="black", markersize=4, linestyle="none", animated=True)
+            self.dots.append(dot)
+        self.axes[0].set_yscale("log")
+        self.figure.subplots_adjust(left=0.08, right=0.98, bottom=0.2, top=0.86, wspace=0.4)
+        self.t = 0
+        self._background = None
+        self.set_schedule(schedule)
+
+    def _curves(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        s = self.schedule
+        return s.betas, s.alpha_bars, s.log_snr
+
+    def set_schedule(self, schedule: Schedule) -> None:
+        self.schedule = schedule
+        self._background = None
+        ts = np.arange(schedule.num_steps)
+        for ax, line, values in zip(self.axes, self.lines, self._curves()):
+            line.set_data(ts, values)
+            ax.set_xlim(0, max(schedule.num_steps - 1, 1))
+            low, high = float(values.min()), float(values.max())
+            if ax.get_yscale() == "log":
+                ax.set_ylim(low / 1.5, high * 1.5)
+            else:
+                pad = 0.05 * (high - low or 1.0)
+                ax.set_ylim(low - pad, high + pad)
+        self.set_t(min(self.t, schedule.num_steps - 1))
+
+    def set_t(self, t: int) -> None:
+        t = int(min(max(t, 0), self.schedule.num_steps - 1))
+        self.t = t
+        for marker, dot, values in zip(self.markers, self.dots, self._curves()):
+            marker.set_xdata([t, t])
+            dot.set_data([t], [values[t]])
+
+    def render(self) -> np.ndarray:
+        """RGBA like ``to_rgba``: the curves are drawn once per schedule, then only the markers."""
+        canvas = self.figure.canvas
+        if self._background is None:
+            canvas.draw()  # skips the animated markers
+            self._background = canvas.copy_from_bbox(self.figure.bbox)
+        else:
+            canvas.restore_region(self._background)
+        for ax, marker, dot in zip(self.axes, self.markers, self.dots):
+            ax.draw_artist(marker)
+            ax.draw_artist(dot)
+        return np.array(canvas.buffer_rgba(), dtype=np.uint8, copy=True)
+
+
+def _normal_cdf(z: np.ndarray) -> np.ndarray:
+    """Phi(z) via erf (Abramowitz & Stegun 7.1.26, |error| < 1.5e-7); numpy has no erf."""
+    x = np.abs(z) / math.sqrt(2.0)
+    k = 1.0 / (1.0 + 0.3275911 * x)
+    poly = k * (0.254829592 + k * (-0.284496736 + k * (1.421413741 + k * (-1.453152027 + k * 1.061405429))))
+    erf = 1.0 - poly * np.exp(-x * x)
+    return 0.5 * (1.0 + np.sign(z) * erf)
+
+
+def predicted_histogram(x0: np.ndarray, t: int, schedule: Schedule, edges: np.ndarray) -> np.ndarray:
+    """Density per bin of q(x_t | x0) pooled over pixels: mixture of N(sqrt(alpha_bar) x0_i, 1 - alpha_bar).
+
+    Integrated exactly over each bin (via the normal CDF), so it matches a
+    density histogram even when the noise is narrower than a bin.
+    """
+    values, counts = np.unique(np.ravel(x0), return_counts=True)
+    if values.size > 512:  # pool nearby grey levels; error far below a bin width
+        counts, level_edges = np.histogram(values, bins=512, weights=counts)
+        values = 0.5 * (level_edges[1:] + level_edges[:-1])
+    mean = schedule.sqrt_alpha_bars[t] * values
+    std = schedule.sqrt_one_minus_alpha_bars[t]
+    cdf = _normal_cdf((edges[:, None] - mean[None, :]) / std) @ (counts / counts.sum())
+    return np.diff(cdf) / np.diff(edges)
+
+
+class HistogramFigure:
+    """Pixel histogram of x_t (grey bars) against the density predicted by q(x_t | x0) (dashed line)."""
+
+    def __init__(self, *, width_px: int, height_px: int):
+        self.figure = _figure(width_px, height_px)
+        self.ax = self.figure.subplots()
+        self.edges = np.linspace(*HIST_RANGE, HIST_BINS + 1)
+        zeros = np.zeros(HIST_BINS)
+        self.observed = self.ax.stairs(zeros, self.edges, fill=True, color="0.65", label="pixels of x_t")
+        self.predicted = self.ax.stairs(
+            zeros, self.edges, color="black", linestyle="--", linewidth=1.5, label="predicted q(x_t | x0)"
+        )
+        self.ax.set_xlim(*HIST_RANGE)
+        self.ax.set_xlabel("pixel value", fontsize=9)
+        self.ax.set_ylabel("density", fontsize=9)
+        self.ax.tick_params(labelsize=8)
+        self.ax.legend(fontsize=8, loc="upper right")
+        self.title = self.ax.set_title("", fontsize=10)
+        self.figure.subplots_adjust(left=0.14, right=0.97, bottom=0.16, top=0.88)
+
+    def update(self, x_t: np.ndarray, x0: np.ndarray, t: int, schedule: Schedule) -> None:
+        observed, _ = np.histogram(np.ravel(x_t), bins=self.edges, density=False)
+        observed = observed / (max(np.size(x_t), 1) * np.diff(self.edges))  # out-of-range pixels still count
+        predicted = predicted_histogram(x0, t, schedule, self.edges)
+        self.observed.set_data(observed)
+        self.predicted.set_data(predicted)
+        self.ax.set_ylim(0, 1.1 * max(float(observed.max()), float(predicted.max()), 1e-3))
+        self.title.set_text(
+            f"t = {t}:  mean {schedule.sqrt_alpha_bars[t]:.3f} x0,  std {schedule.sqrt_one_minus_alpha_bars[t]:.3f}"
+        )

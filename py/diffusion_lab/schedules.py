@@ -1,0 +1,120 @@
+"""What noise level at step t: variance schedules beta_t and what follows from them.
+
+Notation (Ho et al. 2020, "Denoising Diffusion Probabilistic Models", sec. 2):
+alpha_t = 1 - beta_t, alpha_bar_t = prod_{s<=t} alpha_s, and the
+posterior variance beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t
+(eq. 7). Indices are t = 0 .. T-1 as in diffusers (index t is the paper's t+1).
+
+At T = 1000 every schedule is exactly the diffusers definition. For other T:
+
+- ``cosine`` is defined for any T (Nichol & Dhariwal 2021, eq. 17).
+- ``linear``, ``scaled_linear`` and ``sigmoid`` scale both ends of beta by
+  1000 / T, as improved-DDPM does (Nichol & Dhariwal 2021, code
+  ``get_named_beta_schedule``), then clip beta at 0.999. The sum of the betas
+  is then (up to the discrete-linspace term) the T = 1000 one, and since
+  -log(1 - beta) >= beta, -log alpha_bar_{T-1} >= sum(beta), so the last step
+  stays at least as noisy as at T = 1000 (alpha_bar_{T-1} < 0.01 for every
+  T in 2..1000, checked by the tests; a clipped beta alone gives < 0.001).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+SCHEDULE_NAMES = ("linear", "scaled_linear", "cosine", "sigmoid")
+MAX_BETA = 0.999  # clip, as diffusers' betas_for_alpha_bar and improved-DDPM
+REFERENCE_STEPS = 1000  # T at which the schedules are the published ones
+BETA_START, BETA_END = 1e-4, 0.02  # Ho et al. 2020, sec. 4
+SCALED_BETA_START, SCALED_BETA_END = 0.00085, 0.012  # Stable Diffusion (diffusers "scaled_linear")
+COSINE_S = 0.008  # offset s, Nichol & Dhariwal 2021, eq. 17
+
+
+@dataclass(frozen=True, eq=False)
+class Schedule:
+    """A variance schedule; every array is float64, length T, read-only.
+
+    ``alpha_bars_prev[t]`` is alpha_bar_{t-1} with alpha_bar_{-1} = 1 (clean end);
+    ``snr`` = alpha_bar / (1 - alpha_bar) (Kingma et al. 2021, eq. 3).
+    The ``posterior_*`` arrays are q(x_{t-1} | x_t, x_0) of Ho et al. eq. 7:
+    mean = coef_x0 * x_0 + coef_xt * x_t, variance = beta_tilde.
+    """
+
+    name: str
+    num_steps: int
+    betas: np.ndarray
+    alphas: np.ndarray
+    alpha_bars: np.ndarray
+    alpha_bars_prev: np.ndarray
+    snr: np.ndarray
+    log_snr: np.ndarray
+    sqrt_alpha_bars: np.ndarray
+    sqrt_one_minus_alpha_bars: np.ndarray
+    beta_tildes: np.ndarray
+    posterior_coef_x0: np.ndarray
+    posterior_coef_xt: np.ndarray
+
+
+def from_betas(betas, *, name: str = "custom") -> Schedule:
+    """Build a Schedule from any betas in (0, 1) (Ho et al. 2020, eq. 4 and 7)."""
+    betas = np.array(betas, dtype=np.float64).ravel()
+    if betas.size < 1 or not np.all((betas > 0) & (betas < 1)):
+        raise ValueError("betas must be a non-empty sequence of numbers in (0, 1)")
+    alphas = 1.0 - betas
+    alpha_bars = np.cumprod(alphas)
+    alpha_bars_prev = np.concatenate(([1.0], alpha_bars[:-1]))
+    one_minus = 1.0 - alpha_bars
+    snr = alpha_bars / one_minus
+    arrays = dict(
+        betas=betas,
+        alphas=alphas,
+        alpha_bars=alpha_bars,
+        alpha_bars_prev=alpha_bars_prev,
+        snr=snr,
+        log_snr=np.log(snr),
+        sqrt_alpha_bars=np.sqrt(alpha_bars),
+        sqrt_one_minus_alpha_bars=np.sqrt(one_minus),
+        beta_tildes=(1.0 - alpha_bars_prev) / one_minus * betas,
+        posterior_coef_x0=np.sqrt(alpha_bars_prev) * betas / one_minus,
+        posterior_coef_xt=np.sqrt(alphas) * (1.0 - alpha_bars_prev) / one_minus,
+    )
+    for array in arrays.values():
+        array.setflags(write=False)
+    return Schedule(name=name, num_steps=int(betas.size), **arrays)
+
+
+def _cosine_betas(num_steps: int) -> np.ndarray:
+    """Nichol & Dhariwal 2021, eq. 17: alpha_bar(t) = cos^2((t/T + s)/(1 + s) * pi/2)."""
+    ts = np.arange(num_steps + 1, dtype=np.float64) / num_steps
+    f = np.cos((ts + COSINE_S) / (1 + COSINE_S) * math.pi / 2) ** 2
+    return np.minimum(1.0 - f[1:] / f[:-1], MAX_BETA)
+
+
+def _raw_betas(name: str, num_steps: int) -> np.ndarray:
+    scale = REFERENCE_STEPS / num_steps  # improved-DDPM rule; exactly 1 at T = 1000
+    if name == "linear":  # Ho et al. 2020, sec. 4
+        betas = np.linspace(scale * BETA_START, scale * BETA_END, num_steps)
+    elif name == "scaled_linear":  # Rombach et al. 2022 (Stable Diffusion)
+        start, end = math.sqrt(scale * SCALED_BETA_START), math.sqrt(scale * SCALED_BETA_END)
+        betas = np.linspace(start, end, num_steps) ** 2
+    elif name == "sigmoid":  # diffusers "sigmoid" (GeoDiff, Xu et al. 2022)
+        ramp = 1.0 / (1.0 + np.exp(-np.linspace(-6.0, 6.0, num_steps)))
+        betas = ramp * (scale * BETA_END - scale * BETA_START) + scale * BETA_START
+    else:  # "cosine"
+        return _cosine_betas(num_steps)
+    return np.minimum(betas, MAX_BETA)
+
+
+@functools.lru_cache(maxsize=64)
+def get_schedule(name: str, num_steps: int) -> Schedule:
+    """The named schedule with T = num_steps (2..1000); cached, since immutable."""
+    if name not in SCHEDULE_NAMES:
+        raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULE_NAMES)}")
+    if isinstance(num_steps, bool) or not isinstance(num_steps, (int, np.integer)):
+        raise ValueError(f"num_steps must be an integer, got {num_steps!r}")
+    if not 2 <= num_steps <= REFERENCE_STEPS:
+        raise ValueError(f"num_steps must be between 2 and {REFERENCE_STEPS}, got {num_steps}")
+    return from_betas(_raw_betas(name, int(num_steps)), name=name)

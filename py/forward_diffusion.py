@@ -1,0 +1,106 @@
+"""Forward diffusion, the classroom program: noise an image step by step and plot it.
+
+    python py/forward_diffusion.py --schedule cosine --steps 1000 --out forward.png
+
+The maths lives in diffusion_lab (schedules, forward); this file keeps the
+classroom names as thin wrappers and draws one strip of frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+
+from diffusion_lab import forward, images, plots, schedules  # noqa: E402
+
+
+def _as_schedule(betas_or_schedule) -> schedules.Schedule:
+    if isinstance(betas_or_schedule, schedules.Schedule):
+        return betas_or_schedule
+    return schedules.from_betas(betas_or_schedule)
+
+
+def variance_schedule_beta(num_steps: int, schedule: str = "linear") -> np.ndarray:
+    """beta_t for t = 0 .. num_steps-1 of the named schedule (read-only float64)."""
+    return schedules.get_schedule(schedule, num_steps).betas
+
+
+def add_gaussian_noise(image: np.ndarray, t: int, betas_or_schedule, *, rng: np.random.Generator) -> np.ndarray:
+    """Jump straight to x_t ~ q(x_t | x0) (Ho et al. 2020, eq. 4)."""
+    noise = rng.standard_normal(np.shape(image))
+    return forward.q_sample(image, t, noise, _as_schedule(betas_or_schedule))
+
+
+def add_gaussian_noise_for_forward_sim(
+    x_prev: np.ndarray, t: int, betas_or_schedule, *, rng: np.random.Generator
+) -> np.ndarray:
+    """One step x_{t-1} -> x_t of the Markov chain (Ho et al. 2020, eq. 2)."""
+    noise = rng.standard_normal(np.shape(x_prev))
+    return forward.q_step(x_prev, t, noise, _as_schedule(betas_or_schedule))
+
+
+def shown_steps(num_steps: int, shown: int) -> list[int]:
+    """``shown`` evenly spaced indices from 0 to num_steps-1 (fewer if num_steps is small)."""
+    return sorted({int(round(t)) for t in np.linspace(0, num_steps - 1, max(1, min(shown, num_steps)))})
+
+
+def common_parser(description: str) -> argparse.ArgumentParser:
+    """The options both classroom programs share."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--schedule", choices=schedules.SCHEDULE_NAMES, default="linear")
+    parser.add_argument("--steps", type=int, default=1000, help="number of diffusion steps T (2..1000)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--image", choices=images.IMAGE_NAMES, default="gradient")
+    parser.add_argument("--size", type=int, default=64, help="image side in pixels (16..256)")
+    parser.add_argument("--shown", type=int, default=10, help="number of noisy frames in the figure")
+    parser.add_argument("--show", action="store_true", help="also open the PNG in an image viewer")
+    return parser
+
+
+def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if not 2 <= args.steps <= schedules.REFERENCE_STEPS:
+        parser.error(f"--steps must be between 2 and {schedules.REFERENCE_STEPS}")
+    if not images.MIN_SIZE <= args.size <= images.MAX_SIZE:
+        parser.error(f"--size must be between {images.MIN_SIZE} and {images.MAX_SIZE}")
+    if args.shown < 1:
+        parser.error("--shown must be >= 1")
+
+
+def write(fig, out: str, show: bool) -> None:
+    plots.save_png(fig, out)
+    print(f"wrote {Path(out).resolve()}")
+    if show:
+        from PIL import Image
+
+        Image.open(out).show()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = common_parser("Noise an image with the DDPM forward process and plot the steps.")
+    parser.add_argument("--out", default="forward_diffusion.png", help="PNG file to write")
+    args = parser.parse_args(argv)
+    check_args(parser, args)
+
+    schedule = schedules.get_schedule(args.schedule, args.steps)
+    image = images.make_image(args.image, args.size)
+    rng = np.random.default_rng(args.seed)
+    wanted = set(shown_steps(args.steps, args.shown))
+    frames, labels = [image], ["x0 (original)"]
+    x = image
+    for t in range(args.steps):
+        x = add_gaussian_noise_for_forward_sim(x, t, schedule, rng=rng)
+        if t in wanted:
+            frames.append(x)
+            labels.append(f"t={t}")
+    title = f"Forward diffusion: {args.schedule} schedule, T={args.steps}, seed {args.seed}"
+    write(plots.strip_figure(frames, labels, title=title), args.out, args.show)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Reverse diffusion, the classroom program: noise an image to x_T, then denoise it step by step.
+
+    python py/reverse_diffusion.py --sampler ddim --ddim-steps 50 --out reverse.png
+
+The noise predictor is the oracle (it knows the original image), so the
+figure shows what the exact DDPM / DDIM update does, not what a model learns.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+
+from diffusion_lab import denoisers, forward, images, plots, samplers, schedules  # noqa: E402
+from forward_diffusion import check_args, common_parser, shown_steps, write  # noqa: E402
+
+
+def simulate_noise_predictor(x_t: np.ndarray, t: int, x0: np.ndarray, schedule: schedules.Schedule) -> np.ndarray:
+    """The oracle's eps = (x_t - sqrt(alpha_bar_t) x0) / sqrt(1 - alpha_bar_t) (Ho et al. 2020, eq. 4)."""
+    return denoisers.Oracle(x0, schedule).predict_noise(x_t, t)
+
+
+def reverse_diffusion(
+    image: np.ndarray,
+    schedule: schedules.Schedule,
+    rng: np.random.Generator,
+    *,
+    sampler: str = "ddpm",
+    ddim_steps: int | None = None,
+    eta: float = 0.0,
+    spacing: str = "leading",
+) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
+    """Noise ``image`` to x_T with eq. 4, then run the exact reverse steps with the oracle.
+
+    Returns x_T and the list of (t, state after the step at t); the last state is the clean end.
+    """
+    x_T = forward.q_sample(image, schedule.num_steps - 1, rng.standard_normal(np.shape(image)), schedule)
+    oracle = denoisers.Oracle(image, schedule)
+    steps = samplers.sample(
+        x_T, oracle, schedule, rng, sampler=sampler, steps=ddim_steps, eta=eta, spacing=spacing
+    )
+    return x_T, [(t, x) for t, x, _ in steps]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = common_parser("Noise an image to x_T, then undo it with exact DDPM or DDIM steps (oracle noise).")
+    parser.add_argument("--sampler", choices=samplers.SAMPLERS, default="ddpm")
+    parser.add_argument("--ddim-steps", type=int, default=50, help="DDIM steps (ignored for DDPM)")
+    parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta: 0 deterministic, 1 DDPM-like")
+    parser.add_argument("--spacing", choices=samplers.SPACINGS, default="leading", help="DDIM timestep spacing")
+    parser.add_argument("--out", default="reverse_diffusion.png", help="PNG file to write")
+    args = parser.parse_args(argv)
+    check_args(parser, args)
+    if args.sampler == "ddim" and not 1 <= args.ddim_steps <= args.steps:
+        parser.error("--ddim-steps must be between 1 and --steps")
+    if args.eta < 0:
+        parser.error("--eta must be >= 0")
+
+    schedule = schedules.get_schedule(args.schedule, args.steps)
+    image = images.make_image(args.image, args.size)
+    rng = np.random.default_rng(args.seed)
+    ddim_steps = args.ddim_steps if args.sampler == "ddim" else None
+    x_T, states = reverse_diffusion(
+        image, schedule, rng, sampler=args.sampler, ddim_steps=ddim_steps, eta=args.eta, spacing=args.spacing
+    )
+    picks = shown_steps(len(states), args.shown)
+    frames = [x_T] + [states[i][1] for i in picks]
+    labels = [f"x_T (t={args.steps - 1})"] + [f"after t={states[i][0]}" for i in picks]
+    error = float(np.max(np.abs(states[-1][1] - image)))
+    title = f"Reverse diffusion ({args.sampler}, oracle noise): {args.schedule}, T={args.steps}, max |x0 - image| = {error:.1e}"
+    write(plots.strip_figure(frames, labels, title=title), args.out, args.show)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

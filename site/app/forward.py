@@ -1,0 +1,204 @@
+"""Forward view: an image turns into Gaussian noise, step by step.
+
+Scrubbing the Timestep slider shows x_t from the closed form with one fixed
+noise draw (smooth and repeatable); Play and Step run the iterative chain.
+"""
+import asyncio
+
+from app import page
+from app.page import element
+
+PLAY_INTERVAL_S = 0.03
+FIGURE_DELAY_S = 0.04
+STRIP_FRAMES = 8
+
+
+class ForwardView:
+    def __init__(self, core) -> None:
+        self.core = core
+        self.settings = page.Settings("forward", self.changed)
+        self.uploaded = None  # pixels of a picture the student chose; never leaves the tab
+        self.figures = None
+        self.chain = None  # (t, x_t, rng) of the iterative chain while it runs
+        self.player = None
+        self.rebuild()
+        self.draw()
+        page.on(element("play"), "click", lambda event: self.toggle_play())
+        page.on(element("step-button"), "click", lambda event: self.step())
+        page.on(element("reset"), "click", lambda event: self.reset())
+        page.on(element("upload"), "change", self.upload)
+
+    # -- state -------------------------------------------------------------
+    def rebuild(self) -> None:
+        """Recompute what depends on the settings but not on t."""
+        images, schedules, np = self.core.images, self.core.schedules, self.core.np
+        s = self.settings
+        if s["image"] == "upload":
+            self.x0 = images.from_pixels(self.uploaded, s["size"])
+        else:
+            self.x0 = images.make_image(s["image"], s["size"])
+        self.schedule = schedules.get_schedule(s["schedule"], s["steps"])
+        self.noise = np.random.default_rng(s["seed"]).standard_normal(self.x0.shape)
+        self.chain = None
+
+    def closed_form(self, t: int):
+        """x_t for the page's t (0 = clean), from q(x_t | x_0) with the fixed noise draw."""
+        if t == 0:
+            return self.x0
+        return self.core.forward.q_sample(self.x0, t - 1, self.noise, self.schedule)
+
+    def changed(self, names: set) -> None:
+        if names - {"t"}:
+            self.stop()
+            self.rebuild()
+            if self.figures is not None:
+                self.figures.new_settings()
+        self.chain = None
+        self.draw()
+
+    # -- drawing -----------------------------------------------------------
+    def draw(self, x_t=None, source: str = "closed form q(x_t | x_0)") -> None:
+        t = self.settings["t"]
+        x_t = self.closed_form(t) if x_t is None else x_t
+        self.x_t = x_t
+        page.blit(element("frame"), self.core.images.to_rgba(x_t))
+        element("readout").innerHTML = self.readout(t)
+        element("source").textContent = f"from the {source}"
+        element("frame").setAttribute("aria-label", f"The image x_t at t = {t} of {self.schedule.num_steps}")
+        if self.figures is not None:
+            self.figures.later()
+
+    def readout(self, t: int) -> str:
+        """t, alpha_bar_t and SNR in readable form."""
+        if t == 0:
+            return "t = 0 (the clean image): ᾱ<sub>t</sub> = 1, SNR = ∞"
+        i = t - 1
+        abar, snr = self.schedule.alpha_bars[i], self.schedule.snr[i]
+        return (f"t = {t} of {self.schedule.num_steps}: β<sub>t</sub> = {self.schedule.betas[i]:.4g}, "
+                f"ᾱ<sub>t</sub> = {abar:.4g}, SNR = {snr:.3g} ({10 * self.core.np.log10(snr):.1f} dB)")
+
+    # -- the iterative chain -------------------------------------------------
+    def step(self) -> bool:
+        """One step of x_t = sqrt(1 - beta_t) x_{t-1} + sqrt(beta_t) eps; False at the end."""
+        t = self.settings["t"]
+        if t >= self.schedule.num_steps:
+            return False
+        if self.chain is None or self.chain[0] != t:
+            rng = self.core.np.random.default_rng([self.settings["seed"], 1])
+            self.chain = (t, self.closed_form(t), rng)
+        _, x, rng = self.chain
+        x = self.core.forward.q_step(x, t, rng.standard_normal(x.shape), self.schedule)
+        self.chain = (t + 1, x, rng)
+        self.settings.set("t", t + 1)
+        self.draw(x, "iterated chain q(x_t | x_t−1)")
+        return True
+
+    def toggle_play(self) -> None:
+        if self.player is not None:
+            self.stop()
+            return
+        if self.settings["t"] >= self.schedule.num_steps:
+            self.settings.set("t", 0)
+        self.player = asyncio.ensure_future(self.play())
+        element("play").textContent = "Pause"
+        element("play").setAttribute("aria-pressed", "true")
+
+    async def play(self) -> None:
+        try:
+            reduced = page.js.matchMedia("(prefers-reduced-motion: reduce)").matches
+            per_frame = max(1, self.schedule.num_steps // (100 if reduced else 250))
+            while True:
+                for _ in range(per_frame):
+                    if not self.step():
+                        return
+                await asyncio.sleep(PLAY_INTERVAL_S * (4 if reduced else 1))
+        finally:
+            self.player = None
+            element("play").textContent = "Play"
+            element("play").setAttribute("aria-pressed", "false")
+
+    def stop(self) -> None:
+        if self.player is not None:
+            self.player.cancel()
+            self.player = None
+            element("play").textContent = "Play"
+            element("play").setAttribute("aria-pressed", "false")
+
+    def reset(self) -> None:
+        self.stop()
+        self.chain = None
+        self.settings.set("t", 0)
+        self.draw()
+
+    async def upload(self, event) -> None:
+        files = event.target.files
+        if not files.length:
+            return
+        pixels = await page.read_picture(files.item(0), self.core.np)
+        if pixels is None:
+            return
+        self.uploaded = pixels
+        self.settings.use_local_choice("image", "upload", "Your picture")
+        self.stop()
+        self.rebuild()
+        self.draw()
+
+
+class ForwardFigures:
+    """The matplotlib figures, reused frame after frame and redrawn shortly after the last input."""
+
+    def __init__(self, view: ForwardView) -> None:
+        from diffusion_lab import plots
+
+        self.plots, self.view = plots, view
+        self.schedule = plots.ScheduleFigure(view.schedule, width_px=480, height_px=300)
+        self.histogram = plots.HistogramFigure(width_px=480, height_px=300)
+        self.strip = plots.StripFigure(STRIP_FRAMES, width_px=800, height_px=150)
+        self.pending = None
+        self.new_settings()
+
+    def new_settings(self) -> None:
+        """Redraw what depends on the settings but not on t: the strip and the schedule curves."""
+        view = self.view
+        steps = view.schedule.num_steps
+        ts = sorted({round(k * steps / (STRIP_FRAMES - 1)) for k in range(STRIP_FRAMES)})
+        self.strip.update([view.closed_form(t) for t in ts], [f"t = {t}" for t in ts])
+        page.blit(element("strip"), self.plots.to_rgba(self.strip.figure))
+        self.schedule.set_schedule(view.schedule)
+        self.draw_t()
+
+    def draw_t(self) -> None:
+        view = self.view
+        t = view.settings["t"]
+        self.schedule.set_t(t)
+        page.blit(element("schedule-plot"), self.plots.to_rgba(self.schedule.figure))
+        self.histogram.update(view.x_t, view.x0, t, view.schedule)
+        page.blit(element("histogram"), self.plots.to_rgba(self.histogram.figure))
+
+    def later(self) -> None:
+        """Debounce: the canvas follows every input, the figures the last one."""
+        if self.pending is not None:
+            self.pending.cancel()
+        self.pending = asyncio.ensure_future(self._draw_after(FIGURE_DELAY_S))
+
+    async def _draw_after(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self.pending = None
+        self.draw_t()
+
+
+async def main() -> None:
+    page.set_phase("numpy", "Loading numpy…")
+    await page.load_package("numpy")
+    page.set_phase("first frame", "Drawing…")
+    core = page.import_core()
+    view = ForwardView(core)
+    view.settings.enable()
+    page.set_phase("matplotlib", "Loading matplotlib for the figures…")
+    await page.load_package("matplotlib")
+    view.figures = ForwardFigures(view)
+    page.set_phase("ready", "Ready")
+    page.js.document.body.dataset.ready = "true"
+
+
+page.run(main)

@@ -1,0 +1,255 @@
+"""What every view shares: the status line, errors, canvases, the settings form.
+
+Page glue only: reads controls, calls diffusion_lab, draws. It uses `js` and
+`pyodide.ffi`, which PyScript and a plain Pyodide loader both provide.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+
+import js
+import pyodide_js
+from pyodide.ffi import create_proxy, to_js
+
+from diffusion_lab import controls
+
+PHASES = ("runtime", "numpy", "first frame", "matplotlib", "ready")
+_started = time.perf_counter()
+_proxies = []  # event handlers must outlive the call that made them
+
+
+def element(id_: str):
+    found = js.document.getElementById(id_)
+    if found is None:
+        raise LookupError(f"the page has no element #{id_}")
+    return found
+
+
+def set_phase(phase: str, text: str) -> None:
+    """Show a named loading phase; the status line is the page's progress indicator."""
+    js.document.body.dataset.phase = phase
+    element("phase").textContent = text
+    element("progress").value = PHASES.index(phase)
+    if phase == "ready":
+        element("status").hidden = True
+
+
+def show_error(title: str, error: BaseException | None = None) -> None:
+    """A readable message in the page (not only the console), with the traceback folded in."""
+    detail = "".join(traceback.format_exception(error)) if error is not None else ""
+    js.diffusionLabShowError(title, detail)
+
+
+def on(target, event: str, handler) -> None:
+    """Attach `handler(event)`; a sync or async handler's errors are shown in the page."""
+
+    def guarded(evt):
+        try:
+            result = handler(evt)
+            if asyncio.iscoroutine(result):
+                task = asyncio.ensure_future(result)
+                task.add_done_callback(_report_task_error)
+        except Exception as error:  # noqa: BLE001  (the page must keep working)
+            show_error("That did not work.", error)
+
+    proxy = create_proxy(guarded)
+    _proxies.append(proxy)
+    target.addEventListener(event, proxy)
+
+
+def _report_task_error(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        show_error("That did not work.", task.exception())
+
+
+async def load_package(name: str) -> None:
+    """Load a package bundled with the site (never micropip, never another server)."""
+    await pyodide_js.loadPackage(name, to_js({"messageCallback": _quiet, "errorCallback": _loud},
+                                             dict_converter=js.Object.fromEntries))
+    if name == "matplotlib":
+        import logging
+
+        # First import builds the font cache and says so on stderr; that is not an error.
+        logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
+
+
+def _quiet(message) -> None:
+    pass
+
+
+def _loud(message) -> None:
+    js.console.error(message)
+
+
+def run(main) -> None:
+    """Start a view's async main(); any error ends in a message in the page."""
+    task = asyncio.ensure_future(main())
+
+    def done(task: asyncio.Task) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            js.document.body.dataset.phase = "failed"
+            show_error("The page could not start.", task.exception())
+
+    task.add_done_callback(done)
+
+
+def import_core():
+    """The core modules, imported once numpy is loaded."""
+    import types
+
+    import numpy as np
+
+    from diffusion_lab import denoisers, forward, images, samplers, schedules
+
+    return types.SimpleNamespace(np=np, images=images, schedules=schedules, forward=forward,
+                                 samplers=samplers, denoisers=denoisers)
+
+
+MAX_DECODE_SIDE = 2048  # big pictures are scaled down while decoding, never held at full size
+
+
+async def read_picture(file, np):
+    """Decode an uploaded file with the browser's own decoder into uint8 RGBA pixels.
+
+    SVG and other formats the image decoder rejects get a message; the file is
+    read in memory only. Returns None (after telling the student) on failure.
+    """
+    if file.size == 0:
+        show_notice(f"“{file.name}” is empty: choose a picture file.")
+        return None
+    if not str(file.type).startswith("image/") or file.type == "image/svg+xml":
+        show_notice(f"“{file.name}” is not a picture this page can read (PNG, JPEG, GIF, WebP or BMP).")
+        return None
+    try:
+        probe = await js.createImageBitmap(file)
+    except Exception:  # noqa: BLE001  (a JS DOMException: corrupt or unsupported)
+        show_notice(f"“{file.name}” could not be decoded: the file may be damaged or not an image.")
+        return None
+    width, height = probe.width, probe.height
+    probe.close()
+    scale = min(1.0, MAX_DECODE_SIDE / max(width, height))
+    width, height = max(1, round(width * scale)), max(1, round(height * scale))
+    options = js.Object.fromEntries(to_js({"resizeWidth": width, "resizeHeight": height,
+                                            "resizeQuality": "high"}))
+    bitmap = await js.createImageBitmap(file, options)
+    canvas = js.document.createElement("canvas")
+    canvas.width, canvas.height = width, height
+    context = canvas.getContext("2d")
+    context.drawImage(bitmap, 0, 0)
+    bitmap.close()
+    data = context.getImageData(0, 0, width, height).data
+    return np.asarray(data.to_py(), dtype=np.uint8).reshape(height, width, 4)
+
+
+def show_notice(text: str) -> None:
+    item = js.document.createElement("li")
+    item.textContent = text  # text, never HTML: notices may echo the URL or a file name
+    element("notices").appendChild(item)
+
+
+def blit(canvas, rgba) -> None:
+    """Put an (H, W, 4) uint8 array onto a canvas at one canvas pixel per image pixel."""
+    height, width = rgba.shape[:2]
+    if canvas.width != width or canvas.height != height:
+        canvas.width, canvas.height = width, height
+    pixels = js.Uint8ClampedArray.new(rgba.size)
+    pixels.assign(rgba.reshape(-1))
+    canvas.getContext("2d").putImageData(js.ImageData.new(pixels, width, height), 0, 0)
+
+
+def elapsed() -> float:
+    return time.perf_counter() - _started
+
+
+class Settings:
+    """The form of one view, backed by the controls table and mirrored in the URL."""
+
+    def __init__(self, view: str, on_change) -> None:
+        self.view = view
+        self.controls = {control.name: control for control in controls.controls_for(view)}
+        self.state, notices = controls.parse_query(js.location.search, view)
+        self.local = {}  # settings only this tab has, kept out of the URL
+        self.flags = controls.parse_flags(js.location.search)
+        self.notify(notices)
+        self._on_change = on_change
+        for name in self.controls:
+            self.write(name)
+            on(element(name), "input" if self.controls[name].widget == "range" else "change",
+               lambda event, name=name: self._changed(name))
+
+    def __getitem__(self, name: str):
+        return self.state[name]
+
+    def set(self, name: str, value) -> None:
+        """Change a setting from code (Play, Step, Reset) and keep the form and URL in step."""
+        self.state[name] = value
+        self.write(name)
+        self.sync_url()
+
+    def write(self, name: str) -> None:
+        control, value = self.controls[name], self.state[name]
+        widget = element(name)
+        widget.value = controls._show(value)
+        if control.widget == "range":
+            widget.max = self.limit(name)
+            element(f"{name}-value").textContent = widget.value
+
+    def limit(self, name: str) -> int:
+        """The upper end of a slider, which depends on other settings."""
+        if name == "t":
+            return self.state["steps"]
+        if name == "step":
+            return self.state["ddim_steps"] if self.state["sampler"] == "ddim" else self.state["steps"]
+        return int(self.controls[name].high)
+
+    def _changed(self, name: str):
+        control = self.controls[name]
+        raw = element(name).value
+        if self.local.get(name) == raw:
+            self.state[name] = raw
+            return self._on_change({name})
+        try:
+            value = controls.coerce(control, raw)
+        except ValueError:
+            self.notify([f"{control.label}: “{controls._short(raw)}” is not valid, kept {controls._show(self.state[name])}"])
+            self.write(name)
+            return None
+        if control.kind != "choice" and controls.clamp(control, value) != value:
+            value = controls.clamp(control, value)
+            self.notify([f"{control.label}: out of range, using {controls._show(value)}"])
+        self.state[name] = value
+        changed = {name, *controls.constrain(self.state)}
+        for other in changed | {"t", "step"} & set(self.controls):
+            self.write(other)
+        self.sync_url()
+        return self._on_change(changed)
+
+    def sync_url(self) -> None:
+        """Replace (not push) the history entry, so slider ticks don't flood Back."""
+        shared = {name: self.controls[name].default if self.local.get(name) == value else value
+                  for name, value in self.state.items()}
+        query = controls.to_query(shared, self.view)
+        url = js.location.pathname + (f"?{query}" if query else "") + js.location.hash
+        js.history.replaceState(js.history.state, "", url)
+
+    def notify(self, notices: list[str]) -> None:
+        for text in notices:
+            show_notice(text)
+
+    def use_local_choice(self, name: str, value: str, text: str) -> None:
+        """Select a choice only this tab has (an uploaded picture); links keep the default."""
+        widget = element(name)
+        if not any(option.value == value for option in widget.options):
+            option = js.document.createElement("option")
+            option.value, option.textContent = value, text
+            widget.appendChild(option)
+        self.local[name] = value
+        self.state[name] = value
+        widget.value = value
+        self.sync_url()
+
+    def enable(self) -> None:
+        for fieldset in js.document.querySelectorAll("fieldset[data-group]"):
+            fieldset.disabled = False

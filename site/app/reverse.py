@@ -1,0 +1,209 @@
+"""Reverse view: pure noise x_T is denoised step by step back into an image.
+
+The chain is computed in slices between browser frames, so the page never
+freezes; changing a setting cancels the running chain and starts a new one,
+never two at once. Play and Step move through the computed steps; the
+Timestep slider scrubs them.
+"""
+import asyncio
+import time
+
+from app import page
+from app.page import element
+
+SLICE_S = 0.02  # compute for this long, then let the browser paint
+PLAY_STEPS_PER_S = 250
+TRAINING_IMAGES = 32
+STRIP_FRAMES = 8
+
+
+class ReverseView:
+    def __init__(self, core) -> None:
+        self.core = core
+        self.settings = page.Settings("reverse", self.changed)
+        self.plots = None
+        self.strip = None
+        self.worker = None
+        self.player = None
+        self.rebuild()
+        self.show_relevant_controls()
+        page.on(element("play"), "click", lambda event: self.toggle_play())
+        page.on(element("step-button"), "click", lambda event: self.step())
+        page.on(element("reset"), "click", lambda event: self.reset())
+
+    # -- the chain -----------------------------------------------------------
+    def rebuild(self) -> None:
+        """Start a new chain from the settings (cancelling any running one)."""
+        core, s = self.core, self.settings
+        self.stop()
+        if self.worker is not None:
+            self.worker.cancel()
+        self.schedule = core.schedules.get_schedule(s["schedule"], s["steps"])
+        self.target = core.images.make_image(s["image"], s["size"])
+        if s["denoiser"] == "oracle":
+            self.training = None
+            denoiser = core.denoisers.Oracle(self.target, self.schedule)
+        else:
+            self.training = core.images.training_set(s["size"], TRAINING_IMAGES)
+            denoiser = core.denoisers.IdealDenoiser(self.training, self.schedule)
+        if s["sampler"] == "ddim":
+            ts = core.samplers.timesteps(s["steps"], s["ddim_steps"], s["spacing"])
+        else:
+            ts = core.np.arange(s["steps"] - 1, -1, -1)
+        # Page time t of the state before each step and after the last one (0 = clean).
+        self.times = [int(t) + 1 for t in ts] + [0]
+        rng = core.np.random.default_rng(s["seed"])
+        x_T = rng.standard_normal(self.target.shape)
+        self.frames = [core.images.to_uint8(x_T)]
+        self.predictions = []  # predictions[k]: the x0 the denoiser saw in frames[k]
+        self.final = None
+        if s["sampler"] == "ddim":
+            options = {"sampler": "ddim", "steps": s["ddim_steps"], "eta": s["eta"], "spacing": s["spacing"]}
+        else:
+            options = {"sampler": "ddpm", "variance": s["variance"]}
+        chain = core.samplers.sample(x_T, denoiser, self.schedule, rng, **options)
+        self.worker = asyncio.ensure_future(self.compute(chain))
+        self.worker.add_done_callback(page._report_task_error)
+        self.draw()
+
+    async def compute(self, chain) -> None:
+        to_uint8 = self.core.images.to_uint8
+        x = None
+        while True:
+            deadline = time.perf_counter() + SLICE_S
+            for _, x, x0_pred in chain:
+                self.predictions.append(to_uint8(x0_pred))
+                self.frames.append(to_uint8(x))
+                if time.perf_counter() > deadline:
+                    break
+            else:
+                break
+            if self.settings["step"] >= len(self.frames) - 2:
+                self.draw()
+            await asyncio.sleep(0)
+        self.final = x
+        self.predictions.append(self.frames[-1])  # at the clean end the image is its own prediction
+        self.draw()
+        self.show_result()
+        if self.plots is not None:
+            self.draw_strip()
+
+    def show_relevant_controls(self) -> None:
+        """DDPM's variance or DDIM's step count, eta and spacing: only the sampler's own settings."""
+        ddim = self.settings["sampler"] == "ddim"
+        for name in ("ddim_steps", "eta", "spacing"):
+            element(name).closest(".field").hidden = not ddim
+        element("variance").closest(".field").hidden = ddim
+
+    def changed(self, names: set) -> None:
+        self.show_relevant_controls()
+        if names - {"step"}:
+            self.settings.set("step", 0)
+            self.rebuild()
+        else:
+            self.draw()
+
+    # -- drawing -----------------------------------------------------------
+    def draw(self) -> None:
+        images = self.core.images
+        k = min(self.settings["step"], len(self.frames) - 1)
+        t, total = self.times[k], len(self.times) - 1
+        page.blit(element("frame"), images.to_rgba(self.frames[k]))
+        if k < len(self.predictions):
+            page.blit(element("x0-frame"), images.to_rgba(self.predictions[k]))
+        done = "" if len(self.frames) > total else f" (computing: {len(self.frames) - 1} of {total} steps done)"
+        element("readout").textContent = f"t = {t}, step {k} of {total}{done}"
+        element("frame").setAttribute("aria-label", f"The image x_t at t = {t}, step {k} of {total}")
+        element("step-value").textContent = f"t = {t}"
+        element("step").setAttribute("aria-valuetext", f"t = {t}, step {k} of {total}")
+
+    def show_result(self) -> None:
+        images, s = self.core.images, self.settings
+        if self.training is None:
+            page.blit(element("target-frame"), images.to_rgba(self.target))
+            element("target-caption").textContent = "Target (the image the oracle knows)"
+            psnr = images.psnr(self.final, self.target)
+            quality = "identical to the target" if psnr > 100 else f"PSNR {psnr:.1f} dB against the target"
+            element("result").textContent = f"Result: {quality}."
+        else:
+            index, distance = images.nearest(self.final, self.training)
+            page.blit(element("target-frame"), images.to_rgba(self.training[index]))
+            element("target-caption").textContent = f"Nearest training image (#{index + 1} of {len(self.training)})"
+            element("result").textContent = (f"Result: RMS distance {distance:.3f} to training image #{index + 1}; "
+                                             "the ideal denoiser reproduces its training images.")
+        element("x0-frame").setAttribute("aria-label", "The predicted clean image at the current step")
+
+    def draw_strip(self) -> None:
+        total = len(self.times) - 1
+        ks = sorted({round(i * total / (STRIP_FRAMES - 1)) for i in range(STRIP_FRAMES)})
+        frames = [self.core.images.from_uint8(self.frames[k]) for k in ks]
+        self.strip.update(frames, [f"t = {self.times[k]}" for k in ks])
+        page.blit(element("strip"), self.plots.to_rgba(self.strip.figure))
+
+    # -- playing -------------------------------------------------------------
+    def step(self) -> bool:
+        k = self.settings["step"]
+        if k >= len(self.times) - 1:
+            return False
+        self.settings.set("step", k + 1)
+        self.draw()
+        return True
+
+    def toggle_play(self) -> None:
+        if self.player is not None:
+            self.stop()
+            return
+        if self.settings["step"] >= len(self.times) - 1:
+            self.settings.set("step", 0)
+        self.player = asyncio.ensure_future(self.play())
+        element("play").textContent = "Pause"
+        element("play").setAttribute("aria-pressed", "true")
+
+    async def play(self) -> None:
+        try:
+            reduced = page.js.matchMedia("(prefers-reduced-motion: reduce)").matches
+            per_frame = max(1, (len(self.times) - 1) // (60 if reduced else 120))
+            while True:
+                for _ in range(per_frame):
+                    if self.settings["step"] >= len(self.frames) - 1 and self.final is None:
+                        break  # wait for the chain to catch up
+                    if not self.step():
+                        return
+                await asyncio.sleep(0.12 if reduced else 1 / 30)
+        finally:
+            self.player = None
+            element("play").textContent = "Play"
+            element("play").setAttribute("aria-pressed", "false")
+
+    def stop(self) -> None:
+        if self.player is not None:
+            self.player.cancel()
+            self.player = None
+            element("play").textContent = "Play"
+            element("play").setAttribute("aria-pressed", "false")
+
+    def reset(self) -> None:
+        self.stop()
+        self.settings.set("step", 0)
+        self.draw()
+
+
+async def main() -> None:
+    page.set_phase("numpy", "Loading numpy…")
+    await page.load_package("numpy")
+    page.set_phase("first frame", "Drawing…")
+    view = ReverseView(page.import_core())
+    view.settings.enable()
+    page.set_phase("matplotlib", "Loading matplotlib for the figures…")
+    await page.load_package("matplotlib")
+    from diffusion_lab import plots
+
+    view.plots = plots
+    view.strip = plots.StripFigure(STRIP_FRAMES, width_px=800, height_px=150)
+    if view.final is not None:
+        view.draw_strip()
+    page.set_phase("ready", "Ready")
+    page.js.document.body.dataset.ready = "true"
+
+
+page.run(main)
