@@ -42,7 +42,10 @@ class Oracle(Denoiser):
 
     def predict_noise(self, x_t: np.ndarray, t: int) -> np.ndarray:
         s = self.schedule
-        return (x_t - s.sqrt_alpha_bars[t] * self.x0) / s.sqrt_one_minus_alpha_bars[t]
+        eps = np.multiply(self.x0, -s.sqrt_alpha_bars[t])
+        eps += x_t
+        eps *= 1.0 / s.sqrt_one_minus_alpha_bars[t]
+        return eps
 
     def predict_x0(self, x_t: np.ndarray, t: int) -> np.ndarray:
         return self.x0.copy()
@@ -80,8 +83,13 @@ class IdealDenoiser(Denoiser):
         return logits - np.log(np.exp(logits).sum())
 
     def weights(self, x_t: np.ndarray, t: int) -> np.ndarray:
-        """w_i = p(x0 = images[i] | x_t), shape (N,), sums to 1."""
-        return np.exp(self.log_weights(x_t, t))
+        """w_i = p(x0 = images[i] | x_t), shape (N,), sums to 1.
+
+        Weights below e^-600 are set to 0: negligible, and it keeps subnormal
+        numbers (very slow on x86) out of the weighted sum.
+        """
+        log_w = self.log_weights(x_t, t)
+        return np.where(log_w > -600.0, np.exp(log_w), 0.0)
 
     def predict_x0(self, x_t: np.ndarray, t: int) -> np.ndarray:
         return (self.weights(x_t, t) @ self.flat).reshape(self.image_shape)

@@ -122,7 +122,7 @@ def _box_resize_axis(img: np.ndarray, size: int, axis: int) -> np.ndarray:
     n = img.shape[axis]
     cumulative = np.concatenate([np.zeros_like(np.take(img, [0], axis=axis)), np.cumsum(img, axis=axis)], axis=axis)
     edges = np.linspace(0.0, n, size + 1)
-    lower = np.minimum(np.floor(edges).astype(np.int64), n - 1)
+    lower = np.minimum(np.floor(edges).astype(np.intp), n - 1)  # intp: int32 in wasm32
     frac = (edges - lower).reshape([-1 if a == axis else 1 for a in range(img.ndim)])
     c0 = np.take(cumulative, lower, axis=axis)
     c1 = np.take(cumulative, lower + 1, axis=axis)
@@ -187,8 +187,9 @@ def training_set(size: int = 64, count: int = 32, *, seed: int = 0) -> np.ndarra
     """A small deterministic image set (count, size, size) for the ideal denoiser.
 
     Cycles through discs (moved, resized), stripes (angle, period), gradients
-    (angle), rings and the built-in face, landscape and cells (shifted), with
-    parameters from np.random.default_rng(seed).random().
+    (angle), rings and the built-in face, landscape and cells (shifted, contrast), with
+    parameters from np.random.default_rng(seed).random(), the main one
+    stratified so that repeats of a kind differ.
     """
     size = _check_size(size)
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
@@ -197,24 +198,27 @@ def training_set(size: int = 64, count: int = 32, *, seed: int = 0) -> np.ndarra
     u, v, px = _grid(size)
     kinds = ("disc", "stripes", "gradient", "ring", "face", "landscape", "cells")
     out = np.empty((count, size, size))
+    per_kind = -(-count // len(kinds))
     for i in range(count):
         p = rng.random(4)
         kind = kinds[i % len(kinds)]
+        q = (i // len(kinds) + p[0]) / per_kind  # stratified in [0, 1): repeats of a kind differ
         if kind == "disc":
-            cx, cy, r = 0.3 + 0.4 * p[0], 0.3 + 0.4 * p[1], 0.12 + 0.18 * p[2]
+            cx, cy, r = 0.3 + 0.4 * q, 0.3 + 0.4 * p[1], 0.12 + 0.18 * p[2]
             unit = 0.1 + 0.8 * _inside(np.hypot(u - cx, v - cy) - r, px)
         elif kind == "stripes":
-            angle, period = math.pi * p[0], 0.12 + 0.2 * p[1]
+            angle, period = math.pi * q, 0.12 + 0.2 * p[1]
             unit = 0.5 + 0.45 * np.sin(2 * math.pi * ((u - 0.5) * math.cos(angle) + (v - 0.5) * math.sin(angle)) / period)
         elif kind == "gradient":
-            angle = 2 * math.pi * p[0]
+            angle = 2 * math.pi * q
             unit = 0.5 + 0.65 * ((u - 0.5) * math.cos(angle) + (v - 0.5) * math.sin(angle))
         elif kind == "ring":
-            cx, cy, r = 0.35 + 0.3 * p[0], 0.35 + 0.3 * p[1], 0.15 + 0.15 * p[2]
+            cx, cy, r = 0.35 + 0.3 * p[1], 0.35 + 0.3 * p[2], 0.12 + 0.2 * q
             unit = 0.9 - 0.8 * _inside(np.abs(np.hypot(u - cx, v - cy) - r) - 0.05, px)
         else:
-            shift = (int((p[0] - 0.5) * size / 4), int((p[1] - 0.5) * size / 4))
-            unit = np.roll(_MAKERS[kind](size), shift, axis=(0, 1))
+            shift = (int((q - 0.5) * size / 2), int((p[1] - 0.5) * size / 3))
+            contrast = 0.6 + 0.4 * p[2]
+            unit = 0.5 + contrast * (np.roll(_MAKERS[kind](size), shift, axis=(0, 1)) - 0.5)
         out[i] = np.clip(2.0 * unit - 1.0, -1.0, 1.0)
     return out
 

@@ -34,9 +34,13 @@ def _as_figure(fig) -> Figure:
 
 
 def to_rgba(fig) -> np.ndarray:
-    """Render a Figure (or a figure class here) with Agg; a fresh C-contiguous uint8 (H, W, 4)."""
-    if hasattr(fig, "render"):
-        return fig.render()
+    """Render a figure class here or its ``.figure`` with Agg; a fresh C-contiguous uint8 (H, W, 4).
+
+    A class with a faster ``render`` (ScheduleFigure blits) is used through either handle.
+    """
+    render = getattr(fig, "render", None) or getattr(fig, "_diffusion_lab_render", None)
+    if render is not None:
+        return render()
     fig = _as_figure(fig)
     fig.canvas.draw()
     return np.array(fig.canvas.buffer_rgba(), dtype=np.uint8, copy=True)
@@ -118,13 +122,14 @@ class ScheduleFigure:
             ax.grid(True, alpha=0.3)
             (line,) = ax.plot([], [], color="tab:blue", linewidth=1.5)
             self.lines.append(line)
-            self.markers.append(ax.axvline(0, color="black", linestyle="--", linewidth=1, animated=True))
-            (dot,) = ax.plot([], [], marker="o", color="black", markersize=4, linestyle="none", animated=True)
+            self.markers.append(ax.axvline(0, color="black", linestyle="--", linewidth=1))
+            (dot,) = ax.plot([], [], marker="o", color="black", markersize=4, linestyle="none")
             self.dots.append(dot)
         self.axes[0].set_yscale("log")
         self.figure.subplots_adjust(left=0.08, right=0.98, bottom=0.2, top=0.86, wspace=0.4)
         self.t = 0
         self._background = None
+        self.figure._diffusion_lab_render = self.render  # so to_rgba(self.figure) blits too
         self.set_schedule(schedule)
 
     def _curves(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -157,8 +162,13 @@ class ScheduleFigure:
         """RGBA like ``to_rgba``: the curves are drawn once per schedule, then only the markers."""
         canvas = self.figure.canvas
         if self._background is None:
-            canvas.draw()  # skips the animated markers
+            moving = self.markers + self.dots
+            for artist in moving:
+                artist.set_visible(False)
+            canvas.draw()
             self._background = canvas.copy_from_bbox(self.figure.bbox)
+            for artist in moving:
+                artist.set_visible(True)
         else:
             canvas.restore_region(self._background)
         for ax, marker, dot in zip(self.axes, self.markers, self.dots):

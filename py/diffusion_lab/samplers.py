@@ -66,11 +66,14 @@ def _ddpm_sigmas(schedule: Schedule, variance: str) -> np.ndarray:
 
 
 def _ddpm_update(x_t, t, eps, schedule, sigma, noise, clip):
-    """One DDPM step given sigma_t; returns (x_{t-1}, x0_pred)."""
-    x0 = (x_t - schedule.sqrt_one_minus_alpha_bars[t] * eps) / schedule.sqrt_alpha_bars[t]
+    """One DDPM step given sigma_t; returns (x_{t-1}, x0_pred). In-place ops: this is the hot loop."""
+    x0 = np.multiply(eps, -schedule.sqrt_one_minus_alpha_bars[t])
+    x0 += x_t
+    x0 *= 1.0 / schedule.sqrt_alpha_bars[t]
     if clip:
-        x0 = np.clip(x0, -1.0, 1.0)
-    x_prev = schedule.posterior_coef_x0[t] * x0 + schedule.posterior_coef_xt[t] * x_t
+        np.clip(x0, -1.0, 1.0, out=x0)
+    x_prev = np.multiply(x_t, schedule.posterior_coef_xt[t])
+    x_prev += schedule.posterior_coef_x0[t] * x0
     if noise is not None and t > 0 and sigma > 0:
         x_prev += sigma * noise
     return x_prev, x0

@@ -20,7 +20,7 @@ class ForwardView:
         self.uploaded = None  # pixels of a picture the student chose; never leaves the tab
         self.figures = None
         self.chain = None  # (t, x_t, rng) of the iterative chain while it runs
-        self.player = None
+        self.player = page.Player("play", self.advance, frames_per_s=1 / PLAY_INTERVAL_S)
         self.rebuild()
         self.draw()
         page.on(element("play"), "click", lambda event: self.toggle_play())
@@ -49,7 +49,7 @@ class ForwardView:
 
     def changed(self, names: set) -> None:
         if names - {"t"}:
-            self.stop()
+            self.player.stop()
             self.rebuild()
             if self.figures is not None:
                 self.figures.new_settings()
@@ -64,7 +64,7 @@ class ForwardView:
         page.blit(element("frame"), self.core.images.to_rgba(x_t))
         element("readout").innerHTML = self.readout(t)
         element("source").textContent = f"from the {source}"
-        element("frame").setAttribute("aria-label", f"The image x_t at t = {t} of {self.schedule.num_steps}")
+        element("frame").setAttribute("aria-label", f"Noisy picture x_t at t = {t} of {self.schedule.num_steps}")
         if self.figures is not None:
             self.figures.later()
 
@@ -93,39 +93,18 @@ class ForwardView:
         self.draw(x, "iterated chain q(x_t | x_t−1)")
         return True
 
+    def advance(self, reduced: bool) -> bool:
+        """One frame of Play: a few chain steps, so any T plays in a few seconds."""
+        per_frame = max(1, self.schedule.num_steps // (100 if reduced else 250))
+        return all(self.step() for _ in range(per_frame))
+
     def toggle_play(self) -> None:
-        if self.player is not None:
-            self.stop()
-            return
-        if self.settings["t"] >= self.schedule.num_steps:
+        if not self.player.playing and self.settings["t"] >= self.schedule.num_steps:
             self.settings.set("t", 0)
-        self.player = asyncio.ensure_future(self.play())
-        element("play").textContent = "Pause"
-        element("play").setAttribute("aria-pressed", "true")
-
-    async def play(self) -> None:
-        try:
-            reduced = page.js.matchMedia("(prefers-reduced-motion: reduce)").matches
-            per_frame = max(1, self.schedule.num_steps // (100 if reduced else 250))
-            while True:
-                for _ in range(per_frame):
-                    if not self.step():
-                        return
-                await asyncio.sleep(PLAY_INTERVAL_S * (4 if reduced else 1))
-        finally:
-            self.player = None
-            element("play").textContent = "Play"
-            element("play").setAttribute("aria-pressed", "false")
-
-    def stop(self) -> None:
-        if self.player is not None:
-            self.player.cancel()
-            self.player = None
-            element("play").textContent = "Play"
-            element("play").setAttribute("aria-pressed", "false")
+        self.player.toggle()
 
     def reset(self) -> None:
-        self.stop()
+        self.player.stop()
         self.chain = None
         self.settings.set("t", 0)
         self.draw()
@@ -139,7 +118,7 @@ class ForwardView:
             return
         self.uploaded = pixels
         self.settings.use_local_choice("image", "upload", "Your picture")
-        self.stop()
+        self.player.stop()
         self.rebuild()
         self.draw()
 
@@ -154,7 +133,7 @@ class ForwardFigures:
         self.schedule = plots.ScheduleFigure(view.schedule, width_px=480, height_px=300)
         self.histogram = plots.HistogramFigure(width_px=480, height_px=300)
         self.strip = plots.StripFigure(STRIP_FRAMES, width_px=800, height_px=150)
-        self.pending = None
+        self.pending = page.Later(FIGURE_DELAY_S, self.draw_t)
         self.new_settings()
 
     def new_settings(self) -> None:
@@ -177,14 +156,7 @@ class ForwardFigures:
 
     def later(self) -> None:
         """Debounce: the canvas follows every input, the figures the last one."""
-        if self.pending is not None:
-            self.pending.cancel()
-        self.pending = asyncio.ensure_future(self._draw_after(FIGURE_DELAY_S))
-
-    async def _draw_after(self, delay: float) -> None:
-        await asyncio.sleep(delay)
-        self.pending = None
-        self.draw_t()
+        self.pending.schedule()
 
 
 async def main() -> None:

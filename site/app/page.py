@@ -163,6 +163,79 @@ def elapsed() -> float:
     return time.perf_counter() - _started
 
 
+class Later:
+    """Call `callback` once, `delay_s` after the last `schedule()`: a debounce on the browser's timer.
+
+    (Pyodide 0.27's event loop reports cancelled asyncio tasks as errors, so
+    nothing here cancels a task: timers are cleared, loops check a token.)
+    """
+
+    def __init__(self, delay_s: float, callback) -> None:
+        self.delay_ms, self.callback, self.handle = int(delay_s * 1000), callback, None
+        self.proxy = create_proxy(self._fire)
+
+    def schedule(self) -> None:
+        self.cancel()
+        self.handle = js.setTimeout(self.proxy, self.delay_ms)
+
+    def cancel(self) -> None:
+        if self.handle is not None:
+            js.clearTimeout(self.handle)
+            self.handle = None
+
+    def _fire(self) -> None:
+        self.handle = None
+        try:
+            self.callback()
+        except Exception as error:  # noqa: BLE001  (the page must keep working)
+            show_error("A figure could not be drawn.", error)
+
+
+class Player:
+    """Play/Pause for a view: calls `advance()` on a timer until it returns False or Pause is pressed.
+
+    One run at a time: a new start or a stop invalidates the running loop's
+    token, so two loops never advance together.
+    """
+
+    def __init__(self, button_id: str, advance, *, frames_per_s: float) -> None:
+        self.button, self.advance, self.interval_s = element(button_id), advance, 1 / frames_per_s
+        self.token = None
+
+    @property
+    def playing(self) -> bool:
+        return self.token is not None
+
+    def toggle(self) -> None:
+        if self.playing:
+            self.stop()
+        else:
+            self.start()
+
+    def start(self) -> None:
+        token = self.token = object()
+        self._show(True)
+        task = asyncio.ensure_future(self._loop(token))
+        task.add_done_callback(_report_task_error)
+
+    def stop(self) -> None:
+        self.token = None
+        self._show(False)
+
+    async def _loop(self, token) -> None:
+        reduced = js.matchMedia("(prefers-reduced-motion: reduce)").matches
+        while self.token is token:
+            if not self.advance(reduced):
+                if self.token is token:
+                    self.stop()
+                return
+            await asyncio.sleep(self.interval_s * (4 if reduced else 1))
+
+    def _show(self, playing: bool) -> None:
+        self.button.textContent = "Pause" if playing else "Play"
+        self.button.setAttribute("aria-pressed", "true" if playing else "false")
+
+
 class Settings:
     """The form of one view, backed by the controls table and mirrored in the URL."""
 

@@ -12,7 +12,7 @@ from app import page
 from app.page import element
 
 SLICE_S = 0.02  # compute for this long, then let the browser paint
-PLAY_STEPS_PER_S = 250
+PLAY_FRAMES_PER_S = 30
 TRAINING_IMAGES = 32
 STRIP_FRAMES = 8
 
@@ -23,8 +23,8 @@ class ReverseView:
         self.settings = page.Settings("reverse", self.changed)
         self.plots = None
         self.strip = None
-        self.worker = None
-        self.player = None
+        self.generation = 0  # bumped by every new chain; a running computation of an older one stops
+        self.player = page.Player("play", self.advance, frames_per_s=PLAY_FRAMES_PER_S)
         self.rebuild()
         self.show_relevant_controls()
         page.on(element("play"), "click", lambda event: self.toggle_play())
@@ -35,9 +35,8 @@ class ReverseView:
     def rebuild(self) -> None:
         """Start a new chain from the settings (cancelling any running one)."""
         core, s = self.core, self.settings
-        self.stop()
-        if self.worker is not None:
-            self.worker.cancel()
+        self.player.stop()
+        self.generation += 1
         self.schedule = core.schedules.get_schedule(s["schedule"], s["steps"])
         self.target = core.images.make_image(s["image"], s["size"])
         if s["denoiser"] == "oracle":
@@ -62,14 +61,14 @@ class ReverseView:
         else:
             options = {"sampler": "ddpm", "variance": s["variance"]}
         chain = core.samplers.sample(x_T, denoiser, self.schedule, rng, **options)
-        self.worker = asyncio.ensure_future(self.compute(chain))
-        self.worker.add_done_callback(page._report_task_error)
+        worker = asyncio.ensure_future(self.compute(chain, self.generation))
+        worker.add_done_callback(page._report_task_error)
         self.draw()
 
-    async def compute(self, chain) -> None:
+    async def compute(self, chain, generation: int) -> None:
         to_uint8 = self.core.images.to_uint8
         x = None
-        while True:
+        while generation == self.generation:
             deadline = time.perf_counter() + SLICE_S
             for _, x, x0_pred in chain:
                 self.predictions.append(to_uint8(x0_pred))
@@ -81,6 +80,8 @@ class ReverseView:
             if self.settings["step"] >= len(self.frames) - 2:
                 self.draw()
             await asyncio.sleep(0)
+        if generation != self.generation:
+            return
         self.final = x
         self.predictions.append(self.frames[-1])  # at the clean end the image is its own prediction
         self.draw()
@@ -113,7 +114,7 @@ class ReverseView:
             page.blit(element("x0-frame"), images.to_rgba(self.predictions[k]))
         done = "" if len(self.frames) > total else f" (computing: {len(self.frames) - 1} of {total} steps done)"
         element("readout").textContent = f"t = {t}, step {k} of {total}{done}"
-        element("frame").setAttribute("aria-label", f"The image x_t at t = {t}, step {k} of {total}")
+        element("frame").setAttribute("aria-label", f"Noisy picture x_t at t = {t}, step {k} of {total}")
         element("step-value").textContent = f"t = {t}"
         element("step").setAttribute("aria-valuetext", f"t = {t}, step {k} of {total}")
 
@@ -131,7 +132,7 @@ class ReverseView:
             element("target-caption").textContent = f"Nearest training image (#{index + 1} of {len(self.training)})"
             element("result").textContent = (f"Result: RMS distance {distance:.3f} to training image #{index + 1}; "
                                              "the ideal denoiser reproduces its training images.")
-        element("x0-frame").setAttribute("aria-label", "The predicted clean image at the current step")
+        element("x0-frame").setAttribute("aria-label", "Predicted clean picture at the current step")
 
     def draw_strip(self) -> None:
         total = len(self.times) - 1
@@ -149,41 +150,23 @@ class ReverseView:
         self.draw()
         return True
 
+    def advance(self, reduced: bool) -> bool:
+        """One frame of Play: a few steps, waiting where the chain is still being computed."""
+        per_frame = max(1, (len(self.times) - 1) // (60 if reduced else 120))
+        for _ in range(per_frame):
+            if self.settings["step"] >= len(self.frames) - 1 and self.final is None:
+                return True  # wait for the chain to catch up
+            if not self.step():
+                return False
+        return True
+
     def toggle_play(self) -> None:
-        if self.player is not None:
-            self.stop()
-            return
-        if self.settings["step"] >= len(self.times) - 1:
+        if not self.player.playing and self.settings["step"] >= len(self.times) - 1:
             self.settings.set("step", 0)
-        self.player = asyncio.ensure_future(self.play())
-        element("play").textContent = "Pause"
-        element("play").setAttribute("aria-pressed", "true")
-
-    async def play(self) -> None:
-        try:
-            reduced = page.js.matchMedia("(prefers-reduced-motion: reduce)").matches
-            per_frame = max(1, (len(self.times) - 1) // (60 if reduced else 120))
-            while True:
-                for _ in range(per_frame):
-                    if self.settings["step"] >= len(self.frames) - 1 and self.final is None:
-                        break  # wait for the chain to catch up
-                    if not self.step():
-                        return
-                await asyncio.sleep(0.12 if reduced else 1 / 30)
-        finally:
-            self.player = None
-            element("play").textContent = "Play"
-            element("play").setAttribute("aria-pressed", "false")
-
-    def stop(self) -> None:
-        if self.player is not None:
-            self.player.cancel()
-            self.player = None
-            element("play").textContent = "Play"
-            element("play").setAttribute("aria-pressed", "false")
+        self.player.toggle()
 
     def reset(self) -> None:
-        self.stop()
+        self.player.stop()
         self.settings.set("step", 0)
         self.draw()
 

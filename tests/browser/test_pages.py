@@ -1,0 +1,181 @@
+"""The pages in Chromium, driven as a person would: by visible labels and the keyboard.
+
+What the canvas shows is checked against the same core computed here in
+CPython with the same seed, so the browser and CPython must agree.
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from diffusion_lab import denoisers, forward, images, samplers, schedules
+
+
+def canvas_rgba(page, canvas_id: str) -> np.ndarray:
+    width, height, data = page.evaluate(
+        """(id) => { const c = document.getElementById(id);
+                     const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                     return [c.width, c.height, Array.from(d)]; }""", canvas_id)
+    rgba = np.array(data, dtype=np.uint8).reshape(height, width, 4)
+    assert (rgba[..., 3] == 255).all()
+    return rgba
+
+
+def canvas_gray(page, canvas_id: str) -> np.ndarray:
+    """The canvas as a (H, W) uint8 array, checking that it is gray (the pictures are)."""
+    rgba = canvas_rgba(page, canvas_id)
+    assert (rgba[..., 0] == rgba[..., 1]).all() and (rgba[..., 1] == rgba[..., 2]).all()
+    return rgba[..., 0]
+
+
+def assert_same_image(shown: np.ndarray, expected_float: np.ndarray) -> None:
+    """Pixel for pixel, allowing a rounding flip of one level (wasm vs x86 float last bits)."""
+    expected = images.to_uint8(expected_float)
+    assert shown.shape == expected.shape
+    difference = np.abs(shown.astype(int) - expected.astype(int))
+    assert difference.max() <= 1 and (difference == 0).mean() > 0.999
+
+
+def readout(page) -> str:
+    return page.inner_text("#readout")
+
+
+def test_forward_view_opens_on_the_clean_gradient(watched, base_url):
+    page = watched.open(f"{base_url}/forward.html")
+    shown = canvas_gray(page, "frame")
+    assert shown.shape == (64, 64)
+    assert shown[:, :8].mean() < 40 and shown[:, -8:].mean() > 215  # dark left, bright right
+    assert (np.diff(shown.astype(int), axis=1) >= 0).all()
+    assert readout(page).startswith("t = 0")
+    for label in ("Image", "Schedule", "Steps T", "Seed", "Size (pixels)"):
+        assert page.get_by_label(label, exact=True).is_enabled()
+
+
+def test_timestep_slider_by_keyboard_follows_the_closed_form(watched, base_url):
+    page = watched.open(f"{base_url}/forward.html?seed=3")
+    slider = page.get_by_label("Timestep")
+    slider.focus()
+    x0 = images.make_image("gradient", 64)
+    schedule = schedules.get_schedule("linear", 1000)
+    noise = np.random.default_rng(3).standard_normal(x0.shape)
+
+    slider.press("End")
+    assert readout(page).startswith("t = 1000 of 1000")
+    last = canvas_gray(page, "frame")
+    assert_same_image(last, forward.q_sample(x0, 999, noise, schedule))
+    values = images.from_uint8(last)
+    assert abs(values.mean()) < 0.1  # mid-grey on average
+    clipped_unit_noise_std = np.clip(np.random.default_rng(0).standard_normal(10**6), -1, 1).std()
+    assert values.std() == pytest.approx(clipped_unit_noise_std, abs=0.05)  # the spread of unit noise
+    assert abs(np.corrcoef(values.ravel(), x0.ravel())[0, 1]) < 0.1  # the gradient is gone
+
+    slider.press("Home")
+    assert_same_image(canvas_gray(page, "frame"), x0)
+    for _ in range(300):
+        slider.press("ArrowRight")
+    assert readout(page).startswith("t = 300 of 1000")
+    assert_same_image(canvas_gray(page, "frame"), forward.q_sample(x0, 299, noise, schedule))
+    assert "t=300" in page.url and "seed=3" in page.url
+
+
+def test_step_and_play_run_the_iterative_chain(watched, base_url):
+    page = watched.open(f"{base_url}/forward.html?steps=50&schedule=cosine")
+    page.get_by_role("button", name="Step").click()
+    page.get_by_role("button", name="Step").click()
+    assert readout(page).startswith("t = 2 of 50")
+    assert "iterated chain" in page.inner_text("#source")
+    x0 = images.make_image("gradient", 64)
+    schedule = schedules.get_schedule("cosine", 50)
+    rng = np.random.default_rng([0, 1])
+    x = x0
+    for t in range(2):
+        x = forward.q_step(x, t, rng.standard_normal(x.shape), schedule)
+    assert_same_image(canvas_gray(page, "frame"), x)
+
+    play = page.get_by_role("button", name="Play")
+    play.click()
+    page.wait_for_function("document.getElementById('readout').textContent.startsWith('t = 50 of 50')")
+    assert page.get_by_role("button", name="Play").get_attribute("aria-pressed") == "false"
+    assert page.get_by_label("Timestep").input_value() == "50"
+
+
+def test_figures_are_drawn(watched, base_url):
+    page = watched.open(f"{base_url}/forward.html?t=200")
+    for canvas_id in ("strip", "schedule-plot", "histogram"):
+        rgba = canvas_rgba(page, canvas_id)
+        assert rgba.shape[0] * rgba.shape[1] > 10_000 and rgba[..., :3].std() > 10, f"{canvas_id} looks blank"
+
+
+def test_changing_the_schedule_redraws_from_the_new_schedule(watched, base_url):
+    page = watched.open(f"{base_url}/forward.html?t=400&seed=5")
+    page.get_by_label("Schedule").select_option("cosine")
+    assert "schedule=cosine" in page.url
+    x0 = images.make_image("gradient", 64)
+    noise = np.random.default_rng(5).standard_normal(x0.shape)
+    expected = forward.q_sample(x0, 399, noise, schedules.get_schedule("cosine", 1000))
+    assert_same_image(canvas_gray(page, "frame"), expected)
+
+
+def test_an_uploaded_png_becomes_the_image(watched, base_url, tmp_path):
+    pixels = np.zeros((40, 60, 3), dtype=np.uint8)
+    pixels[:, :30] = (250, 250, 250)  # left half white, right half black
+    pixels[5:15, 40:50] = (255, 0, 0)
+    path = tmp_path / "mine.png"
+    Image.fromarray(pixels).save(path)
+    page = watched.open(f"{base_url}/forward.html")
+    page.get_by_label("Upload a picture").set_input_files(str(path))
+    page.wait_for_function("document.getElementById('image').value === 'upload'")
+    shown = canvas_gray(page, "frame")
+    assert_same_image(shown, images.from_pixels(np.dstack([pixels, np.full((40, 60), 255, np.uint8)]), 64))
+    assert "image=" not in page.url  # the picture stays in the tab, out of links
+
+
+def test_reverse_view_with_the_oracle_ends_on_the_clean_image(watched, base_url):
+    page = watched.open(f"{base_url}/reverse.html?seed=4")
+    page.get_by_role("button", name="Play").click()
+    page.wait_for_function("document.getElementById('readout').textContent.includes('step 1000 of 1000')",
+                           timeout=60_000)
+    x0 = images.make_image("gradient", 64)
+    assert_same_image(canvas_gray(page, "frame"), x0)
+    assert_same_image(canvas_gray(page, "x0-frame"), x0)
+    assert "identical to the target" in page.inner_text("#result")
+
+
+def test_reverse_view_starts_from_the_seeded_noise(watched, base_url):
+    page = watched.open(f"{base_url}/reverse.html?seed=9&sampler=ddim&ddim_steps=20&denoiser=ideal&size=32")
+    x_T = np.random.default_rng(9).standard_normal((32, 32))
+    assert_same_image(canvas_gray(page, "frame"), x_T)
+    slider = page.get_by_label("Timestep")
+    slider.focus()
+    slider.press("End")
+    page.wait_for_function("document.getElementById('readout').textContent.includes('step 20 of 20')")
+    # The same chain in CPython: DDIM with the ideal denoiser of the built-in set.
+    schedule = schedules.get_schedule("linear", 1000)
+    training = images.training_set(32, 32)
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((32, 32))
+    for _, x, _ in samplers.sample(x, denoisers.IdealDenoiser(training, schedule), schedule, rng,
+                                   sampler="ddim", steps=20):
+        pass
+    assert_same_image(canvas_gray(page, "frame"), x)
+    index, _ = images.nearest(x, training)
+    assert f"#{index + 1}" in page.inner_text("#result")
+
+
+def test_controls_are_disabled_until_python_is_ready(watched, base_url):
+    page = watched.open(f"{base_url}/forward.html", ready=False)
+    assert page.get_by_label("Schedule").is_disabled()
+    assert page.inner_text("#phase")  # a named phase is shown while loading
+    page.wait_for_selector("body[data-ready='true']", timeout=90_000)
+    assert page.get_by_label("Schedule").is_enabled()
+    assert page.locator("#status").is_hidden()
+
+
+def test_landing_page_leads_to_both_views(watched, base_url):
+    page = watched.open(f"{base_url}/index.html")
+    page.get_by_role("link", name="Reverse diffusion").click()
+    page.wait_for_selector("body[data-ready='true']", timeout=90_000)
+    assert page.url.endswith("/reverse.html")

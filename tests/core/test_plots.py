@@ -1,0 +1,88 @@
+"""Plots: every figure renders to RGBA of the requested size, and updates change pixels."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from diffusion_lab import plots
+from diffusion_lab.forward import q_sample
+from diffusion_lab.images import make_image
+from diffusion_lab.schedules import get_schedule
+
+
+def rendered(fig, width, height):
+    rgba = plots.to_rgba(fig)
+    assert rgba.dtype == np.uint8 and rgba.shape == (height, width, 4) and rgba.flags.c_contiguous
+    return rgba
+
+
+def test_strip_figure_updates():
+    strip = plots.StripFigure(4, width_px=480, height_px=150)
+    x = make_image("disc", 32)
+    strip.update([x, -x], ["a", "b"])
+    first = rendered(strip, 480, 150)
+    strip.update([x, -x, x], ["a", "b", "c"])
+    second = rendered(strip, 480, 150)
+    assert np.any(first != second)
+    with pytest.raises(ValueError):
+        strip.update([x] * 5, ["l"] * 5)
+
+
+def test_schedule_figure_updates():
+    fig = plots.ScheduleFigure(get_schedule("linear", 1000), width_px=600, height_px=200)
+    fig.set_t(0)
+    a = rendered(fig, 600, 200)
+    fig.set_t(700)
+    b = rendered(fig, 600, 200)
+    fig.set_schedule(get_schedule("cosine", 50))
+    c = rendered(fig, 600, 200)
+    assert np.any(a != b) and np.any(b != c)
+    fig.set_t(0)
+    fig.set_schedule(get_schedule("linear", 1000))
+    np.testing.assert_array_equal(rendered(fig, 600, 200), a)  # blitting leaves no trail
+    fig.set_t(700)
+    np.testing.assert_array_equal(rendered(fig.figure, 600, 200), b)  # the Figure handle blits too
+    fig.figure.canvas.draw()  # a full redraw (as save_png does) also shows the marker
+    np.testing.assert_array_equal(np.asarray(fig.figure.canvas.buffer_rgba()), b)
+
+
+def test_histogram_figure_updates():
+    s = get_schedule("linear", 1000)
+    x0 = make_image("face", 64)
+    noise = np.random.default_rng(0).standard_normal(x0.shape)
+    fig = plots.HistogramFigure(width_px=400, height_px=300)
+    fig.update(q_sample(x0, 10, noise, s), x0, 10, s)
+    a = rendered(fig, 400, 300)
+    fig.update(q_sample(x0, 900, noise, s), x0, 900, s)
+    b = rendered(fig, 400, 300)
+    assert np.any(a != b)
+
+
+@pytest.mark.parametrize("t", [0, 300, 999])
+def test_predicted_histogram_is_a_density_matching_samples(t):
+    s = get_schedule("linear", 1000)
+    x0 = make_image("landscape", 64)
+    edges = np.linspace(-4, 4, 81)
+    predicted = plots.predicted_histogram(x0, t, s, edges)
+    assert (predicted * np.diff(edges)).sum() == pytest.approx(1.0, abs=1e-4)
+    rng = np.random.default_rng(1)
+    samples = np.concatenate([q_sample(x0, t, rng.standard_normal(x0.shape), s).ravel() for _ in range(20)])
+    observed, _ = np.histogram(samples, bins=edges, density=True)
+    assert np.abs(observed - predicted).sum() * 0.1 < 0.05  # total variation, 82k samples
+
+
+def test_normal_cdf_accuracy():
+    import math
+
+    z = np.linspace(-6, 6, 101)
+    exact = np.array([0.5 * (1 + math.erf(v / math.sqrt(2))) for v in z])
+    np.testing.assert_allclose(plots._normal_cdf(z), exact, atol=2e-7)
+
+
+def test_strip_figure_function_and_save_png(tmp_path):
+    x = make_image("gradient", 32)
+    fig = plots.strip_figure([x, x, x], ["a", "b", "c"], title="three")
+    path = tmp_path / "strip.png"
+    plots.save_png(fig, path)
+    with Image.open(path) as image:
+        assert image.size == (390, 190)
