@@ -8,7 +8,9 @@
 dist/ holds the pages, the Python package, PyScript, the Pyodide runtime and
 exactly the wheels the pages load (numpy, matplotlib and their dependencies),
 with a pyodide-lock.json trimmed to those. Nothing is fetched from another
-server at run time.
+server at run time. It also holds the offline edition,
+dist/diffusion-lab-offline.html: every view, the Python files and that same
+runtime in one file that runs when opened from disk (see build_offline).
 
 JavaScript dependencies (PyScript, the Pyodide runtime) come from
 node_modules (`npm ci`). Wheels come from the official Pyodide CDN, or from a
@@ -19,12 +21,15 @@ official pyodide-lock.json gives for it.
 from __future__ import annotations
 
 import argparse
+import base64
 import functools
+import gzip
 import hashlib
 import html
 import http.server
 import json
 import os
+import re
 import shutil
 import sys
 import urllib.request
@@ -45,6 +50,23 @@ CACHE = ROOT / ".cache" / f"pyodide-{PYODIDE_VERSION}"
 MIME_TYPES = {".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "text/javascript",
               ".whl": "application/zip", ".zip": "application/zip", ".json": "application/json",
               ".py": "text/plain; charset=utf-8", ".svg": "image/svg+xml"}
+
+
+# GitHub Pages sets no headers, so the policy is a <meta> tag in every page.
+# 'unsafe-eval': PyScript composes its plugin hooks with Function(), and Pyodide's
+# dynamic linker evaluates the EM_ASM/EM_JS snippets of numpy's shared libraries;
+# neither starts without it. It allows no inline script and no other origin.
+CONTENT_SECURITY_POLICY = "; ".join((
+    "default-src 'self'",
+    "script-src 'self' 'unsafe-eval' 'wasm-unsafe-eval'",
+    "style-src 'self'",
+    "img-src 'self' data: blob:",
+    "connect-src 'self' data: blob:",
+    "worker-src 'self' blob:",
+    "object-src 'none'",
+    "base-uri 'self'",
+    "form-action 'none'",
+))
 
 
 class BuildError(Exception):
@@ -147,11 +169,143 @@ def render_pages(out: Path) -> None:
         destination.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix == ".html":
             text = path.read_text()
+            text = text.replace("<!-- csp -->", f'<meta http-equiv="Content-Security-Policy" '
+                                                f'content="{CONTENT_SECURITY_POLICY}">')
             for view in controls.VIEWS:
                 text = text.replace(f"<!-- controls:{view} -->", controls.form_html(view, escape=html.escape))
             destination.write_text(text)
         else:
             shutil.copyfile(path, destination)
+
+
+# -- The offline edition: every view in one HTML file that runs from disk ------
+#
+# From a file:// URL browsers refuse module scripts, import() and fetch() of
+# files, so PyScript cannot start there. The offline edition holds the rendered
+# pages as <template>s, the Python files, and the Pyodide runtime and wheels as
+# base64 data blocks (gzip where that helps), and boots Pyodide with the small
+# loader site/js/offline.js, which says how. No network is needed, and its
+# Content-Security-Policy allows none.
+
+OFFLINE_NAME = "diffusion-lab-offline.html"
+OFFLINE_LOADER = ROOT / "site" / "js" / "offline.js"
+OFFLINE_RUNTIME = ("pyodide.js", "pyodide.asm.js", "python_stdlib.zip", "pyodide.asm.wasm", "pyodide-lock.json")
+OFFLINE_RUNTIME_SCRIPTS = ("pyodide.js", "pyodide.asm.js")  # run by the loader, in this order
+OFFLINE_SIZE_MARK = "<!-- offline-size -->"  # in index.html, next to the download link
+OFFLINE_NOSCRIPT = ("This page runs Python in your browser and needs JavaScript, which is off here. If you opened "
+                    "it from an e-mail or a learning platform, save the file to your computer first and open it "
+                    "in Chrome, Edge or Firefox.")
+
+
+def offline_page(path: Path) -> dict:
+    """A rendered page taken apart: its view, title, <body> attributes and content, page script, head files."""
+    text = path.read_text()
+    head, body = re.search(r"<head>(.*?)</head>", text, re.S), re.search(r"<body([^>]*)>(.*)</body>", text, re.S)
+    title = head and re.search(r"<title>(.*?)</title>", head.group(1), re.S)
+    if not (head and body and title):
+        raise BuildError(f"{path.name}: the offline edition needs a <head> with a <title>, and a <body>")
+    tags = re.findall(r"<(?:script|link)\b[^>]*>", head.group(1))
+    attributes = [dict(re.findall(r'([\w-]+)="([^"]*)"', tag)) for tag in tags]
+    content = body.group(2)
+    py_scripts = re.findall(r'<script type="py" src="([^"]+)"', content)
+    content = re.sub(r'<script type="py"[^>]*></script>\s*', "", content)
+    content = re.sub(r"<(\w+)[^>]*\bdata-hosted-only\b.*?</\1>\s*", "", content, flags=re.S)  # the download link
+    return {"file": path.name, "title": html.unescape(title.group(1).strip()),
+            "body": {name: html.unescape(value) for name, value in re.findall(r'([\w-]+)="([^"]*)"', body.group(1))},
+            "content": content, "py_scripts": py_scripts,
+            "scripts": [a["src"] for a in attributes if "src" in a and a.get("type", "text/javascript") == "text/javascript"],
+            "stylesheets": [a["href"] for a in attributes if a.get("rel") == "stylesheet"],
+            "icons": [a["href"] for a in attributes if a.get("rel") == "icon"]}
+
+
+def offline_asset(path: Path) -> tuple[dict, str]:
+    """A file as a base64 data block (gzip-compressed when that saves 5% or more) and its manifest entry."""
+    data = path.read_bytes()
+    packed = gzip.compress(data, compresslevel=6, mtime=0)
+    encoding = "gzip" if len(packed) < 0.95 * len(data) else "identity"
+    text = base64.b64encode(packed if encoding == "gzip" else data).decode("ascii")
+    entry = {"type": MIME_TYPES.get(path.suffix, "application/octet-stream"), "encoding": encoding,
+             "size": len(data), "length": len(text)}
+    return entry, f'<script type="application/octet-stream" data-asset="{html.escape(path.name)}">{text}</script>\n'
+
+
+def inline(text: str, tag: str, name: str) -> str:
+    """`text` as the content of an inline <script> or <style>, which must not end it early."""
+    if f"</{tag}" in text.lower() or "<!--" in text:
+        raise BuildError(f"{name} cannot be inlined into the offline edition: it contains </{tag} or <!--")
+    return text
+
+
+def csp_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+def build_offline(out: Path, files: dict[str, str]) -> Path:
+    """Write out/diffusion-lab-offline.html from the built site in `out`, and its size into out/index.html."""
+    pages = [offline_page(path) for path in sorted(out.glob("*.html")) if path.name != OFFLINE_NAME]
+    views = {page["file"]: page["body"].get("data-view", "home") for page in pages}
+    scripts = list(dict.fromkeys(src for page in pages for src in page["scripts"]))
+    styles = list(dict.fromkeys(href for page in pages for href in page["stylesheets"]))
+    icon = next((href for page in pages for href in page["icons"]), None)
+
+    templates = []
+    for page in pages:
+        content = page["content"]
+        for file, view in views.items():
+            content = content.replace(f'href="{file}"', f'href="#{view}"')
+        local = re.findall(r'\b(?:src|href)="(?!#|https?:|mailto:|data:)([^"]*)"', content)
+        if local:
+            raise BuildError(f"{page['file']} refers to {', '.join(local)}: the offline edition cannot load files")
+        if len(page["py_scripts"]) > 1:
+            raise BuildError(f"{page['file']}: the offline edition runs one page script, not {page['py_scripts']}")
+        script = files[f"./{page['py_scripts'][0]}"].removeprefix("./") if page["py_scripts"] else ""
+        templates.append(f'<template id="view-{views[page["file"]]}" data-title="{html.escape(page["title"])}" '
+                         f'data-body="{html.escape(json.dumps(page["body"]))}" data-script="{script}">'
+                         f'{content}</template>\n')
+
+    lock = json.loads((out / "pyodide" / "pyodide-lock.json").read_text())
+    wheels = [entry["file_name"] for entry in lock["packages"].values()]
+    assets, blocks = {}, []
+    for name in (*OFFLINE_RUNTIME, *sorted(wheels)):
+        assets[name], block = offline_asset(out / "pyodide" / name)
+        blocks.append(block)
+    manifest = {"views": list(views.values()), "runtimeScripts": OFFLINE_RUNTIME_SCRIPTS, "assets": assets,
+                "embeddedLength": sum(asset["length"] for asset in assets.values()),
+                "files": {path.removeprefix("./"): (out / url).read_text() for url, path in files.items()}}
+
+    inline_scripts = [inline((out / src).read_text(), "script", src) for src in scripts]
+    loader = inline(OFFLINE_LOADER.read_text(), "script", OFFLINE_LOADER.name)
+    runtime = [(out / "pyodide" / name).read_text() for name in OFFLINE_RUNTIME_SCRIPTS]
+    css = "\n".join(inline((out / href).read_text(), "style", href) for href in styles)
+    policy = "; ".join([
+        "default-src 'none'",
+        "script-src " + " ".join(csp_hash(text) for text in (*inline_scripts, loader, *runtime)) + " 'wasm-unsafe-eval'",
+        "style-src 'unsafe-inline'", "img-src data: blob:", "base-uri 'none'", "form-action 'none'"])
+    icon_url = f"data:image/svg+xml;base64,{base64.b64encode((out / icon).read_bytes()).decode()}" if icon else ""
+    manifest_json = json.dumps(manifest, separators=(",", ":")).replace("<", "\\u003c")
+
+    document = "".join([
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n',
+        f'<meta http-equiv="Content-Security-Policy" content="{policy}">\n',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n',
+        "<title>Diffusion Lab (offline edition)</title>\n",
+        f'<link rel="icon" href="{icon_url}" type="image/svg+xml">\n' if icon else "",
+        f"<style>{css}</style>\n</head>\n<body>\n",
+        f'<noscript><p class="error">{html.escape(OFFLINE_NOSCRIPT)}</p></noscript>\n',
+        *(f"<script>{text}</script>\n" for text in inline_scripts),
+        *templates,
+        f'<script id="offline-manifest" type="application/json">{manifest_json}</script>\n',
+        f"<script>{loader}</script>\n",
+        f"<!-- Pyodide {PYODIDE_VERSION} and its wheels for {OFFLINE_LOADER.name}: base64, gzip where smaller -->\n",
+        *blocks,
+        "</body>\n</html>\n"])
+    target = out / OFFLINE_NAME
+    target.write_text(document)
+    size = f"{target.stat().st_size / 1e6:.0f} MB"
+    index = out / "index.html"
+    index.write_text(index.read_text().replace(OFFLINE_SIZE_MARK, size))
+    print(f"built {target} ({size}: views {', '.join(views.values())})")
+    return target
 
 
 def build(out: Path, mirror: Path | None) -> None:
@@ -164,6 +318,7 @@ def build(out: Path, mirror: Path | None) -> None:
     (out / "pyscript.json").write_text(json.dumps(config, indent=1))
     copy_pyscript(out)
     names = copy_pyodide(out, mirror)
+    build_offline(out, files)
     (out / ".nojekyll").write_text("")
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"built {out} ({size / 1e6:.1f} MB; Pyodide {PYODIDE_VERSION} with {', '.join(names)})")

@@ -65,7 +65,7 @@ CONTROLS: tuple[Control, ...] = (
 )
 BY_NAME = {control.name: control for control in CONTROLS}
 GROUPS = ("image", "process", "sampler", "time")
-FLAG_NAMES = ("embed", "hide", "lock")  # presentation flags, not state
+FLAG_NAMES = ("embed", "hide", "lock")  # presentation flags for embedding, applied by js/boot.js
 
 
 def controls_for(view: str) -> tuple[Control, ...]:
@@ -104,16 +104,15 @@ def clamp(control: Control, value: float) -> float:
 def constrain(state: dict[str, object]) -> list[str]:
     """Apply the rules that tie controls together; return the names that changed."""
     changed = []
-    steps = state.get("steps")
-    limits = {"t": steps, "ddim_steps": steps}
-    if state.get("sampler") == "ddim":
-        limits["step"] = state.get("ddim_steps")
-    elif "step" in state:
-        limits["step"] = steps
-    for name, limit in limits.items():
+
+    def at_most(name: str, limit) -> None:
         if name in state and limit is not None and state[name] > limit:
             state[name] = limit
             changed.append(name)
+
+    at_most("t", state.get("steps"))
+    at_most("ddim_steps", state.get("steps"))  # before "step", whose limit it may be
+    at_most("step", state.get("ddim_steps") if state.get("sampler") == "ddim" else state.get("steps"))
     if "size" in state and state["size"] % 16:
         state["size"] = clamp(BY_NAME["size"], round(state["size"] / 16) * 16)
         changed.append("size")
@@ -151,23 +150,17 @@ def parse_query(query: str, view: str) -> tuple[dict[str, object], list[str]]:
     return state, notices
 
 
-def to_query(state: dict[str, object], view: str) -> str:
-    """The shortest query string that `parse_query` turns back into `state`."""
+def to_query(state: dict[str, object], view: str, *, keep_flags_from: str = "") -> str:
+    """The shortest query string that `parse_query` turns back into `state`.
+
+    Presentation flags (embed, hide, lock) found in `keep_flags_from` are kept:
+    the page owns them (js/boot.js applies them), not the state.
+    """
     pairs = [(control.name, _show(state[control.name])) for control in controls_for(view)
              if state.get(control.name, control.default) != control.default]
-    return urlencode(pairs)
-
-
-def parse_flags(query: str) -> dict[str, object]:
-    """Presentation flags for embedding: embed=1, hide=group,group, lock=name,name."""
-    flags: dict[str, object] = {"embed": False, "hide": (), "lock": ()}
-    for key, raw in parse_qsl(query.lstrip("?"), keep_blank_values=True):
-        if key == "embed":
-            flags["embed"] = raw not in ("0", "false", "")
-        elif key in ("hide", "lock"):
-            valid = GROUPS if key == "hide" else tuple(BY_NAME) + GROUPS
-            flags[key] = tuple(name for name in raw.split(",") if name in valid)
-    return flags
+    flags = [(key, raw) for key, raw in parse_qsl(keep_flags_from.lstrip("?"), keep_blank_values=True)
+             if key in FLAG_NAMES]
+    return urlencode(pairs + flags)
 
 
 def form_html(view: str, *, escape: Callable[[str], str]) -> str:
@@ -209,7 +202,7 @@ def _field_html(control: Control, escape: Callable[[str], str]) -> str:
 
 def _show(value: object) -> str:
     if isinstance(value, float):
-        return f"{value:g}"
+        return repr(value)  # the shortest text that reads back as the same float
     return str(value)
 
 

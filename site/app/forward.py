@@ -64,9 +64,19 @@ class ForwardView:
         page.blit(element("frame"), self.core.images.to_rgba(x_t))
         element("readout").innerHTML = self.readout(t)
         element("source").textContent = f"from the {source}"
-        element("frame").setAttribute("aria-label", f"Noisy picture x_t at t = {t} of {self.schedule.num_steps}")
+        description = self.describe(t)
+        element("frame").setAttribute("aria-label", description)
+        page.announce(description)
         if self.figures is not None:
             self.figures.later()
+
+    def describe(self, t: int) -> str:
+        """The canvas in words, for screen readers."""
+        if t == 0:
+            return "Noisy picture x_t at t = 0: the clean image"
+        abar = self.schedule.alpha_bars[t - 1]
+        return (f"Noisy picture x_t at t = {t} of {self.schedule.num_steps}: "
+                f"{abar ** 0.5:.2f} times the image plus {(1 - abar) ** 0.5:.2f} times noise")
 
     def readout(self, t: int) -> str:
         """t, alpha_bar_t and SNR in readable form."""
@@ -149,10 +159,11 @@ class ForwardFigures:
     def draw_t(self) -> None:
         view = self.view
         t = view.settings["t"]
-        self.schedule.set_t(t)
+        self.schedule.set_t(max(t - 1, 0))  # the figure's axis is the core's index t - 1
         page.blit(element("schedule-plot"), self.plots.to_rgba(self.schedule.figure))
-        self.histogram.update(view.x_t, view.x0, t, view.schedule)
+        self.histogram.update(view.x_t, view.x0, max(t - 1, 0), view.schedule)
         page.blit(element("histogram"), self.plots.to_rgba(self.histogram.figure))
+        page.js.document.body.dataset.figuresT = t  # lets tests wait for the debounced figures
 
     def later(self) -> None:
         """Debounce: the canvas follows every input, the figures the last one."""

@@ -191,6 +191,25 @@ class Later:
             show_error("A figure could not be drawn.", error)
 
 
+class Announcer:
+    """The polite live region that describes the canvas: the latest text, at most once per interval."""
+
+    def __init__(self, interval_s: float = 1.0) -> None:
+        self.text = ""
+        self.later = Later(interval_s, self._flush)
+
+    def __call__(self, text: str) -> None:
+        self.text = text
+        if self.later.handle is None:
+            self.later.schedule()
+
+    def _flush(self) -> None:
+        element("announce").textContent = self.text
+
+
+announce = Announcer()
+
+
 class Player:
     """Play/Pause for a view: calls `advance()` on a timer until it returns False or Pause is pressed.
 
@@ -244,7 +263,6 @@ class Settings:
         self.controls = {control.name: control for control in controls.controls_for(view)}
         self.state, notices = controls.parse_query(js.location.search, view)
         self.local = {}  # settings only this tab has, kept out of the URL
-        self.flags = controls.parse_flags(js.location.search)
         self.notify(notices)
         self._on_change = on_change
         for name in self.controls:
@@ -303,7 +321,7 @@ class Settings:
         """Replace (not push) the history entry, so slider ticks don't flood Back."""
         shared = {name: self.controls[name].default if self.local.get(name) == value else value
                   for name, value in self.state.items()}
-        query = controls.to_query(shared, self.view)
+        query = controls.to_query(shared, self.view, keep_flags_from=js.location.search)
         url = js.location.pathname + (f"?{query}" if query else "") + js.location.hash
         js.history.replaceState(js.history.state, "", url)
 

@@ -114,7 +114,9 @@ class ReverseView:
             page.blit(element("x0-frame"), images.to_rgba(self.predictions[k]))
         done = "" if len(self.frames) > total else f" (computing: {len(self.frames) - 1} of {total} steps done)"
         element("readout").textContent = f"t = {t}, step {k} of {total}{done}"
-        element("frame").setAttribute("aria-label", f"Noisy picture x_t at t = {t}, step {k} of {total}")
+        description = f"Noisy picture x_t at t = {t}, reverse step {k} of {total}"
+        element("frame").setAttribute("aria-label", description)
+        page.announce(description)
         element("step-value").textContent = f"t = {t}"
         element("step").setAttribute("aria-valuetext", f"t = {t}, step {k} of {total}")
 

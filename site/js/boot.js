@@ -49,4 +49,70 @@
   });
   // PyScript reports Python errors that escape the page code here.
   window.addEventListener("py:error", (event) => showError("Python error.", String(event.detail || "")));
+
+  // ---- Embedding: presentation flags (not state; the settings themselves are Python's) ----
+  // ?embed=1 drops the site chrome, ?hide=group,group hides control groups,
+  // ?lock=name,name fixes settings so a course page can show a chosen view.
+  const params = new URLSearchParams(location.search);
+  const embedded = /^(1|true|yes)$/i.test(params.get("embed") || "");
+  if (embedded) document.documentElement.classList.add("embed");
+  const list = (key) => (params.get(key) || "").split(",").map((name) => name.trim()).filter(Boolean);
+
+  function applyFlags() {
+    for (const group of list("hide")) {
+      for (const fieldset of document.querySelectorAll(`fieldset[data-group="${CSS.escape(group)}"]`)) {
+        fieldset.hidden = true;
+      }
+    }
+    for (const name of list("lock")) {
+      const control = document.querySelector(`#controls [name="${CSS.escape(name)}"]`);
+      if (!control) continue;
+      control.disabled = true;
+      control.dataset.locked = "true";
+      if (name === "t" || name === "step") {
+        for (const id of ["play", "step-button", "reset"]) $(id).disabled = true;
+      }
+    }
+  }
+
+  function reportHeight() {
+    if (window.parent === window) return;
+    const height = Math.ceil(document.documentElement.getBoundingClientRect().height);
+    window.parent.postMessage({ type: "diffusion-lab:resize", height }, "*");
+  }
+
+  // ---- Sharing: copy the page's link (kept current by Python) or an <iframe> snippet ----
+  function embedCode() {
+    const url = new URL(location.href);
+    url.searchParams.set("embed", "1");
+    const view = document.body.dataset.view;
+    const title = `Diffusion Lab: ${view} diffusion`;
+    return `<iframe src="${url.href.replace(/"/g, "&quot;")}" title="${title}" loading="lazy" ` +
+      `width="100%" height="760" style="border:0; max-width:64rem"></iframe>`;
+  }
+
+  async function copy(text, what) {
+    const field = $("share-text");
+    field.value = text;
+    field.hidden = false;
+    try {
+      await navigator.clipboard.writeText(text);
+      $("share-status").textContent = `${what} copied to the clipboard.`;
+    } catch (error) {
+      field.select();
+      $("share-status").textContent = `Select the ${what.toLowerCase()} below and copy it (Ctrl+C or ⌘C).`;
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    applyFlags();
+    const copyLink = $("copy-link");
+    if (copyLink) copyLink.addEventListener("click", () => copy(location.href, "Link"));
+    const copyEmbed = $("copy-embed");
+    if (copyEmbed) copyEmbed.addEventListener("click", () => copy(embedCode(), "Embed code"));
+    if (window.parent !== window && "ResizeObserver" in window) {
+      new ResizeObserver(reportHeight).observe(document.documentElement);
+    }
+    reportHeight();
+  });
 })();

@@ -78,11 +78,19 @@ class Watched:
                 if not url.startswith(("http://127.0.0.1:", "data:", "blob:"))]
 
 
-@pytest.fixture
-def watched(browser):
+@pytest.fixture(scope="session")
+def shared_context(browser):
+    """One profile for most tests, so its HTTP cache spares each test a cold download."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
-    watched = Watched(context.new_page())
-    yield watched
+    yield context
     context.close()
+
+
+@pytest.fixture
+def watched(shared_context):
+    page = shared_context.new_page()
+    watched = Watched(page)
+    yield watched
+    page.close()
     assert watched.foreign_requests() == [], "requests left 127.0.0.1"
     assert watched.errors == [], "the console showed errors"

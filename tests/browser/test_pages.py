@@ -5,7 +5,8 @@ CPython with the same seed, so the browser and CPython must agree.
 """
 from __future__ import annotations
 
-import io
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -172,6 +173,17 @@ def test_controls_are_disabled_until_python_is_ready(watched, base_url):
     page.wait_for_selector("body[data-ready='true']", timeout=90_000)
     assert page.get_by_label("Schedule").is_enabled()
     assert page.locator("#status").is_hidden()
+
+
+def test_screenshot_for_the_readme(watched, base_url, tmp_path):
+    """The README's picture; UPDATE_SCREENSHOTS=1 writes it into site/images/."""
+    page = watched.open(f"{base_url}/forward.html?image=face&schedule=cosine&t=250&seed=7")
+    page.wait_for_selector("body[data-figures-t='250']")
+    root = Path(__file__).resolve().parents[2]
+    target = root / "site/images/screenshot.png" if os.environ.get("UPDATE_SCREENSHOTS") else tmp_path / "shot.png"
+    page.screenshot(path=str(target))
+    shot = np.asarray(Image.open(target).convert("L"))
+    assert shot.shape == (900, 1280) and shot.std() > 20
 
 
 def test_landing_page_leads_to_both_views(watched, base_url):

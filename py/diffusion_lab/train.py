@@ -1,0 +1,235 @@
+"""Train the digits denoiser of ``network.py``: data, hand-written backprop, Adam. CPython only.
+
+    cd py && python -m diffusion_lab.train            # about 5 minutes on one core
+    python -m diffusion_lab.train --quick --out /tmp/d.npz   # seconds, for tests
+
+Data: scikit-learn's bundled 8x8 handwritten digits (``load_digits``, UCI
+optdigits test set, 1797 images, no download), scaled from 0..16 to [-1, 1],
+split 80/20 into training and held-out images by a fixed permutation
+(SPLIT_SEED, whatever --seed is). Objective: v-prediction, ||v_hat - v||^2
+with v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x0 (Salimans & Ho 2022,
+sec. 4), at noise levels lambda = log SNR from the continuous cosine
+schedule, lambda = -2 log tan(pi u / 2) (Nichol & Dhariwal 2021, eq. 17 with
+s = 0; Kingma & Gao 2023, table 1), u uniform over [LOG_SNR_MIN, LOG_SNR_MAX].
+Optimiser: Adam (Kingma & Ba 2015, Algorithm 1) with warm-up and cosine
+decay; the shipped weights are an exponential moving average of the
+iterates (as Ho et al. 2020, appendix B). One BLAS thread and one seed make a
+run reproducible on a given machine.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads: reproducible, and fair on a shared machine
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from . import network  # noqa: E402
+from .network import LOG_SNR_MAX, LOG_SNR_MIN, silu, time_embedding  # noqa: E402
+
+SPLIT_SEED = 0  # fixed: evaluate.py and the tests rebuild the same split
+HELD_OUT = 0.2  # share of the 1797 digits kept out of training
+DEFAULT_OUT = Path(__file__).resolve().parents[2] / "site" / "models" / "digits.npz"
+DEFAULTS = dict(steps=12000, batch=256, lr=2e-3, hidden=256, blocks=3, embed=128, ema=0.999, warmup=200)
+QUICK = dict(steps=150, batch=128)  # --quick: a smoke run for tests
+
+
+# ---- data -------------------------------------------------------------------------------------
+
+def load_digits_split(seed: int = SPLIT_SEED, held_out: float = HELD_OUT):
+    """(train_images, train_labels, held_out_images, held_out_labels); images (N, 8, 8) float64 in [-1, 1]."""
+    from sklearn.datasets import load_digits  # training-only dependency, bundled data
+
+    digits = load_digits()
+    images = digits.images.astype(np.float64) / 8.0 - 1.0  # 0..16 -> [-1, 1]
+    labels = digits.target.astype(np.intp)
+    order = np.random.default_rng(seed).permutation(len(images))
+    n_held = int(round(held_out * len(images)))
+    held, train = order[:n_held], order[n_held:]
+    return images[train], labels[train], images[held], labels[held]
+
+
+def sample_log_snr(rng: np.random.Generator, n: int) -> np.ndarray:
+    """lambda of the continuous cosine schedule, -2 log tan(pi u / 2), truncated to [LOG_SNR_MIN, LOG_SNR_MAX]."""
+    u_lo, u_hi = (2 / math.pi * math.atan(math.exp(-lam / 2)) for lam in (LOG_SNR_MAX, LOG_SNR_MIN))
+    u = rng.uniform(u_lo, u_hi, n)
+    return -2.0 * np.log(np.tan(math.pi * u / 2))
+
+
+def noisy_batch(x0: np.ndarray, rng: np.random.Generator):
+    """x_t, lambda and the target v for clean images x0 (N, D): alpha_bar = sigmoid(lambda)."""
+    lam = sample_log_snr(rng, x0.shape[0])
+    eps = rng.standard_normal(x0.shape)
+    alpha_bar = 1.0 / (1.0 + np.exp(-lam))
+    a, s = np.sqrt(alpha_bar)[:, None], np.sqrt(1.0 - alpha_bar)[:, None]
+    return a * x0 + s * eps, lam, a * eps - s * x0
+
+
+# ---- gradients --------------------------------------------------------------------------------
+
+def silu_grad(z: np.ndarray) -> np.ndarray:
+    """d/dz z sigmoid(z) = sigmoid(z) (1 + z (1 - sigmoid(z)))."""
+    sig = 0.5 * (1.0 + np.tanh(0.5 * z))
+    return sig * (1.0 + z * (1.0 - sig))
+
+
+def loss_and_grads(params: dict, x: np.ndarray, log_snr: np.ndarray, target: np.ndarray):
+    """Mean squared error of network.forward(params, x, log_snr) against target, and its gradient per parameter.
+
+    The forward pass repeats network.forward keeping the intermediates; the
+    backward pass is the chain rule through it, layer by layer in reverse.
+    """
+    dtype = params["in.w"].dtype
+    x = np.asarray(x, dtype=dtype)
+    blocks = network.num_blocks(params)
+    emb = time_embedding(log_snr, dtype)
+    ze = emb @ params["embed.w"] + params["embed.b"]
+    e = silu(ze)
+    h = x @ params["in.w"] + params["in.b"]
+    hs, zs, acts = [], [], []
+    for k in range(blocks):
+        p = f"block{k}."
+        z = h @ params[p + "w1"] + e @ params[p + "we"] + params[p + "b1"]
+        a = silu(z)
+        hs.append(h), zs.append(z), acts.append(a)
+        h = h + a @ params[p + "w2"] + params[p + "b2"]
+    top = silu(h)
+    out = top @ params["out.w"] + params["out.b"]
+    diff = out - target.astype(dtype)
+    loss = float(np.mean(diff.astype(np.float64) ** 2))
+
+    grads = {}
+    g = (2.0 / diff.size) * diff
+    grads["out.w"], grads["out.b"] = top.T @ g, g.sum(axis=0)
+    g_h = (g @ params["out.w"].T) * silu_grad(h)
+    g_e = np.zeros_like(e)
+    for k in reversed(range(blocks)):
+        p = f"block{k}."
+        grads[p + "w2"], grads[p + "b2"] = acts[k].T @ g_h, g_h.sum(axis=0)
+        g_z = (g_h @ params[p + "w2"].T) * silu_grad(zs[k])
+        grads[p + "w1"], grads[p + "we"], grads[p + "b1"] = hs[k].T @ g_z, e.T @ g_z, g_z.sum(axis=0)
+        g_e += g_z @ params[p + "we"].T
+        g_h = g_h + g_z @ params[p + "w1"].T
+    grads["in.w"], grads["in.b"] = x.T @ g_h, g_h.sum(axis=0)
+    g_ze = g_e * silu_grad(ze)
+    grads["embed.w"], grads["embed.b"] = emb.T @ g_ze, g_ze.sum(axis=0)
+    return loss, grads
+
+
+class Adam:
+    """Kingma & Ba 2015, Algorithm 1, updating the arrays of ``params`` in place."""
+
+    def __init__(self, params: dict, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
+        self.m = {k: np.zeros_like(v) for k, v in params.items()}
+        self.v = {k: np.zeros_like(v) for k, v in params.items()}
+        self.beta1, self.beta2, self.eps, self.step_count = beta1, beta2, eps, 0
+
+    def step(self, params: dict, grads: dict, lr: float) -> None:
+        self.step_count += 1
+        b1, b2 = self.beta1, self.beta2
+        step = lr * math.sqrt(1 - b2**self.step_count) / (1 - b1**self.step_count)  # bias corrections
+        for k, g in grads.items():
+            m, v = self.m[k], self.v[k]
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * (g * g)
+            params[k] -= step * m / (np.sqrt(v) + self.eps)
+
+
+def learning_rate(step: int, steps: int, lr: float, warmup: int) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine decay to lr / 20."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def held_out_loss(params: dict, images: np.ndarray, repeats: int = 4, seed: int = 12345) -> float:
+    """The v-loss on held-out images at fixed noise (same draws every call)."""
+    rng = np.random.default_rng(seed)
+    x0 = np.tile(images.reshape(len(images), -1), (repeats, 1))
+    x_t, lam, v = noisy_batch(x0, rng)
+    return float(np.mean((network.forward(params, x_t, lam) - v) ** 2))
+
+
+# ---- the run ----------------------------------------------------------------------------------
+
+def train(*, seed: int = 0, steps: int, batch: int, lr: float, hidden: int, blocks: int, embed: int,
+          ema: float, warmup: int, log_every: int = 500, log=print):
+    """Train from ``seed``; return (EMA weights, meta, history of (step, mean training loss))."""
+    train_x, _, held_x, _ = load_digits_split()
+    data = train_x.reshape(len(train_x), -1)
+    rng = np.random.default_rng(seed)
+    params = network.init_params(rng, pixels=data.shape[1], hidden=hidden, blocks=blocks, embed=embed)
+    averaged = {k: v.copy() for k, v in params.items()}
+    adam = Adam(params)
+    history, running, start = [], [], time.perf_counter()
+    order, cursor = rng.permutation(len(data)), 0
+    for step in range(steps):
+        if cursor + batch > len(order):  # epochs of shuffled images
+            order, cursor = rng.permutation(len(data)), 0
+        x0 = data[order[cursor:cursor + batch]]
+        cursor += batch
+        x_t, lam, v = noisy_batch(x0, rng)
+        loss, grads = loss_and_grads(params, x_t, lam, v)
+        adam.step(params, grads, learning_rate(step, steps, lr, warmup))
+        decay = min(ema, (1 + step) / (10 + step))  # short memory early on
+        for k, value in params.items():
+            averaged[k] *= decay
+            averaged[k] += (1 - decay) * value
+        running.append(loss)
+        if (step + 1) % log_every == 0 or step + 1 == steps:
+            history.append((step + 1, float(np.mean(running))))
+            log(f"step {step + 1:6d}/{steps}  loss {history[-1][1]:.4f}  "
+                f"held-out (EMA) {held_out_loss(averaged, held_x):.4f}  {time.perf_counter() - start:6.1f} s")
+            running = []
+    seconds = time.perf_counter() - start
+    meta = dict(
+        image_shape=list(train_x.shape[1:]), data="sklearn load_digits 8x8, 0..16 scaled to [-1, 1]",
+        split_seed=SPLIT_SEED, held_out=HELD_OUT, train_images=len(train_x), seed=seed, steps=steps,
+        batch=batch, lr=lr, hidden=hidden, blocks=blocks, embed=embed, ema=ema, warmup=warmup,
+        prediction="v", conditioning="log_snr", log_snr_range=[LOG_SNR_MIN, LOG_SNR_MAX],
+        noise_levels="continuous cosine schedule (any schedule works at inference)",
+        final_loss=history[-1][1], held_out_loss=held_out_loss(averaged, held_x), train_seconds=round(seconds, 1),
+    )
+    return averaged, meta, history
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m diffusion_lab.train", description=__doc__.split("\n")[0])
+    parser.add_argument("--seed", type=int, default=0, help="seed of weights, batches and noise (default 0)")
+    parser.add_argument("--steps", type=int, help=f"optimiser steps (default {DEFAULTS['steps']}, --quick {QUICK['steps']})")
+    parser.add_argument("--batch", type=int, help=f"images per step (default {DEFAULTS['batch']})")
+    parser.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="peak Adam learning rate")
+    parser.add_argument("--hidden", type=int, default=DEFAULTS["hidden"], help="width of the residual MLP")
+    parser.add_argument("--blocks", type=int, default=DEFAULTS["blocks"], help="residual blocks")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"weights file (default {DEFAULT_OUT})")
+    parser.add_argument("--quick", action="store_true", help="a few steps, for tests (seconds)")
+    args = parser.parse_args(argv)
+    steps = args.steps or (QUICK if args.quick else DEFAULTS)["steps"]
+    batch = args.batch or (QUICK if args.quick else DEFAULTS)["batch"]
+    if steps < 1 or batch < 1:
+        parser.error("--steps and --batch must be positive")
+    config = dict(DEFAULTS, steps=steps, batch=batch, lr=args.lr, hidden=args.hidden, blocks=args.blocks)
+    print(f"training {config} seed {args.seed}", flush=True)
+    log_every = max(1, min(500, steps // 10))
+    params, meta, _ = train(seed=args.seed, log_every=log_every, log=lambda s: print(s, flush=True), **config)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    network.save(args.out, params, meta)
+    print(f"final loss {meta['final_loss']:.4f}, held-out {meta['held_out_loss']:.4f}, "
+          f"{meta['train_seconds']} s; wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""The controls table: URL <-> state, validation, and agreement with the core."""
+import html
+from urllib.parse import urlencode
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from diffusion_lab import controls, images, schedules
+
+
+def valid(state: dict, view: str) -> bool:
+    for control in controls.controls_for(view):
+        value = state[control.name]
+        if control.kind == "choice":
+            if value not in control.choices:
+                return False
+        elif not (control.low <= value <= control.high) or (control.kind == "int" and not isinstance(value, int)):
+            return False
+    if view == "forward":
+        return state["t"] <= state["steps"]
+    limit = state["ddim_steps"] if state["sampler"] == "ddim" else state["steps"]
+    return state["step"] <= limit and state["ddim_steps"] <= state["steps"] and state["size"] % 16 == 0
+
+
+def states(view: str):
+    """Any valid state of a view."""
+    fields = {}
+    for control in controls.controls_for(view):
+        if control.kind == "choice":
+            fields[control.name] = st.sampled_from(control.choices)
+        elif control.kind == "int":
+            fields[control.name] = st.integers(int(control.low), int(control.high))
+        else:
+            fields[control.name] = st.floats(control.low, control.high, allow_nan=False)
+    def fix(state):
+        controls.constrain(state)
+        return state
+    return st.fixed_dictionaries(fields).map(fix)
+
+
+def test_choices_match_the_core():
+    assert controls.IMAGE_CHOICES == images.IMAGE_NAMES
+    assert controls.SCHEDULE_CHOICES == schedules.SCHEDULE_NAMES
+
+
+@pytest.mark.parametrize("view", controls.VIEWS)
+def test_defaults_are_valid_and_make_an_empty_query(view):
+    state = controls.defaults(view)
+    assert valid(state, view)
+    assert controls.to_query(state, view) == ""
+    assert controls.parse_query("", view) == (state, [])
+
+
+@pytest.mark.parametrize("view", controls.VIEWS)
+@given(data=st.data())
+@settings(max_examples=300, deadline=None)
+def test_state_to_url_to_state_is_the_identity(view, data):
+    state = data.draw(states(view))
+    assert valid(state, view)
+    query = controls.to_query(state, view)
+    parsed, notices = controls.parse_query(query, view)
+    assert parsed == state and notices == []
+
+
+@pytest.mark.parametrize("view", controls.VIEWS)
+@given(query=st.text(max_size=200))
+@settings(max_examples=300, deadline=None)
+def test_any_string_yields_a_valid_state(view, query):
+    state, notices = controls.parse_query(query, view)
+    assert valid(state, view)
+    assert all(isinstance(notice, str) and len(notice) < 200 for notice in notices)
+
+
+names = st.sampled_from([c.name for c in controls.CONTROLS] + ["bogus", "embed", "<b>"])
+junk = st.one_of(st.text(max_size=30), st.sampled_from(["nan", "NaN", "inf", "-inf", "1e308", "1e999", "-1",
+                                                         "3.5", "0x10", " 12 ", "", "<script>alert(1)</script>"]),
+                 st.integers(-10**30, 10**30).map(str), st.floats().map(str))
+
+
+@pytest.mark.parametrize("view", controls.VIEWS)
+@given(pairs=st.lists(st.tuples(names, junk), max_size=12))
+@settings(max_examples=400, deadline=None)
+def test_any_parameters_yield_a_valid_state(view, pairs):
+    state, notices = controls.parse_query(urlencode(pairs), view)
+    assert valid(state, view)
+
+
+def test_bad_values_are_replaced_with_a_notice_naming_them():
+    state, notices = controls.parse_query("t=nan&steps=5000&schedule=bogus&seed=-4&colour=red", "forward")
+    assert state["t"] == 0 and state["steps"] == 1000 and state["schedule"] == "linear" and state["seed"] == 0
+    text = " ".join(notices)
+    for name in ("Timestep", "Steps T", "Schedule", "Seed", "colour"):
+        assert name in text
+
+
+def test_duplicated_names_keep_the_last_value_and_dependent_limits_hold():
+    state, _ = controls.parse_query("t=10&t=700&steps=300", "forward")
+    assert state["steps"] == 300 and state["t"] == 300
+    state, _ = controls.parse_query("sampler=ddim&ddim_steps=900&steps=100&step=99", "reverse")
+    assert state["ddim_steps"] == 100 and state["step"] == 99
+
+
+def test_injection_is_echoed_short_and_as_text():
+    state, notices = controls.parse_query("schedule=<img src=x onerror=alert(1)>" + "A" * 500, "forward")
+    assert state["schedule"] == "linear"
+    assert all(len(notice) < 120 for notice in notices)
+
+
+def test_presentation_flags_survive_the_url_but_are_not_state():
+    state, notices = controls.parse_query("embed=1&hide=image,process&lock=t&t=5", "forward")
+    assert notices == [] and state["t"] == 5
+    query = controls.to_query(state, "forward", keep_flags_from="?embed=1&hide=image,process&lock=t&t=5&x=1")
+    assert query == "t=5&embed=1&hide=image%2Cprocess&lock=t"
+
+
+@pytest.mark.parametrize("view", controls.VIEWS)
+def test_the_form_has_one_labelled_field_per_control(view):
+    form = controls.form_html(view, escape=html.escape)
+    for control in controls.controls_for(view):
+        assert f'<label for="{control.name}">{html.escape(control.label)}</label>' in form
+        assert f'id="{control.name}"' in form
+    assert form.count("<fieldset") == len({c.group for c in controls.controls_for(view)})

@@ -1,0 +1,213 @@
+"""The trained denoiser: backprop against finite differences, training lowers the loss, the shipped weights make digits."""
+
+import ast
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from diffusion_lab import network, train
+from diffusion_lab.evaluate import Judge, frechet_distance, generate, sqrtm_psd
+from diffusion_lab.forward import q_sample
+from diffusion_lab.network import TrainedDenoiser
+from diffusion_lab.schedules import from_betas, get_schedule
+
+ROOT = Path(__file__).resolve().parents[2]
+WEIGHTS = ROOT / "site" / "models" / "digits.npz"
+
+
+def tiny_params(seed=0):
+    """A small float64 network with every weight non-zero (the shipped init zeroes w2)."""
+    rng = np.random.default_rng(seed)
+    params = network.init_params(rng, hidden=12, blocks=2, embed=6, dtype=np.float64)
+    for key in params:
+        params[key] = params[key] + 0.3 * rng.standard_normal(params[key].shape)
+    return params
+
+
+def test_gradients_match_finite_differences():
+    params = tiny_params()
+    rng = np.random.default_rng(1)
+    x, lam, target = rng.standard_normal((4, 64)), np.array([-14.0, -3.0, 0.5, 9.0]), rng.standard_normal((4, 64))
+
+    def loss():
+        return np.mean((network.forward(params, x, lam) - target) ** 2)
+
+    value, grads = train.loss_and_grads(params, x, lam, target)
+    assert value == pytest.approx(loss(), rel=1e-12)
+    h = 1e-6
+    for key, p in params.items():
+        assert grads[key].shape == p.shape
+        for i in rng.choice(p.size, size=min(p.size, 12), replace=False):
+            index = np.unravel_index(i, p.shape)
+            old = p[index]
+            p[index] = old + h
+            up = loss()
+            p[index] = old - h
+            down = loss()
+            p[index] = old
+            assert grads[key][index] == pytest.approx((up - down) / (2 * h), rel=1e-5, abs=1e-9), key
+
+
+def test_adam_first_step_is_lr_times_sign():
+    params = {"w": np.array([1.0, -2.0, 3.0])}
+    train.Adam(params).step(params, {"w": np.array([0.5, -4.0, 0.0])}, lr=0.1)
+    np.testing.assert_allclose(params["w"], [0.9, -1.9, 3.0], rtol=1e-6)  # Kingma & Ba: |step| ~ lr
+
+
+def test_log_snr_samples_cover_the_range():
+    lam = train.sample_log_snr(np.random.default_rng(0), 20000)
+    assert network.LOG_SNR_MIN <= lam.min() < -10 and 10 < lam.max() <= network.LOG_SNR_MAX
+    assert abs(np.median(lam)) < 0.2  # the cosine schedule is symmetric about lambda = 0
+
+
+def test_quick_training_lowers_the_loss_and_writes_weights(tmp_path, capsys):
+    out = tmp_path / "digits.npz"
+    assert train.main(["--quick", "--out", str(out)]) == 0
+    losses = [float(v) for v in re.findall(r"loss (\d+\.\d+)  held", capsys.readouterr().out)]
+    assert len(losses) >= 5
+    assert losses[-1] < 0.75 * losses[0]
+    denoiser = TrainedDenoiser.load(out, get_schedule("linear", 1000))
+    assert denoiser.meta["steps"] == train.QUICK["steps"] and denoiser.image_shape == (8, 8)
+
+
+def test_training_is_reproducible():
+    config = dict(train.DEFAULTS, steps=15, batch=32, hidden=32, embed=16)
+    a, meta_a, _ = train.train(seed=3, log=lambda s: None, **config)
+    b, meta_b, _ = train.train(seed=3, log=lambda s: None, **config)
+    c, _, _ = train.train(seed=4, log=lambda s: None, **config)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    assert meta_a["final_loss"] == meta_b["final_loss"]
+    assert not np.array_equal(a["in.w"], c["in.w"])
+
+
+def test_data_split_is_fixed_and_disjoint():
+    train_x, train_y, held_x, held_y = train.load_digits_split()
+    assert train_x.shape == (1438, 8, 8) and held_x.shape == (359, 8, 8)
+    assert train_x.min() == -1.0 and train_x.max() == 1.0
+    assert set(np.unique(held_y)) == set(range(10))
+    again = train.load_digits_split()
+    np.testing.assert_array_equal(again[2], held_x)
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return TrainedDenoiser.load(WEIGHTS, get_schedule("linear", 1000))
+
+
+def test_shipped_weights_load_from_bytes(shipped):
+    data = WEIGHTS.read_bytes()
+    assert len(data) < 4_000_000
+    from_bytes = TrainedDenoiser.load(data, get_schedule("linear", 1000))
+    x = np.random.default_rng(0).standard_normal((8, 8))
+    np.testing.assert_array_equal(from_bytes.predict_noise(x, 500), shipped.predict_noise(x, 500))
+    assert shipped.meta["conditioning"] == "log_snr" and shipped.meta["prediction"] == "v"
+    assert all(p.dtype == np.float64 for p in shipped.params.values())
+
+
+def test_batch_matches_single(shipped):
+    rng = np.random.default_rng(1)
+    batch = rng.standard_normal((5, 8, 8))
+    for t in (0, 300, 999):
+        eps = shipped.predict_noise(batch, t)
+        x0 = shipped.predict_x0(batch, t)
+        assert eps.shape == x0.shape == (5, 8, 8)
+        for i in range(5):
+            np.testing.assert_allclose(eps[i], shipped.predict_noise(batch[i], t), rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(x0[i], shipped.predict_x0(batch[i], t), rtol=1e-12, atol=1e-12)
+
+
+def test_x0_and_eps_agree_with_eq_4(shipped):
+    s = shipped.schedule
+    x = np.random.default_rng(2).standard_normal((3, 8, 8))
+    for t in (0, 500, 999):
+        eps, x0 = shipped.predict_noise(x, t), shipped.predict_x0(x, t)
+        np.testing.assert_allclose(s.sqrt_alpha_bars[t] * x0 + s.sqrt_one_minus_alpha_bars[t] * eps, x, atol=1e-10)
+
+
+def test_any_schedule_maps_t_by_log_snr(shipped):
+    """Two schedules reaching the same alpha_bar at different t give the same prediction."""
+    linear = get_schedule("linear", 1000)
+    betas = np.concatenate([[1.0 - linear.alpha_bars[400]], linear.betas[401:]])
+    short = from_betas(betas)  # short.alpha_bars[k] == linear.alpha_bars[400 + k]
+    other = TrainedDenoiser(shipped.params, shipped.meta, short)
+    x = np.random.default_rng(3).standard_normal((8, 8))
+    np.testing.assert_allclose(other.predict_noise(x, 0), shipped.predict_noise(x, 400), rtol=1e-9, atol=1e-9)
+
+
+def test_denoises_held_out_digits(shipped):
+    """At moderate noise the network's x0 is much closer to a held-out digit than x_t is."""
+    _, _, held_x, _ = train.load_digits_split()
+    s = shipped.schedule
+    rng = np.random.default_rng(4)
+    x0 = held_x[:50]
+    for t in (100, 300):
+        x_t = q_sample(x0, t, rng.standard_normal(x0.shape), s)
+        naive = np.mean((x_t / s.sqrt_alpha_bars[t] - x0) ** 2)
+        assert np.mean((shipped.predict_x0(x_t, t) - x0) ** 2) < 0.3 * naive
+
+
+def test_bad_inputs(shipped, tmp_path):
+    with pytest.raises(ValueError, match="shape"):
+        shipped.predict_noise(np.zeros((16, 16)), 10)
+    with pytest.raises(ValueError, match="shape"):
+        shipped.predict_noise(np.zeros((2, 2, 8, 8)), 10)
+    np.savez(tmp_path / "other.npz", w=np.zeros(3))
+    with pytest.raises(ValueError, match="meta"):
+        TrainedDenoiser.load(tmp_path / "other.npz", shipped.schedule)
+    with pytest.raises(ValueError, match="path or the bytes"):
+        TrainedDenoiser.load(42, shipped.schedule)
+
+
+def test_network_module_needs_only_numpy():
+    """network.py is loaded by the browser: only numpy, the standard library and the core."""
+    tree = ast.parse((ROOT / "py" / "diffusion_lab" / "network.py").read_text())
+    modules = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    modules |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0}
+    assert modules <= {"__future__", "io", "json", "math", "os", "numpy"}
+
+
+def test_ddim_50_is_fast(shipped):
+    x = np.random.default_rng(5).standard_normal((8, 8))
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        generate(shipped, 1, shipped.schedule, np.random.default_rng(0), sampler="ddim", steps=50)
+        best = min(best, time.perf_counter() - start)
+    assert best < 0.15, f"50 DDIM steps took {best:.3f} s"
+    assert x.shape == (8, 8)
+
+
+def test_frechet_distance_closed_form():
+    rng = np.random.default_rng(6)
+    a = rng.standard_normal((4, 4))
+    s = a @ a.T + np.eye(4)
+    np.testing.assert_allclose(sqrtm_psd(s) @ sqrtm_psd(s), s, atol=1e-10)
+    f = rng.standard_normal((4000, 3))
+    assert frechet_distance(f, f) == pytest.approx(0.0, abs=1e-8)
+    # N(0, I) against N(m, 4 I) in 3-d: |m|^2 + 3 (1 + 4 - 2 * 2) = |m|^2 + 3
+    g = 2.0 * rng.standard_normal((40000, 3)) + np.array([1.0, 0.0, 0.0])
+    big = rng.standard_normal((40000, 3))
+    assert frechet_distance(big, g) == pytest.approx(4.0, rel=0.05)
+
+
+@pytest.fixture(scope="module")
+def judge():
+    return Judge()
+
+
+@pytest.mark.parametrize("schedule, sampler, steps", [("linear", "ddim", 50), ("cosine", "ddpm", None)])
+def test_shipped_weights_make_new_digits(shipped, judge, schedule, sampler, steps):
+    """Quality floor: confidently classified like real digits, every class, not copies of the training set."""
+    s = get_schedule(schedule, 1000 if sampler == "ddim" else 200)
+    denoiser = TrainedDenoiser(shipped.params, shipped.meta, s)
+    images = generate(denoiser, 300, s, np.random.default_rng(7), sampler=sampler, steps=steps)
+    r = judge.score(images)
+    held = judge.score(judge.held_x, held_out=True)
+    assert r["confident"] > 0.7 and r["confident"] > held["confident"] - 0.15, r
+    assert r["classes"] == 10 and r["class_min"] > 0.03, r
+    assert r["copies"] < 0.15 and r["nn_median"] > 0.8 * held["nn_median"], r
+    assert r["fd"] < 8.0, r
