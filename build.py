@@ -206,6 +206,10 @@ def offline_page(path: Path) -> dict:
         raise BuildError(f"{path.name}: the offline edition needs a <head> with a <title>, and a <body>")
     tags = re.findall(r"<(?:script|link)\b[^>]*>", head.group(1))
     attributes = [dict(re.findall(r'([\w-]+)="([^"]*)"', tag)) for tag in tags]
+    modules = [a["src"] for a in attributes if a.get("type") == "module" and not a["src"].startswith("pyscript/")]
+    if modules:
+        raise BuildError(f"{path.name} loads {', '.join(modules)} as a module, which no browser runs from disk: "
+                         "make it a classic script for the offline edition")
     content = body.group(2)
     py_scripts = re.findall(r'<script type="py" src="([^"]+)"', content)
     content = re.sub(r'<script type="py"[^>]*></script>\s*', "", content)

@@ -1,12 +1,13 @@
 // Drive Debian's Firefox ESR through the offline edition, opened from disk, and print what it saw as JSON.
 //
-//   node tests/browser/offline_firefox.mjs dist/diffusion-lab-offline.html
+//   node tests/browser/offline_firefox.mjs FOLDER/diffusion-lab-offline.html FOLDER/any-other-file
 //
 // Called by tests/browser/test_offline.py, which judges the result (pixels against CPython included).
 // puppeteer-core talks WebDriver BiDi to the Firefox at $FIREFOX (default /usr/bin/firefox-esr) and
 // downloads no browser. Puppeteer turns security.fileuri.strict_origin_policy off by default, which lets a
 // file:// page read other files and so hides exactly what breaks the offline edition: it is set back to
-// Firefox's default, true, and the report says what the profile holds and whether reading a file failed.
+// Firefox's default, true, and the report says what the profile holds and whether the page could read
+// the other file given (a page may always read itself).
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -16,6 +17,7 @@ import puppeteer from "puppeteer-core";
 const READY_TIMEOUT_MS = 120_000;
 const file = path.resolve(process.argv[2]);
 const url = pathToFileURL(file).href;
+const sibling = pathToFileURL(path.resolve(process.argv[3])).href;
 const report = { requests: [], errors: [], views: {} };
 
 function timeline(page) {
@@ -75,16 +77,21 @@ try {
     title: await home.title(),
     links: await home.$$eval("main a", (links) => links.map((link) => [link.textContent.trim(), link.href])),
   };
-  // What a file:// page may read besides itself: with the default policy, not even the file next to it.
-  report.siblingFetch = await home.evaluate(async (sibling) => {
+  await home.close();
+
+  // With Firefox's default policy a file:// page cannot read even the file next to it.
+  // (On a page of its own, as the blocked read is logged as an error.)
+  const probe = await browser.newPage();
+  await probe.goto(url);
+  report.siblingFetch = await probe.evaluate(async (sibling) => {
     try {
-      await (await fetch(sibling)).text();
+      await (await fetch(sibling)).arrayBuffer();
       return "allowed";
     } catch (error) {
       return "blocked";
     }
-  }, new URL("index.html", url).href);
-  await home.close();
+  }, sibling);
+  await probe.close();
 
   const forward = await open(browser, `${url}?seed=3#forward`);
   const before = await canvas(forward, "frame");

@@ -1,0 +1,95 @@
+"""Shareable links and embedding in a course page on another origin."""
+from __future__ import annotations
+
+import numpy as np
+
+from conftest import READY_TIMEOUT_MS, start_server
+from test_pages import canvas_gray
+
+
+def test_a_shared_link_reproduces_the_same_pixels(watched, browser, base_url):
+    page = watched.open(f"{base_url}/forward.html")
+    page.get_by_label("Schedule").select_option("sigmoid")
+    page.get_by_label("Seed").fill("42")
+    page.get_by_label("Seed").press("Enter")
+    page.get_by_label("Image", exact=True).select_option("landscape")
+    slider = page.get_by_label("Timestep")
+    slider.focus()
+    for _ in range(120):
+        slider.press("ArrowRight")
+    original = canvas_gray(page, "frame")
+    page.get_by_role("button", name="Copy link").click()
+    page.wait_for_function("document.getElementById('share-text').value !== ''")
+    link = page.input_value("#share-text")
+    assert link == page.url
+    for part in ("schedule=sigmoid", "seed=42", "image=landscape", "t=120"):
+        assert part in link
+
+    # A friend opens it in a fresh profile.
+    context = browser.new_context()
+    try:
+        friend = context.new_page()
+        friend.goto(link)
+        friend.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+        assert np.array_equal(canvas_gray(friend, "frame"), original)
+        assert friend.get_by_label("Timestep").input_value() == "120"
+    finally:
+        context.close()
+
+
+def test_slider_ticks_replace_the_history_entry(watched, base_url):
+    page = watched.open(f"{base_url}/forward.html")
+    length = page.evaluate("history.length")
+    slider = page.get_by_label("Timestep")
+    slider.focus()
+    for _ in range(10):
+        slider.press("ArrowRight")
+    assert "t=10" in page.url
+    assert page.evaluate("history.length") == length
+
+
+def test_embed_code_is_an_accessible_lazy_iframe(watched, base_url):
+    page = watched.open(f"{base_url}/reverse.html?denoiser=ideal")
+    page.get_by_role("button", name="Copy embed code").click()
+    page.wait_for_function("document.getElementById('share-text').value !== ''")
+    code = page.input_value("#share-text")
+    assert code.startswith("<iframe ") and 'title="Diffusion Lab: reverse diffusion"' in code
+    assert 'loading="lazy"' in code and "embed=1" in code and "denoiser=ideal" in code
+
+
+def test_a_course_page_on_another_origin_embeds_and_resizes(watched, site, tmp_path):
+    server, demo = start_server(site)
+    host_dir = tmp_path / "host"
+    host_dir.mkdir()
+    view = "forward.html?embed=1&schedule=cosine&t=300&seed=7&hide=image,process,share&lock=schedule,seed"
+    (host_dir / "index.html").write_text(f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Course</title><link rel="icon" href="data:,"><script src="{demo}/embed.js" defer></script></head><body>
+<h1>Lecture</h1><iframe id="demo" src="{demo}/{view}" title="Diffusion Lab" width="800" height="760"
+style="border:0"></iframe></body></html>""")
+    host, host_url = start_server(host_dir)
+    try:
+        page = watched.open(f"{host_url}/index.html", ready=False)
+        assert host_url.split(":")[-1] != demo.split(":")[-1]  # two origins
+        frame = page.frame_locator("#demo")
+        frame.locator("body[data-ready='true']").wait_for(state="attached", timeout=READY_TIMEOUT_MS)
+        # Resized to the content height by the host script.
+        page.wait_for_function("document.getElementById('demo').style.height.endsWith('px')", timeout=10_000)
+        height = page.evaluate("parseFloat(document.getElementById('demo').style.height)")
+        assert 200 < height < 3000 and height != 760
+        inner = frame.locator("html").evaluate("el => Math.ceil(el.getBoundingClientRect().height)")
+        assert abs(inner - height) <= 2
+        # Hidden groups are absent; the site chrome is gone.
+        assert frame.locator("fieldset[data-group='image']").first.is_hidden()
+        assert frame.locator("fieldset[data-group='process']").is_hidden()
+        assert frame.locator(".site-header").is_hidden()
+        assert frame.get_by_label("Timestep").is_visible()
+        # Locked settings hold, after Python enabled the form.
+        assert frame.locator("#schedule").is_disabled() and frame.locator("#seed").is_disabled()
+        assert frame.locator("#schedule").input_value() == "cosine"
+        slider = frame.get_by_label("Timestep")
+        slider.focus()
+        slider.press("ArrowRight")
+        assert frame.locator("#readout").inner_text().startswith("t = 301")
+    finally:
+        host.shutdown()
+        server.shutdown()

@@ -1,0 +1,216 @@
+"""The offline edition, opened from disk with no server and no network, in Chromium and Firefox ESR.
+
+The file is copied alone into a folder with a space in its name, under the name
+a browser gives a second download, next to an unrelated file: as on a USB stick.
+What the canvas shows is checked against the same core computed here in CPython.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import build
+from diffusion_lab import forward, images, schedules
+
+READY_TIMEOUT_MS = 120_000
+FIREFOX = os.environ.get("FIREFOX", "/usr/bin/firefox-esr")
+FIREFOX_SCRIPT = Path(__file__).with_name("offline_firefox.mjs")
+LOCAL_SCHEMES = ("file:", "data:", "blob:")
+
+
+@pytest.fixture(scope="session")
+def usb_stick(site, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("offline") / "USB stick"
+    folder.mkdir()
+    shutil.copyfile(site / build.OFFLINE_NAME, folder / "diffusion-lab-offline (1).html")
+    (folder / "notes.txt").write_text("another file on the stick\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def offline_url(usb_stick) -> str:
+    return (usb_stick / "diffusion-lab-offline (1).html").as_uri()
+
+
+class Offline:
+    """A Chromium page whose every request other than file:, data: and blob: is aborted and recorded."""
+
+    def __init__(self, context):
+        self.requests: list[str] = []
+        self.errors: list[str] = []
+        context.route("**/*", self._route)
+        self.page = context.new_page()
+        self.page.on("request", lambda request: self.requests.append(request.url[:200]))
+        self.page.on("console", lambda message: message.type == "error" and self.errors.append(message.text))
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    def _route(self, route) -> None:
+        if route.request.url.startswith(LOCAL_SCHEMES):
+            route.continue_()
+        else:
+            route.abort()
+
+    def wait_ready(self, view: str) -> None:
+        self.page.wait_for_function(f"document.body.dataset.view === '{view}' && document.body.dataset.ready === 'true'",
+                                    timeout=READY_TIMEOUT_MS)
+
+
+@pytest.fixture
+def offline(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    offline = Offline(context)
+    yield offline
+    context.close()
+    assert [url for url in offline.requests if not url.startswith(LOCAL_SCHEMES)] == [], "a request left the disk"
+    assert offline.errors == [], "the console showed errors"
+
+
+def gray(width: int, height: int, rgba: list[int]) -> np.ndarray:
+    pixels = np.array(rgba, dtype=np.uint8).reshape(height, width, 4)
+    assert (pixels[..., 3] == 255).all() and (pixels[..., 0] == pixels[..., 2]).all()
+    return pixels[..., 0]
+
+
+def canvas_gray(page, canvas_id: str) -> np.ndarray:
+    return gray(**page.evaluate(
+        """(id) => { const c = document.getElementById(id);
+                     const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                     return {width: c.width, height: c.height, rgba: Array.from(d)}; }""", canvas_id))
+
+
+def assert_same_image(shown: np.ndarray, expected_float: np.ndarray) -> None:
+    """Pixel for pixel, allowing a rounding flip of one level (wasm vs x86 float last bits)."""
+    expected = images.to_uint8(expected_float)
+    assert shown.shape == expected.shape
+    difference = np.abs(shown.astype(int) - expected.astype(int))
+    assert difference.max() <= 1 and (difference == 0).mean() > 0.999
+
+
+def noisy_gradient(seed: int) -> np.ndarray:
+    """x_T of the forward view's default image and schedule, from its closed form."""
+    x0 = images.make_image("gradient", 64)
+    noise = np.random.default_rng(seed).standard_normal(x0.shape)
+    return forward.q_sample(x0, 999, noise, schedules.get_schedule("linear", 1000))
+
+
+# -- the file ---------------------------------------------------------------------
+
+def test_the_hosted_site_offers_the_offline_edition_with_its_size(site):
+    index = (site / "index.html").read_text()
+    link = re.search(r'<a href="diffusion-lab-offline.html" download>Download the offline\s+edition</a> '
+                     r"\(one HTML file, (\d+) MB\)", index)
+    assert link, "index.html has no download link for the offline edition"
+    assert int(link.group(1)) == round((site / build.OFFLINE_NAME).stat().st_size / 1e6)
+
+
+def test_the_offline_edition_holds_the_same_python_and_wheels_and_loads_nothing(site):
+    text = (site / build.OFFLINE_NAME).read_text()
+    manifest = json.loads(re.search(r'<script id="offline-manifest" type="application/json">(.*?)</script>',
+                                    text, re.S).group(1))
+    config = json.loads((site / "pyscript.json").read_text())
+    assert {path.removeprefix("./"): (site / url).read_text() for url, path in config["files"].items()} \
+        == manifest["files"]
+    lock = json.loads((site / "pyodide" / "pyodide-lock.json").read_text())
+    assert {entry["file_name"] for entry in lock["packages"].values()} <= set(manifest["assets"])
+    for name in manifest["assets"]:
+        assert f'data-asset="{name}"' in text
+    markup = re.sub(r"<script\b[^>]*>.*?</script>", "", text, flags=re.S)
+    assert re.findall(r'\b(?:src|href)="(?!#|https?:|mailto:|data:)([^"]*)"', markup) == []
+    assert "default-src 'none'" in re.search(r'http-equiv="Content-Security-Policy" content="([^"]*)"', text).group(1)
+
+
+# -- Chromium -----------------------------------------------------------------------
+
+def test_chromium_runs_every_view_from_disk(offline, offline_url):
+    page = offline.page
+    page.goto(offline_url)
+    offline.wait_ready("home")
+    page.get_by_role("link", name="Forward diffusion").click()
+    offline.wait_ready("forward")
+
+    slider = page.get_by_label("Timestep")
+    assert_same_image(canvas_gray(page, "frame"), images.make_image("gradient", 64))
+    slider.focus()
+    slider.press("End")
+    page.wait_for_function("document.getElementById('readout').textContent.startsWith('t = 1000 of 1000')")
+    assert_same_image(canvas_gray(page, "frame"), noisy_gradient(seed=0))
+    assert "t=1000" in page.url and page.url.endswith("#forward")
+
+    page.get_by_role("navigation").get_by_role("link", name="Reverse").click()
+    offline.wait_ready("reverse")
+    assert "t=1000" not in page.url  # the forward view's settings stay behind
+    page.get_by_role("button", name="Play").click()
+    page.wait_for_function("document.getElementById('readout').textContent.includes('step 1000 of 1000')",
+                           timeout=READY_TIMEOUT_MS)
+    assert_same_image(canvas_gray(page, "frame"), images.make_image("gradient", 64))
+    assert "identical to the target" in page.inner_text("#result")
+
+
+def test_a_truncated_download_says_so(offline, usb_stick, tmp_path):
+    whole = (usb_stick / "diffusion-lab-offline (1).html").read_bytes()
+    cut = tmp_path / "diffusion-lab-offline.html"
+    cut.write_bytes(whole[: len(whole) * 2 // 3])
+    offline.page.goto(f"{cut.as_uri()}#forward")
+    error = offline.page.locator("#error")
+    error.wait_for(timeout=READY_TIMEOUT_MS)
+    assert "This file is incomplete." in error.inner_text()
+    assert "Download the offline edition again" in error.inner_text()
+
+
+def test_a_browser_without_decompression_streams_is_told_so(offline, offline_url):
+    offline.page.add_init_script("delete window.DecompressionStream")
+    offline.page.goto(f"{offline_url}#reverse")
+    error = offline.page.locator("#error")
+    error.wait_for(timeout=READY_TIMEOUT_MS)
+    assert "This browser is too old for Diffusion Lab." in error.inner_text()
+
+
+def test_python_that_never_starts_is_explained_after_the_deadline(offline, offline_url):
+    page = offline.page
+    page.clock.install()
+    page.add_init_script("WebAssembly.instantiateStreaming = () => new Promise(() => {})")  # a hung start
+    page.goto(f"{offline_url}#forward")
+    page.wait_for_function("document.getElementById('phase').textContent === 'Starting Python…'",
+                           timeout=READY_TIMEOUT_MS)
+    assert page.locator("#error").is_hidden()
+    page.clock.run_for(121_000)
+    error = page.locator("#error")
+    error.wait_for()
+    assert "Python did not start." in error.inner_text()
+    assert "close other tabs" in error.inner_text()
+    assert page.evaluate("document.body.dataset.phase") == "failed"
+
+
+# -- Firefox ESR ---------------------------------------------------------------------
+
+def test_firefox_esr_runs_every_view_from_disk_with_its_default_file_policy(usb_stick):
+    assert Path(FIREFOX).exists(), f"{FIREFOX} is missing: bash tests/run.sh installs Debian's firefox-esr"
+    assert (build.ROOT / "node_modules" / "puppeteer-core").exists(), "node_modules is missing: run `npm ci`"
+    run = subprocess.run(["node", str(FIREFOX_SCRIPT), str(usb_stick / "diffusion-lab-offline (1).html"),
+                          str(usb_stick / "notes.txt")],
+                         cwd=build.ROOT, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    report = json.loads(run.stdout)
+    assert "failure" not in report, report["failure"]
+    assert report["browser"].startswith("firefox/")
+    assert report["strictOriginPolicy"] is True
+    assert report["siblingFetch"] == "blocked"  # so the page really ran under the strict file policy
+    assert [url for url in report["requests"] if not url.startswith(LOCAL_SCHEMES)] == []
+    assert report["errors"] == []
+
+    views = report["views"]
+    assert [name for name, _ in views["home"]["links"]] == ["Forward diffusion", "Reverse diffusion"]
+    assert views["home"]["links"][1][1].endswith("%20(1).html#reverse")
+    assert_same_image(gray(**views["forward"]["before"]), images.make_image("gradient", 64))
+    assert views["forward"]["readout"].startswith("t = 1000 of 1000")
+    assert_same_image(gray(**views["forward"]["after"]), noisy_gradient(seed=3))
+    assert "step 1000 of 1000" in views["reverse"]["readout"]
+    assert_same_image(gray(**views["reverse"]["frame"]), images.make_image("gradient", 64))
+    assert "identical to the target" in views["reverse"]["result"]
