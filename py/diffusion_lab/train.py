@@ -39,7 +39,7 @@ from .network import LOG_SNR_MAX, LOG_SNR_MIN, silu, time_embedding  # noqa: E40
 SPLIT_SEED = 0  # fixed: evaluate.py and the tests rebuild the same split
 HELD_OUT = 0.2  # share of the 1797 digits kept out of training
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "site" / "models" / "digits.npz"
-DEFAULTS = dict(steps=12000, batch=256, lr=2e-3, hidden=256, blocks=3, embed=128, ema=0.999, warmup=200)
+DEFAULTS = dict(steps=12000, batch=256, lr=2e-3, hidden=256, blocks=3, embed=128, dropout=0.1, ema=0.999, warmup=200)
 QUICK = dict(steps=150, batch=128)  # --quick: a smoke run for tests
 
 
@@ -82,11 +82,15 @@ def silu_grad(z: np.ndarray) -> np.ndarray:
     return sig * (1.0 + z * (1.0 - sig))
 
 
-def loss_and_grads(params: dict, x: np.ndarray, log_snr: np.ndarray, target: np.ndarray):
+def loss_and_grads(params: dict, x: np.ndarray, log_snr: np.ndarray, target: np.ndarray, *,
+                   dropout: float = 0.0, rng: np.random.Generator | None = None):
     """Mean squared error of network.forward(params, x, log_snr) against target, and its gradient per parameter.
 
     The forward pass repeats network.forward keeping the intermediates; the
     backward pass is the chain rule through it, layer by layer in reverse.
+    With ``dropout`` > 0, each residual block's hidden units are zeroed with
+    that probability and the rest scaled by 1 / (1 - dropout) (inverted
+    dropout, Srivastava et al. 2014; DDPM uses 0.1), masks drawn from ``rng``.
     """
     dtype = params["in.w"].dtype
     x = np.asarray(x, dtype=dtype)
@@ -95,11 +99,15 @@ def loss_and_grads(params: dict, x: np.ndarray, log_snr: np.ndarray, target: np.
     ze = emb @ params["embed.w"] + params["embed.b"]
     e = silu(ze)
     h = x @ params["in.w"] + params["in.b"]
-    hs, zs, acts = [], [], []
+    hs, zs, acts, masks = [], [], [], []
     for k in range(blocks):
         p = f"block{k}."
         z = h @ params[p + "w1"] + e @ params[p + "we"] + params[p + "b1"]
         a = silu(z)
+        if dropout > 0:
+            mask = (rng.random(a.shape) >= dropout).astype(dtype) / dtype.type(1.0 - dropout)
+            a = a * mask
+            masks.append(mask)
         hs.append(h), zs.append(z), acts.append(a)
         h = h + a @ params[p + "w2"] + params[p + "b2"]
     top = silu(h)
@@ -115,7 +123,8 @@ def loss_and_grads(params: dict, x: np.ndarray, log_snr: np.ndarray, target: np.
     for k in reversed(range(blocks)):
         p = f"block{k}."
         grads[p + "w2"], grads[p + "b2"] = acts[k].T @ g_h, g_h.sum(axis=0)
-        g_z = (g_h @ params[p + "w2"].T) * silu_grad(zs[k])
+        g_a = g_h @ params[p + "w2"].T
+        g_z = (g_a * masks[k] if dropout > 0 else g_a) * silu_grad(zs[k])
         grads[p + "w1"], grads[p + "we"], grads[p + "b1"] = hs[k].T @ g_z, e.T @ g_z, g_z.sum(axis=0)
         g_e += g_z @ params[p + "we"].T
         g_h = g_h + g_z @ params[p + "w1"].T
@@ -165,7 +174,7 @@ def held_out_loss(params: dict, images: np.ndarray, repeats: int = 4, seed: int 
 # ---- the run ----------------------------------------------------------------------------------
 
 def train(*, seed: int = 0, steps: int, batch: int, lr: float, hidden: int, blocks: int, embed: int,
-          ema: float, warmup: int, log_every: int = 500, log=print):
+          dropout: float, ema: float, warmup: int, log_every: int = 500, log=print):
     """Train from ``seed``; return (EMA weights, meta, history of (step, mean training loss))."""
     train_x, _, held_x, _ = load_digits_split()
     data = train_x.reshape(len(train_x), -1)
@@ -181,7 +190,7 @@ def train(*, seed: int = 0, steps: int, batch: int, lr: float, hidden: int, bloc
         x0 = data[order[cursor:cursor + batch]]
         cursor += batch
         x_t, lam, v = noisy_batch(x0, rng)
-        loss, grads = loss_and_grads(params, x_t, lam, v)
+        loss, grads = loss_and_grads(params, x_t, lam, v, dropout=dropout, rng=rng)
         adam.step(params, grads, learning_rate(step, steps, lr, warmup))
         decay = min(ema, (1 + step) / (10 + step))  # short memory early on
         for k, value in params.items():
@@ -197,7 +206,7 @@ def train(*, seed: int = 0, steps: int, batch: int, lr: float, hidden: int, bloc
     meta = dict(
         image_shape=list(train_x.shape[1:]), data="sklearn load_digits 8x8, 0..16 scaled to [-1, 1]",
         split_seed=SPLIT_SEED, held_out=HELD_OUT, train_images=len(train_x), seed=seed, steps=steps,
-        batch=batch, lr=lr, hidden=hidden, blocks=blocks, embed=embed, ema=ema, warmup=warmup,
+        batch=batch, lr=lr, hidden=hidden, blocks=blocks, embed=embed, dropout=dropout, ema=ema, warmup=warmup,
         prediction="v", conditioning="log_snr", log_snr_range=[LOG_SNR_MIN, LOG_SNR_MAX],
         noise_levels="continuous cosine schedule (any schedule works at inference)",
         final_loss=history[-1][1], held_out_loss=held_out_loss(averaged, held_x), train_seconds=round(seconds, 1),
@@ -213,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="peak Adam learning rate")
     parser.add_argument("--hidden", type=int, default=DEFAULTS["hidden"], help="width of the residual MLP")
     parser.add_argument("--blocks", type=int, default=DEFAULTS["blocks"], help="residual blocks")
+    parser.add_argument("--dropout", type=float, default=DEFAULTS["dropout"], help="dropout in the residual blocks")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"weights file (default {DEFAULT_OUT})")
     parser.add_argument("--quick", action="store_true", help="a few steps, for tests (seconds)")
     args = parser.parse_args(argv)
@@ -220,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     batch = args.batch or (QUICK if args.quick else DEFAULTS)["batch"]
     if steps < 1 or batch < 1:
         parser.error("--steps and --batch must be positive")
-    config = dict(DEFAULTS, steps=steps, batch=batch, lr=args.lr, hidden=args.hidden, blocks=args.blocks)
+    config = dict(DEFAULTS, steps=steps, batch=batch, lr=args.lr, hidden=args.hidden, blocks=args.blocks,
+                  dropout=args.dropout)
     print(f"training {config} seed {args.seed}", flush=True)
     log_every = max(1, min(500, steps // 10))
     params, meta, _ = train(seed=args.seed, log_every=log_every, log=lambda s: print(s, flush=True), **config)

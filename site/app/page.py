@@ -15,6 +15,7 @@ from pyodide.ffi import create_proxy, to_js
 
 from diffusion_lab import controls
 
+REDUCED_MOTION_SLOWDOWN = 4
 PHASES = ("runtime", "numpy", "first frame", "matplotlib", "ready")
 _started = time.perf_counter()
 _proxies = []  # event handlers must outlive the call that made them
@@ -242,13 +243,14 @@ class Player:
         self._show(False)
 
     async def _loop(self, token) -> None:
+        # prefers-reduced-motion: a quarter of the frame rate, so changes come slowly.
         reduced = js.matchMedia("(prefers-reduced-motion: reduce)").matches
         while self.token is token:
-            if not self.advance(reduced):
+            if not self.advance():
                 if self.token is token:
                     self.stop()
                 return
-            await asyncio.sleep(self.interval_s * (4 if reduced else 1))
+            await asyncio.sleep(self.interval_s * (REDUCED_MOTION_SLOWDOWN if reduced else 1))
 
     def _show(self, playing: bool) -> None:
         self.button.textContent = "Pause" if playing else "Play"

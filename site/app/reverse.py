@@ -152,9 +152,9 @@ class ReverseView:
         self.draw()
         return True
 
-    def advance(self, reduced: bool) -> bool:
+    def advance(self) -> bool:
         """One frame of Play: a few steps, waiting where the chain is still being computed."""
-        per_frame = max(1, (len(self.times) - 1) // (60 if reduced else 120))
+        per_frame = max(1, (len(self.times) - 1) // 120)
         for _ in range(per_frame):
             if self.settings["step"] >= len(self.frames) - 1 and self.final is None:
                 return True  # wait for the chain to catch up

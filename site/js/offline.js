@@ -32,7 +32,7 @@
   const megabytes = (bytes) => `${(bytes / 1e6).toFixed(0)} MB`;
 
   function viewName() {
-    const name = decodeURIComponent(location.hash.slice(1));
+    const name = location.hash.slice(1);
     return manifest.views.includes(name) ? name : "home";
   }
 

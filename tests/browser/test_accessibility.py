@@ -1,0 +1,133 @@
+"""WCAG 2.1 A/AA with axe-core, keyboard use, small screens, reduced motion, the CSP."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import READY_TIMEOUT_MS
+
+AXE = (Path(__file__).resolve().parents[2] / "node_modules/axe-core/axe.min.js").read_text()
+WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+PAGES = ["index.html", "forward.html", "reverse.html", "forward.html?embed=1&hide=image",
+         "reverse.html?embed=1&denoiser=ideal&sampler=ddim", "examples/course.html"]
+
+
+def axe_violations(page) -> list[str]:
+    page.evaluate(AXE)  # DevTools evaluation: not subject to the page's CSP
+    result = page.evaluate("(tags) => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_21_AA)
+    return [f"{v['id']}: {v['help']} ({len(v['nodes'])}x, e.g. {v['nodes'][0]['html'][:120]})"
+            for v in result["violations"]]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_no_wcag_violations_before_and_after_python_loads(watched, base_url, path):
+    page = watched.open(f"{base_url}/{path}", ready=False)
+    page.wait_for_load_state("domcontentloaded")
+    assert axe_violations(page) == []
+    if "course" in path:
+        for frame_id in ("forward-demo", "reverse-demo"):
+            page.frame_locator(f"#{frame_id}").locator("body[data-ready='true']").wait_for(
+                state="attached", timeout=READY_TIMEOUT_MS)
+    else:
+        page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+    page.wait_for_timeout(300)  # debounced figures and live regions settle
+    assert axe_violations(page) == []
+
+
+def test_every_control_works_by_keyboard_with_a_visible_focus_ring(watched, base_url):
+    page = watched.open(f"{base_url}/forward.html")
+    seen = []
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        focused = page.evaluate("""() => { const e = document.activeElement;
+            const s = getComputedStyle(e);
+            return [e.id || e.tagName, s.outlineStyle, parseFloat(s.outlineWidth)]; }""")
+        seen.append(focused[0])
+        if focused[0] not in ("BODY", "A") and not focused[0].startswith("skip"):
+            assert focused[1] != "none" and focused[2] >= 2, f"{focused[0]} has no visible focus ring"
+    for control in ("image", "size", "schedule", "steps", "seed", "t", "upload", "play", "step-button", "reset",
+                    "copy-link"):
+        assert control in seen, f"{control} is not reachable with Tab"
+    # Enter on a focused button works like a click.
+    page.focus("#step-button")
+    page.keyboard.press("Enter")
+    assert page.inner_text("#readout").startswith("t = 1 ")
+
+
+def test_the_canvas_is_described_in_words_that_follow_the_step(watched, base_url):
+    page = watched.open(f"{base_url}/forward.html")
+    slider = page.get_by_label("Timestep")
+    slider.focus()
+    slider.press("End")
+    label = page.get_attribute("#frame", "aria-label")
+    assert "t = 1000 of 1000" in label and "noise" in label
+    page.wait_for_function("document.getElementById('announce').textContent.includes('t = 1000')")
+    assert page.get_attribute("#announce", "aria-live") == "polite"
+
+
+def test_reverse_slider_announces_t(watched, base_url):
+    page = watched.open(f"{base_url}/reverse.html?steps=100")
+    slider = page.get_by_label("Timestep")
+    slider.focus()
+    slider.press("ArrowRight")
+    assert slider.get_attribute("aria-valuetext") == "t = 99, step 1 of 100"
+
+
+@pytest.mark.parametrize("path", ["index.html", "forward.html", "reverse.html?denoiser=ideal"])
+def test_usable_at_320_px_without_horizontal_scrolling(browser, base_url, path):
+    context = browser.new_context(viewport={"width": 320, "height": 640}, device_scale_factor=2)
+    try:
+        page = context.new_page()
+        page.goto(f"{base_url}/{path}")
+        page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 320
+        assert page.get_by_label("Timestep").is_visible() if "index" not in path else True
+    finally:
+        context.close()
+
+
+def test_usable_at_200_percent_zoom(browser, base_url):
+    # 200% zoom of a 1280 px window lays out like a 640 px one at scale 2.
+    context = browser.new_context(viewport={"width": 640, "height": 450}, device_scale_factor=2)
+    try:
+        page = context.new_page()
+        page.goto(f"{base_url}/forward.html")
+        page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 640
+    finally:
+        context.close()
+
+
+def test_reduced_motion_slows_play(browser, base_url):
+    timings = {}
+    for motion in ("no-preference", "reduce"):
+        context = browser.new_context(reduced_motion=motion)
+        try:
+            page = context.new_page()
+            page.goto(f"{base_url}/forward.html")
+            page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+            page.get_by_role("button", name="Play").click()
+            page.wait_for_timeout(1000)
+            page.get_by_role("button", name="Pause").click()
+            timings[motion] = int(page.get_by_label("Timestep").input_value())
+        finally:
+            context.close()
+    assert 0 < timings["reduce"] < timings["no-preference"] / 2
+
+
+def test_no_autoplay_and_no_csp_violation(watched, base_url):
+    page = watched.page
+    page.add_init_script("""window.__violations = [];
+        document.addEventListener('securitypolicyviolation', e => window.__violations.push(e.violatedDirective));""")
+    watched.open(f"{base_url}/reverse.html?denoiser=ideal")
+    assert page.get_by_role("button", name="Play").get_attribute("aria-pressed") == "false"
+    assert page.get_by_label("Timestep").input_value() == "0"
+    policy = page.get_attribute("meta[http-equiv='Content-Security-Policy']", "content")
+    assert "script-src 'self' 'unsafe-eval' 'wasm-unsafe-eval'" in policy and "unsafe-inline" not in policy
+    assert page.evaluate("window.__violations") == []
+    # The policy is in force: an injected inline script does not run.
+    page.evaluate("""() => { const s = document.createElement('script'); s.textContent = 'window.__ran = 1';
+                             document.body.appendChild(s); }""")
+    assert page.evaluate("window.__ran === undefined")
+    page.get_by_role("button", name="Play").click()
