@@ -53,9 +53,10 @@ MIME_TYPES = {".wasm": "application/wasm", ".mjs": "text/javascript", ".js": "te
 
 
 # GitHub Pages sets no headers, so the policy is a <meta> tag in every page.
-# 'unsafe-eval': PyScript composes its plugin hooks with Function(), and Pyodide's
-# dynamic linker evaluates the EM_ASM/EM_JS snippets of numpy's shared libraries;
-# neither starts without it. It allows no inline script and no other origin.
+# 'unsafe-eval': PyScript 0.6 composes its plugin hooks with Function() and does
+# not start without it (Pyodide itself needs only 'wasm-unsafe-eval'; the offline
+# edition, which boots Pyodide directly, goes without). It allows no inline
+# script and no other origin.
 CONTENT_SECURITY_POLICY = "; ".join((
     "default-src 'self'",
     "script-src 'self' 'unsafe-eval' 'wasm-unsafe-eval'",
@@ -211,13 +212,14 @@ def offline_page(path: Path) -> dict:
         raise BuildError(f"{path.name} loads {', '.join(modules)} as a module, which no browser runs from disk: "
                          "make it a classic script for the offline edition")
     content = body.group(2)
-    py_scripts = re.findall(r'<script type="py" src="([^"]+)"', content)
-    content = re.sub(r'<script type="py"[^>]*></script>\s*', "", content)
+    py_tags = re.findall(r'<script\b[^>]*\btype="py"[^>]*>', content)
+    py_scripts = [dict(re.findall(r'([\w-]+)="([^"]*)"', tag)).get("src") for tag in py_tags]
+    content = re.sub(r'<script\b[^>]*\btype="py"[^>]*></script>\s*', "", content)
     content = re.sub(r"<(\w+)[^>]*\bdata-hosted-only\b.*?</\1>\s*", "", content, flags=re.S)  # the download link
     return {"file": path.name, "title": html.unescape(title.group(1).strip()),
             "body": {name: html.unescape(value) for name, value in re.findall(r'([\w-]+)="([^"]*)"', body.group(1))},
             "content": content, "py_scripts": py_scripts,
-            "scripts": [a["src"] for a in attributes if "src" in a and a.get("type", "text/javascript") == "text/javascript"],
+            "scripts": [a["src"] for a in attributes if "src" in a and a.get("type") in (None, "text/javascript")],
             "stylesheets": [a["href"] for a in attributes if a.get("rel") == "stylesheet"],
             "icons": [a["href"] for a in attributes if a.get("rel") == "icon"]}
 
@@ -247,7 +249,9 @@ def csp_hash(text: str) -> str:
 def build_offline(out: Path, files: dict[str, str]) -> Path:
     """Write out/diffusion-lab-offline.html from the built site in `out`, and its size into out/index.html."""
     pages = [offline_page(path) for path in sorted(out.glob("*.html")) if path.name != OFFLINE_NAME]
-    views = {page["file"]: page["body"].get("data-view", "home") for page in pages}
+    views = {page["file"]: page["body"].get("data-view") or Path(page["file"]).stem for page in pages}
+    if len(set(views.values())) < len(views):
+        raise BuildError(f"two pages share a data-view, so the offline edition cannot tell them apart: {views}")
     scripts = list(dict.fromkeys(src for page in pages for src in page["scripts"]))
     styles = list(dict.fromkeys(href for page in pages for href in page["stylesheets"]))
     icon = next((href for page in pages for href in page["icons"]), None)
@@ -283,7 +287,7 @@ def build_offline(out: Path, files: dict[str, str]) -> Path:
     css = "\n".join(inline((out / href).read_text(), "style", href) for href in styles)
     policy = "; ".join([
         "default-src 'none'",
-        "script-src " + " ".join(csp_hash(text) for text in (*inline_scripts, loader, *runtime)) + " 'wasm-unsafe-eval'",
+        "script-src " + " ".join(map(csp_hash, (*inline_scripts, loader, *runtime))) + " 'wasm-unsafe-eval'",
         "style-src 'unsafe-inline'", "img-src data: blob:", "base-uri 'none'", "form-action 'none'"])
     icon_url = f"data:image/svg+xml;base64,{base64.b64encode((out / icon).read_bytes()).decode()}" if icon else ""
     manifest_json = json.dumps(manifest, separators=(",", ":")).replace("<", "\\u003c")

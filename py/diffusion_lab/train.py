@@ -39,7 +39,7 @@ from .network import LOG_SNR_MAX, LOG_SNR_MIN, silu, time_embedding  # noqa: E40
 SPLIT_SEED = 0  # fixed: evaluate.py and the tests rebuild the same split
 HELD_OUT = 0.2  # share of the 1797 digits kept out of training
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "site" / "models" / "digits.npz"
-DEFAULTS = dict(steps=12000, batch=256, lr=2e-3, hidden=256, blocks=3, embed=128, dropout=0.1, ema=0.999, warmup=200)
+DEFAULTS = dict(steps=12000, batch=256, lr=2e-3, hidden=256, blocks=3, embed=128, dropout=0.1, shift=0.0, ema=0.999, warmup=200)
 QUICK = dict(steps=150, batch=128)  # --quick: a smoke run for tests
 
 
@@ -58,16 +58,16 @@ def load_digits_split(seed: int = SPLIT_SEED, held_out: float = HELD_OUT):
     return images[train], labels[train], images[held], labels[held]
 
 
-def sample_log_snr(rng: np.random.Generator, n: int) -> np.ndarray:
-    """lambda of the continuous cosine schedule, -2 log tan(pi u / 2), truncated to [LOG_SNR_MIN, LOG_SNR_MAX]."""
-    u_lo, u_hi = (2 / math.pi * math.atan(math.exp(-lam / 2)) for lam in (LOG_SNR_MAX, LOG_SNR_MIN))
+def sample_log_snr(rng: np.random.Generator, n: int, shift: float = 0.0) -> np.ndarray:
+    """lambda = -2 log tan(pi u / 2) + shift (shifted cosine schedule), truncated to [LOG_SNR_MIN, LOG_SNR_MAX]."""
+    u_lo, u_hi = (2 / math.pi * math.atan(math.exp(-(lam - shift) / 2)) for lam in (LOG_SNR_MAX, LOG_SNR_MIN))
     u = rng.uniform(u_lo, u_hi, n)
-    return -2.0 * np.log(np.tan(math.pi * u / 2))
+    return -2.0 * np.log(np.tan(math.pi * u / 2)) + shift
 
 
-def noisy_batch(x0: np.ndarray, rng: np.random.Generator):
+def noisy_batch(x0: np.ndarray, rng: np.random.Generator, shift: float = 0.0):
     """x_t, lambda and the target v for clean images x0 (N, D): alpha_bar = sigmoid(lambda)."""
-    lam = sample_log_snr(rng, x0.shape[0])
+    lam = sample_log_snr(rng, x0.shape[0], shift)
     eps = rng.standard_normal(x0.shape)
     alpha_bar = 1.0 / (1.0 + np.exp(-lam))
     a, s = np.sqrt(alpha_bar)[:, None], np.sqrt(1.0 - alpha_bar)[:, None]
@@ -174,7 +174,7 @@ def held_out_loss(params: dict, images: np.ndarray, repeats: int = 4, seed: int 
 # ---- the run ----------------------------------------------------------------------------------
 
 def train(*, seed: int = 0, steps: int, batch: int, lr: float, hidden: int, blocks: int, embed: int,
-          dropout: float, ema: float, warmup: int, log_every: int = 500, log=print):
+          dropout: float, shift: float, ema: float, warmup: int, log_every: int = 500, log=print):
     """Train from ``seed``; return (EMA weights, meta, history of (step, mean training loss))."""
     train_x, _, held_x, _ = load_digits_split()
     data = train_x.reshape(len(train_x), -1)
@@ -189,7 +189,7 @@ def train(*, seed: int = 0, steps: int, batch: int, lr: float, hidden: int, bloc
             order, cursor = rng.permutation(len(data)), 0
         x0 = data[order[cursor:cursor + batch]]
         cursor += batch
-        x_t, lam, v = noisy_batch(x0, rng)
+        x_t, lam, v = noisy_batch(x0, rng, shift)
         loss, grads = loss_and_grads(params, x_t, lam, v, dropout=dropout, rng=rng)
         adam.step(params, grads, learning_rate(step, steps, lr, warmup))
         decay = min(ema, (1 + step) / (10 + step))  # short memory early on
@@ -206,7 +206,7 @@ def train(*, seed: int = 0, steps: int, batch: int, lr: float, hidden: int, bloc
     meta = dict(
         image_shape=list(train_x.shape[1:]), data="sklearn load_digits 8x8, 0..16 scaled to [-1, 1]",
         split_seed=SPLIT_SEED, held_out=HELD_OUT, train_images=len(train_x), seed=seed, steps=steps,
-        batch=batch, lr=lr, hidden=hidden, blocks=blocks, embed=embed, dropout=dropout, ema=ema, warmup=warmup,
+        batch=batch, lr=lr, hidden=hidden, blocks=blocks, embed=embed, dropout=dropout, shift=shift, ema=ema, warmup=warmup,
         prediction="v", conditioning="log_snr", log_snr_range=[LOG_SNR_MIN, LOG_SNR_MAX],
         noise_levels="continuous cosine schedule (any schedule works at inference)",
         final_loss=history[-1][1], held_out_loss=held_out_loss(averaged, held_x), train_seconds=round(seconds, 1),
@@ -223,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hidden", type=int, default=DEFAULTS["hidden"], help="width of the residual MLP")
     parser.add_argument("--blocks", type=int, default=DEFAULTS["blocks"], help="residual blocks")
     parser.add_argument("--dropout", type=float, default=DEFAULTS["dropout"], help="dropout in the residual blocks")
+    parser.add_argument("--shift", type=float, default=DEFAULTS["shift"], help="shift of the training log-SNR")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"weights file (default {DEFAULT_OUT})")
     parser.add_argument("--quick", action="store_true", help="a few steps, for tests (seconds)")
     args = parser.parse_args(argv)
@@ -231,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     if steps < 1 or batch < 1:
         parser.error("--steps and --batch must be positive")
     config = dict(DEFAULTS, steps=steps, batch=batch, lr=args.lr, hidden=args.hidden, blocks=args.blocks,
-                  dropout=args.dropout)
+                  dropout=args.dropout, shift=args.shift)
     print(f"training {config} seed {args.seed}", flush=True)
     log_every = max(1, min(500, steps // 10))
     params, meta, _ = train(seed=args.seed, log_every=log_every, log=lambda s: print(s, flush=True), **config)

@@ -176,11 +176,13 @@ async def main() -> None:
     page.set_phase("first frame", "Drawing…")
     core = page.import_core()
     view = ForwardView(core)
+    page.js.performance.mark("first-frame")  # for tests/benchmarks/pages.py
     view.settings.enable()
     page.set_phase("matplotlib", "Loading matplotlib for the figures…")
     await page.load_package("matplotlib")
     view.figures = ForwardFigures(view)
     page.set_phase("ready", "Ready")
+    page.js.performance.mark("ready")
     page.js.document.body.dataset.ready = "true"
 
 

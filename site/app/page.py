@@ -67,8 +67,13 @@ def _report_task_error(task: asyncio.Task) -> None:
 
 async def load_package(name: str) -> None:
     """Load a package bundled with the site (never micropip, never another server)."""
-    await pyodide_js.loadPackage(name, to_js({"messageCallback": _quiet, "errorCallback": _loud},
-                                             dict_converter=js.Object.fromEntries))
+    failures = []
+    options = to_js({"messageCallback": _quiet, "errorCallback": failures.append},
+                    dict_converter=js.Object.fromEntries)
+    await pyodide_js.loadPackage(name, options)
+    if failures:
+        raise RuntimeError(f"Could not load the Python package {name} from this site's pyodide/ folder: "
+                           f"{' '.join(map(str, failures))} The site may be incomplete; reload, or rebuild it.")
     if name == "matplotlib":
         import logging
 
@@ -78,10 +83,6 @@ async def load_package(name: str) -> None:
 
 def _quiet(message) -> None:
     pass
-
-
-def _loud(message) -> None:
-    js.console.error(message)
 
 
 def run(main) -> None:
@@ -271,6 +272,7 @@ class Settings:
             self.write(name)
             on(element(name), "input" if self.controls[name].widget == "range" else "change",
                lambda event, name=name: self._changed(name))
+        on(js.window, "popstate", lambda event: self.reload_from_url())
 
     def __getitem__(self, name: str):
         return self.state[name]
@@ -318,6 +320,15 @@ class Settings:
             self.write(other)
         self.sync_url()
         return self._on_change(changed)
+
+    def reload_from_url(self):
+        """Back/Forward to another entry of this page: take its settings, as a fresh load would."""
+        self.state, notices = controls.parse_query(js.location.search, self.view)
+        self.local = {}
+        self.notify(notices)
+        for name in self.controls:
+            self.write(name)
+        return self._on_change(set(self.controls))
 
     def sync_url(self) -> None:
         """Replace (not push) the history entry, so slider ticks don't flood Back."""

@@ -178,6 +178,7 @@ async def main() -> None:
     await page.load_package("numpy")
     page.set_phase("first frame", "Drawing…")
     view = ReverseView(page.import_core())
+    page.js.performance.mark("first-frame")  # for tests/benchmarks/pages.py
     view.settings.enable()
     page.set_phase("matplotlib", "Loading matplotlib for the figures…")
     await page.load_package("matplotlib")
@@ -188,6 +189,7 @@ async def main() -> None:
     if view.final is not None:
         view.draw_strip()
     page.set_phase("ready", "Ready")
+    page.js.performance.mark("ready")
     page.js.document.body.dataset.ready = "true"
 
 

@@ -5,6 +5,7 @@
 "use strict";
 (() => {
   const STARTUP_LIMIT_S = 120;
+  const DIAGNOSE_AFTER_S = 12; // still no Python by then: check the usual hosting mistake
   const started = performance.now();
   const $ = (id) => document.getElementById(id);
 
@@ -20,6 +21,26 @@
   }
   window.diffusionLabShowError = showError;
 
+  let diagnosed = false;
+  // Pyodide waits forever if the server sends its .wasm file with the wrong type.
+  async function checkWasmType() {
+    try {
+      const response = await fetch("pyodide/pyodide.asm.wasm", { method: "HEAD", cache: "no-store" });
+      const type = response.headers.get("content-type") || "(none)";
+      if (!response.ok) {
+        showError("Python cannot start: this site is missing its Python runtime.",
+          `The file pyodide/pyodide.asm.wasm could not be loaded (HTTP ${response.status}). ` +
+          "Whoever hosts this page should upload the complete dist/ folder from build.py.");
+      } else if (!type.startsWith("application/wasm")) {
+        showError("Python cannot start: the server sends the runtime with the wrong type.",
+          `pyodide/pyodide.asm.wasm is served as "${type}" but browsers need "application/wasm". ` +
+          "Whoever hosts this page should add that MIME type for .wasm files (GitHub Pages does this already).");
+      }
+    } catch (error) {
+      // Offline or blocked: the startup limit below still gives a message.
+    }
+  }
+
   const tick = setInterval(() => {
     const seconds = (performance.now() - started) / 1000;
     const elapsed = $("elapsed");
@@ -27,6 +48,9 @@
     const phase = document.body.dataset.phase;
     if (phase === "ready" || phase === "failed") {
       clearInterval(tick);
+    } else if (seconds > DIAGNOSE_AFTER_S && phase === "runtime" && !diagnosed) {
+      diagnosed = true;
+      checkWasmType();
     } else if (seconds > STARTUP_LIMIT_S && (!phase || phase === "runtime")) {
       clearInterval(tick);
       showError(

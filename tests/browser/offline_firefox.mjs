@@ -42,7 +42,8 @@ async function open(browser, address) {
 const canvas = (page, id) =>
   page.evaluate((id) => {
     const c = document.getElementById(id);
-    return { width: c.width, height: c.height, rgba: Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data) };
+    const rgba = Array.from(c.getContext("2d").getImageData(0, 0, c.width, c.height).data);
+    return { width: c.width, height: c.height, rgba };
   }, id);
 const text = (page, selector) => page.$eval(selector, (element) => element.textContent);
 const waitForText = (page, selector, part) =>

@@ -1,0 +1,423 @@
+"""How fast the pages are, side by side with the floor of Pyodide itself (a benchmark, not a test).
+
+    PYODIDE_MIRROR=DIR python tests/benchmarks/pages.py [--runs 5] [--inputs 200] [--only load,scrub,reverse]
+
+Builds the site into a temporary folder (build.build), adds a floor page to it,
+serves it on 127.0.0.1 (build.Handler) and drives Debian's Chromium
+(/usr/bin/chromium, headless, through Playwright; never `playwright install`).
+
+The floor page (bench-floor.html, written here) is what no page can beat: the
+same dist/pyodide files, loadPyodide, loadPackage("numpy"), `import numpy`, one
+64x64 array drawn to a canvas, nothing else. Every figure is taken in the same
+run as the floor's, and the pages are compared with it as ratios, because this
+machine is shared and its speed drifts.
+
+- first frame: navigation start to performance.mark("first-frame"), which the
+  page code sets right after its first blit to the main canvas (the floor page
+  likewise); cold is a fresh browser context (empty cache), warm a second visit
+  in the same context. Each run loads floor, forward and reverse in turn.
+- ready: navigation start to performance.mark("ready"): every figure drawn.
+- bytes: what the server sent (headers included) during the visit, counted in
+  the server, so a service worker's own fetches count too; requests likewise.
+- scrub: a Timestep slider `input` event dispatched at the start of a frame
+  (inside requestAnimationFrame, where the browser dispatches real input) until
+  that frame is painted (a task queued then runs after the frame's rendering);
+  p50/p95/max over --inputs inputs at 64x64 and 256x256. "handler" is the part
+  spent in the page's event handler (the canvas is updated when it returns).
+- reverse run, core: the core's sample loop alone, timed inside Pyodide (in the
+  floor page's runtime, with py/diffusion_lab from dist): T = 1000 DDPM with the
+  oracle at 64x64, and DDIM 50 steps with the ideal denoiser of 32 images.
+- reverse run, page: the reverse page from a new seed (a `change` event) until
+  its chain is done and the result shown, everything the page does included.
+
+Prints a table and writes the numbers to tests/benchmarks/results/pages-<time>.json.
+Every number is min and median over --runs (times in ms).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import http.server
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "browser"))
+
+import build  # noqa: E402
+from conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (the browser tests' Chromium and flags)
+
+RESULTS = Path(__file__).resolve().parent / "results"
+VIEWPORT = {"width": 1280, "height": 900}
+READY_TIMEOUT_MS = 180_000
+
+FLOOR_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Floor: Pyodide + numpy</title>
+<script type="module" src="bench-floor.mjs"></script></head>
+<body><canvas id="frame" width="64" height="64"></canvas></body></html>
+"""
+FLOOR_JS = """import { loadPyodide } from "./pyodide/pyodide.mjs";
+const pyodide = await loadPyodide();
+await pyodide.loadPackage("numpy");
+pyodide.runPython(`
+import js
+import numpy as np
+gray = np.tile(np.linspace(0, 255, 64).astype(np.uint8), (64, 1))
+rgba = np.empty((64, 64, 4), np.uint8)
+rgba[..., :3] = gray[..., None]
+rgba[..., 3] = 255
+pixels = js.Uint8ClampedArray.new(rgba.size)
+pixels.assign(rgba.reshape(-1))
+js.document.getElementById("frame").getContext("2d").putImageData(js.ImageData.new(pixels, 64, 64), 0, 0)
+`);
+performance.mark("first-frame");
+performance.mark("ready");
+window.floorPyodide = pyodide;
+document.body.dataset.ready = "true";
+"""
+
+# Runs in the floor page: the diffusion_lab files from dist into Pyodide's file system.
+INSTALL_CORE = """async (files) => {
+    const py = window.floorPyodide;
+    for (const [url, path] of Object.entries(files)) {
+        if (!path.startsWith("./diffusion_lab/")) continue;
+        const text = await (await fetch(url)).text();
+        const target = "/home/pyodide/" + path.slice(2);
+        py.FS.mkdirTree(target.slice(0, target.lastIndexOf("/")));
+        py.FS.writeFile(target, text);
+    }
+}"""
+CORE_RUNS = """
+import time
+import numpy as np
+from diffusion_lab import denoisers, images, samplers, schedules
+
+def _bench_ddpm():
+    s = schedules.get_schedule("linear", 1000)
+    x0 = images.make_image("gradient", 64)
+    rng = np.random.default_rng(0)
+    x_T = rng.standard_normal(x0.shape)
+    denoiser = denoisers.Oracle(x0, s)
+    start = time.perf_counter()
+    for _ in samplers.sample(x_T, denoiser, s, rng, sampler="ddpm"):
+        pass
+    return time.perf_counter() - start
+
+def _bench_ddim():
+    s = schedules.get_schedule("linear", 1000)
+    denoiser = denoisers.IdealDenoiser(images.training_set(64, 32), s)
+    rng = np.random.default_rng(0)
+    x_T = rng.standard_normal((64, 64))
+    start = time.perf_counter()
+    for _ in samplers.sample(x_T, denoiser, s, rng, sampler="ddim", steps=50):
+        pass
+    return time.perf_counter() - start
+"""
+
+MARKS = """() => Object.fromEntries(["first-frame", "ready"].map(
+    (name) => [name, (performance.getEntriesByName(name)[0] || {}).startTime ?? null]))"""
+
+WAIT_FOR_SERVICE_WORKER = """async () => {
+    if (!("serviceWorker" in navigator)) return false;
+    for (let i = 0; i < 600; i++) {
+        const registration = await navigator.serviceWorker.getRegistration();
+        if (registration && registration.active && !registration.installing && !registration.waiting) return true;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return false;
+}"""
+
+SCRUB = """async ({id, inputs}) => {
+    const slider = document.getElementById(id);
+    const canvas = document.getElementById("frame");
+    const frame = () => new Promise((resolve) => requestAnimationFrame(resolve));
+    const afterRendering = () => new Promise((resolve) => {
+        const channel = new MessageChannel();
+        channel.port1.onmessage = () => resolve(performance.now());
+        channel.port2.postMessage(null);
+    });
+    const top = Number(slider.max);
+    const total = [], handler = [];
+    for (let i = 0; i < inputs; i++) {
+        await frame();
+        await new Promise((resolve) => requestAnimationFrame(() => {
+            const start = performance.now();
+            slider.value = String(1 + (i * 37) % top);
+            slider.dispatchEvent(new Event("input", { bubbles: true }));
+            handler.push(performance.now() - start);
+            afterRendering().then((end) => { total.push(end - start); resolve(); });
+        }));
+    }
+    return { total, handler, width: canvas.width };
+}"""
+
+CHAIN = """async (seed) => {
+    const result = document.getElementById("result");
+    const seedBox = document.getElementById("seed");
+    const done = new Promise((resolve) => {
+        const observer = new MutationObserver(() => { observer.disconnect(); resolve(performance.now()); });
+        observer.observe(result, { childList: true, characterData: true, subtree: true });
+    });
+    const start = performance.now();
+    seedBox.value = String(seed);
+    seedBox.dispatchEvent(new Event("change", { bubbles: true }));
+    return (await done) - start;
+}"""
+
+
+class CountingHandler(build.Handler):
+    """build.Handler that counts the bytes and requests it sends."""
+
+    lock = threading.Lock()
+    sent = 0
+    requests = 0
+
+    def setup(self):
+        super().setup()
+        raw, handler = self.wfile, type(self)
+
+        class Counting:
+            def write(self, data):
+                with handler.lock:
+                    handler.sent += len(data)
+                return raw.write(data)
+
+            def __getattr__(self, name):
+                return getattr(raw, name)
+
+        self.wfile = Counting()
+
+    def send_response(self, code, message=None):
+        with type(self).lock:
+            type(self).requests += 1
+        super().send_response(code, message)
+
+    @classmethod
+    def take(cls) -> tuple[int, int]:
+        with cls.lock:
+            counts, cls.sent, cls.requests = (cls.sent, cls.requests), 0, 0
+        return counts
+
+
+def summary(values: list[float]) -> dict:
+    return {"min": min(values), "median": statistics.median(values), "n": len(values)}
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def machine() -> dict:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    chromium = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip()
+    return {"cpu": cpu, "cores": os.cpu_count(), "load_average": os.getloadavg(), "platform": platform.platform(),
+            "python": platform.python_version(), "chromium": chromium, "pyodide": build.PYODIDE_VERSION}
+
+
+class Bench:
+    def __init__(self, browser, url: str, site: Path, args) -> None:
+        self.browser, self.url, self.site, self.args = browser, url, site, args
+        self.service_worker = (site / "sw.js").exists()
+
+    def visit(self, context, path: str) -> dict:
+        """Open `path` in `context`, wait until ready, return its marks and what the server sent."""
+        CountingHandler.take()
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{self.url}/{path}")
+        page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+        marks = page.evaluate(MARKS)
+        if self.service_worker and not path.startswith("bench-"):
+            page.evaluate(WAIT_FOR_SERVICE_WORKER)
+        page.wait_for_timeout(300)  # stragglers (a service worker's cache fill) finish
+        sent, requests = CountingHandler.take()
+        page.close()
+        if errors:
+            raise RuntimeError(f"{path}: {errors}")
+        return {"first_frame": marks["first-frame"], "ready": marks["ready"], "bytes": sent, "requests": requests}
+
+    def loads(self) -> dict:
+        pages = {"floor": "bench-floor.html", "forward": "forward.html", "reverse": "reverse.html"}
+        runs = {name: {"cold": [], "warm": []} for name in pages}
+        for run in range(self.args.runs):
+            names = list(pages)[run % 3:] + list(pages)[:run % 3]  # rotate: none always goes first
+            for name in names:
+                context = self.browser.new_context(viewport=VIEWPORT)
+                try:
+                    runs[name]["cold"].append(self.visit(context, pages[name]))
+                    runs[name]["warm"].append(self.visit(context, pages[name]))
+                finally:
+                    context.close()
+            print(f"  load run {run + 1}/{self.args.runs}: " + ", ".join(
+                f"{name} {runs[name]['cold'][-1]['first_frame']:.0f}/{runs[name]['warm'][-1]['first_frame']:.0f} ms"
+                for name in pages), flush=True)
+        result = {}
+        for name in pages:
+            result[name] = {}
+            for visit in ("cold", "warm"):
+                entries = runs[name][visit]
+                result[name][visit] = {key: summary([entry[key] for entry in entries])
+                                       for key in ("first_frame", "ready", "bytes", "requests")}
+                result[name][visit]["runs"] = entries
+                if name != "floor":
+                    ratios = [entry["first_frame"] / floor["first_frame"]
+                              for entry, floor in zip(entries, runs["floor"][visit])]
+                    result[name][visit]["first_frame_ratio"] = summary(ratios)
+        return result
+
+    def scrub(self) -> dict:
+        result = {}
+        context = self.browser.new_context(viewport=VIEWPORT)
+        try:
+            for size in (64, 256):
+                page = context.new_page()
+                page.goto(f"{self.url}/forward.html?size={size}")
+                page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+                data = page.evaluate(SCRUB, {"id": "t", "inputs": self.args.inputs})
+                assert data["width"] == size, data["width"]
+                page.close()
+                result[f"forward {size}"] = {
+                    "total": {"p50": percentile(data["total"], 50), "p95": percentile(data["total"], 95),
+                              "max": max(data["total"])},
+                    "handler": {"p50": percentile(data["handler"], 50), "p95": percentile(data["handler"], 95),
+                                "max": max(data["handler"])},
+                    "inputs": len(data["total"])}
+                print(f"  scrub {size}: p50 {result[f'forward {size}']['total']['p50']:.1f} ms, "
+                      f"p95 {result[f'forward {size}']['total']['p95']:.1f} ms", flush=True)
+        finally:
+            context.close()
+        return result
+
+    def reverse(self) -> dict:
+        result = {}
+        context = self.browser.new_context(viewport=VIEWPORT)
+        try:
+            page = context.new_page()
+            page.goto(f"{self.url}/bench-floor.html")
+            page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+            files = json.loads((self.site / "pyscript.json").read_text())["files"]
+            page.evaluate(INSTALL_CORE, files)
+            page.evaluate("(code) => window.floorPyodide.runPython(code)", CORE_RUNS)
+            for name in ("ddpm", "ddim"):
+                times = [1000 * page.evaluate(f"() => window.floorPyodide.runPython('_bench_{name}()')")
+                         for _ in range(self.args.runs)]
+                result[f"core {name}"] = summary(times)
+            page.close()
+            for name, query in (("ddpm", ""), ("ddim", "?denoiser=ideal&sampler=ddim&ddim_steps=50")):
+                page = context.new_page()
+                page.goto(f"{self.url}/reverse.html{query}")
+                page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+                page.wait_for_function("document.getElementById('result').textContent !== ''",
+                                       timeout=READY_TIMEOUT_MS)
+                times = [page.evaluate(CHAIN, seed) for seed in range(1, self.args.runs + 1)]
+                result[f"page {name}"] = summary(times)
+                page.close()
+        finally:
+            context.close()
+        print("  reverse: " + ", ".join(f"{key} {value['median']:.0f} ms" for key, value in result.items()),
+              flush=True)
+        return result
+
+
+def table(results: dict) -> str:
+    lines = []
+    if "loads" in results:
+        loads = results["loads"]
+        lines.append(f"{'page':<9}{'visit':<6}{'first frame ms':>20}{'x floor':>14}{'ready ms':>18}"
+                     f"{'kB sent':>16}{'requests':>10}")
+        lines.append(f"{'':<15}{'min / median':>20}{'min / med':>14}{'min / median':>18}{'min / median':>16}"
+                     f"{'median':>10}")
+        for name, visits in loads.items():
+            for visit, values in visits.items():
+                ff, ready, sent = values["first_frame"], values["ready"], values["bytes"]
+                ratio = values.get("first_frame_ratio")
+                ratio_text = f"{ratio['min']:.2f} / {ratio['median']:.2f}" if ratio else "1"
+                lines.append(f"{name:<9}{visit:<6}{ff['min']:>11.0f} / {ff['median']:<6.0f}{ratio_text:>14}"
+                             f"{ready['min']:>9.0f} / {ready['median']:<6.0f}"
+                             f"{sent['min'] / 1e3:>8.0f} / {sent['median'] / 1e3:<6.0f}"
+                             f"{values['requests']['median']:>10.0f}")
+        lines.append("")
+    if "scrub" in results:
+        lines.append(f"{'scrub (input to painted)':<26}{'p50 ms':>8}{'p95 ms':>8}{'max ms':>8}"
+                     f"{'handler p50':>13}{'p95':>6}")
+        for name, values in results["scrub"].items():
+            total, handler = values["total"], values["handler"]
+            lines.append(f"{name:<26}{total['p50']:>8.1f}{total['p95']:>8.1f}{total['max']:>8.1f}"
+                         f"{handler['p50']:>13.1f}{handler['p95']:>6.1f}")
+        lines.append("")
+    if "reverse" in results:
+        lines.append(f"{'reverse run at 64x64':<52}{'min ms':>8}{'median ms':>11}")
+        labels = {"core ddpm": "core, DDPM T=1000, oracle (Pyodide, floor page)",
+                  "core ddim": "core, DDIM 50 steps, ideal of 32 (Pyodide)",
+                  "page ddpm": "page, DDPM T=1000, oracle (new seed to result)",
+                  "page ddim": "page, DDIM 50 steps, ideal of 32"}
+        for name, values in results["reverse"].items():
+            lines.append(f"{labels[name]:<52}{values['min']:>8.0f}{values['median']:>11.0f}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=5, help="runs of each measurement (default 5)")
+    parser.add_argument("--inputs", type=int, default=200, help="slider inputs per scrub measurement (default 200)")
+    parser.add_argument("--only", default="load,scrub,reverse", help="comma-separated parts (default: all)")
+    parser.add_argument("--pyodide-mirror", type=Path, default=os.environ.get("PYODIDE_MIRROR") or None,
+                        metavar="DIR", help="folder with the Pyodide wheels (default: $PYODIDE_MIRROR, else the CDN)")
+    args = parser.parse_args(argv)
+    parts = set(args.only.split(","))
+
+    results = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": machine(),
+               "runs": args.runs}
+    with tempfile.TemporaryDirectory(prefix="diffusion-lab-bench-") as temp:
+        site = Path(temp) / "dist"
+        build.build(site, args.pyodide_mirror)
+        (site / "bench-floor.html").write_text(FLOOR_HTML)
+        (site / "bench-floor.mjs").write_text(FLOOR_JS)
+        handler = functools.partial(CountingHandler, directory=str(site))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                bench = Bench(browser, url, site, args)
+                if "load" in parts:
+                    results["loads"] = bench.loads()
+                if "scrub" in parts:
+                    results["scrub"] = bench.scrub()
+                if "reverse" in parts:
+                    results["reverse"] = bench.reverse()
+                browser.close()
+        finally:
+            server.shutdown()
+    results["machine"]["load_average_after"] = os.getloadavg()
+
+    print()
+    print(table(results))
+    print(f"\nmachine: {results['machine']['cpu']}, {results['machine']['cores']} cores, load average "
+          f"{results['machine']['load_average'][0]:.1f} before / {results['machine']['load_average_after'][0]:.1f} "
+          f"after; {results['machine']['chromium']}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    target = RESULTS / f"pages-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    target.write_text(json.dumps(results, indent=1))
+    print(f"wrote {target.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""Bad input never freezes the page or loses what the student set: URLs, uploads, extremes, failures."""
+from __future__ import annotations
+
+import functools
+import http.server
+import io
+import random
+import threading
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import build
+from conftest import READY_TIMEOUT_MS, Watched
+from test_pages import assert_same_image, canvas_gray
+from diffusion_lab import controls, images
+
+
+def notices(page) -> str:
+    return page.inner_text("#notices")
+
+
+def assert_still_working(page) -> None:
+    assert page.locator("#error").is_hidden(), page.inner_text("#error")
+    assert page.get_attribute("body", "data-ready") == "true"
+    slider = page.get_by_label("Timestep")
+    before = page.inner_text("#readout")
+    slider.focus()
+    slider.press("Home")
+    slider.press("ArrowRight")
+    assert page.inner_text("#readout") != before or before.startswith("t = 1")
+
+
+# -- URL parameters -----------------------------------------------------------
+@pytest.mark.parametrize("query, expect", [
+    ("t=abc&seed=1.5&steps=", ["Timestep", "Seed", "Steps T"]),
+    ("t=NaN&steps=inf&seed=-inf&size=1e309", ["Timestep", "Steps T", "Seed", "Size"]),
+    ("t=99999999999999999999999&seed=-5&size=7", ["Timestep", "Seed", "Size"]),
+    ("schedule=quadratic&image=mona_lisa&colour=blue", ["Schedule", "Image", "colour"]),
+    ("t=5&t=6&t=700&steps=300", ["Timestep"]),
+])
+def test_bad_url_parameters_get_a_notice_and_a_working_page(watched, base_url, query, expect):
+    page = watched.open(f"{base_url}/forward.html?{query}")
+    text = notices(page)
+    for word in expect:
+        assert word in text
+    state, _ = controls.parse_query(query, "forward")
+    assert page.get_by_label("Timestep").input_value() == str(state["t"])
+    assert_still_working(page)
+
+
+def test_injection_in_the_url_is_shown_as_text(watched, base_url):
+    page = watched.page
+    page.on("dialog", lambda dialog: pytest.fail(f"a dialog opened: {dialog.message}"))
+    attack = "<img src=x onerror=alert(1)><script>alert(2)</script>"
+    watched.open(f"{base_url}/forward.html?schedule={attack}&{attack}=1")
+    assert page.locator("#notices img, #notices script").count() == 0
+    assert "<img src=x" in notices(page)
+    assert_still_working(page)
+
+
+# -- Uploads ------------------------------------------------------------------
+def png_bytes(array: np.ndarray, **save) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format=save.pop("format", "PNG"), **save)
+    return buffer.getvalue()
+
+
+def upload(page, name: str, mime: str, data: bytes) -> None:
+    page.get_by_label("Upload a picture").set_input_files({"name": name, "mimeType": mime, "buffer": data})
+
+
+@pytest.mark.parametrize("name, mime, data, message", [
+    ("notes.txt", "text/plain", b"not a picture", "not a picture"),
+    ("empty.png", "image/png", b"", "empty"),
+    ("broken.png", "image/png", png_bytes(np.zeros((64, 64, 3), np.uint8))[:80], "could not be decoded"),
+    ("broken.jpg", "image/jpeg", b"\xff\xd8\xff\xe0" + b"\x00" * 50, "could not be decoded"),
+    ("drawing.svg", "image/svg+xml",
+     b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script><rect width="9" height="9"/></svg>',
+     "not a picture"),
+])
+def test_bad_uploads_get_a_message_and_keep_the_image(watched, base_url, name, mime, data, message):
+    page = watched.page
+    page.on("dialog", lambda dialog: pytest.fail("the SVG's script ran"))
+    watched.open(f"{base_url}/forward.html?image=disc")
+    before = canvas_gray(page, "frame")
+    upload(page, name, mime, data)
+    page.wait_for_function("document.getElementById('notices').textContent.length > 0")
+    assert message in notices(page) and name in notices(page)
+    assert np.array_equal(canvas_gray(page, "frame"), before)
+    assert page.get_by_label("Image", exact=True).input_value() == "disc"
+    assert_still_working(page)
+
+
+def test_a_transparent_png_is_composited_over_white(watched, base_url):
+    rgba = np.zeros((32, 32, 4), np.uint8)
+    rgba[:, :16] = (0, 0, 0, 255)  # opaque black left, fully transparent right
+    page = watched.open(f"{base_url}/forward.html?size=32")
+    upload(page, "clear.png", "image/png", png_bytes(rgba))
+    page.wait_for_function("document.getElementById('image').value === 'upload'")
+    shown = canvas_gray(page, "frame")
+    assert shown[:, :14].max() < 10 and shown[:, 18:].min() > 245
+
+
+def test_an_animated_gif_uses_its_first_frame(watched, base_url):
+    frames = [Image.fromarray(np.full((32, 32), value, np.uint8)) for value in (0, 255, 128)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    page = watched.open(f"{base_url}/forward.html?size=32")
+    upload(page, "anim.gif", "image/gif", buffer.getvalue())
+    page.wait_for_function("document.getElementById('image').value === 'upload'")
+    assert canvas_gray(page, "frame").max() < 10
+
+
+def test_a_huge_picture_is_scaled_down_without_running_out_of_memory(watched, base_url):
+    big = np.zeros((10_000, 10_000), np.uint8)
+    big[:, 5000:] = 255  # black left half, white right half
+    data = png_bytes(big, optimize=False, compress_level=9)
+    page = watched.open(f"{base_url}/forward.html")
+    upload(page, "huge.png", "image/png", data)
+    page.wait_for_function("document.getElementById('image').value === 'upload'", timeout=60_000)
+    shown = canvas_gray(page, "frame")
+    assert shown[:, :28].max() < 10 and shown[:, 36:].min() > 245
+    assert_still_working(page)
+
+
+# -- Extreme settings -----------------------------------------------------------
+def test_two_steps_and_a_thousand_at_256_pixels(watched, base_url):
+    page = watched.open(f"{base_url}/forward.html?steps=2&t=2")
+    assert page.inner_text("#readout").startswith("t = 2 of 2")
+    values = images.from_uint8(canvas_gray(page, "frame"))
+    assert abs(values.mean()) < 0.15  # the last step is noise even with T = 2
+    page = watched.open(f"{base_url}/forward.html?size=256&t=1000")
+    assert canvas_gray(page, "frame").shape == (256, 256)
+    assert_still_working(page)
+
+
+def test_reverse_extremes_finish(watched, base_url):
+    page = watched.open(f"{base_url}/reverse.html?sampler=ddim&ddim_steps=1&eta=1")
+    slider = page.get_by_label("Timestep")
+    slider.focus()
+    slider.press("End")
+    page.wait_for_function("document.getElementById('readout').textContent.includes('step 1 of 1')")
+    assert_same_image(canvas_gray(page, "frame"), images.make_image("gradient", 64))
+    page = watched.open(f"{base_url}/reverse.html?size=256&variance=fixed_large")
+    page.get_by_label("Timestep").focus()
+    page.get_by_label("Timestep").press("End")
+    page.wait_for_function("document.getElementById('readout').textContent.includes('step 1000 of 1000')"
+                           " && !document.getElementById('readout').textContent.includes('computing')",
+                           timeout=120_000)
+    assert_same_image(canvas_gray(page, "frame"), images.make_image("gradient", 256))
+
+
+def test_rapid_clicks_and_changes_while_running_never_run_two_chains(watched, base_url):
+    page = watched.open(f"{base_url}/reverse.html?denoiser=ideal&size=32")
+    play, step, reset = (page.get_by_role("button", name=name) for name in ("Play", "Step", "Reset"))
+    for _ in range(15):
+        play.click()
+        step.click()
+        reset.click()
+    page.get_by_role("button", name="Play").click()
+    page.get_by_label("Seed").fill("3")
+    page.get_by_label("Seed").press("Enter")  # a new chain while one plays
+    page.get_by_label("Sampler").select_option("ddim")
+    page.get_by_role("button", name="Play").click()
+    page.wait_for_function("document.getElementById('readout').textContent.includes('step 50 of 50')",
+                           timeout=60_000)
+    assert page.get_by_role("button", name="Play").get_attribute("aria-pressed") == "false"
+    # The chain shown is the one of the final settings, from seed 3's noise.
+    page.get_by_role("button", name="Reset").click()
+    assert_same_image(canvas_gray(page, "frame"), np.random.default_rng(3).standard_normal((32, 32)))
+    assert_still_working(page)
+
+
+# -- A runtime that fails to load ---------------------------------------------
+def broken_server(site, *, drop: str = "", wasm_type: str = ""):
+    class Broken(build.Handler):
+        extensions_map = {**build.Handler.extensions_map, **({".wasm": wasm_type} if wasm_type else {})}
+
+        def send_head(self):
+            if drop and self.path.split("?")[0].endswith(drop):
+                self.send_error(404, "File not found")
+                return None
+            return super().send_head()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Broken, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def test_a_missing_wheel_says_what_failed(browser, site):
+    wheel = next((site / "pyodide").glob("numpy-*.whl")).name
+    server, url = broken_server(site, drop=wheel)
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{url}/forward.html")
+        page.wait_for_selector("#error:not([hidden])", timeout=READY_TIMEOUT_MS)
+        text = page.inner_text("#error")
+        assert "numpy" in text and "could not" in text.lower()
+        assert page.get_attribute("body", "data-phase") == "failed"
+    finally:
+        context.close()
+        server.shutdown()
+
+
+def test_a_wrong_wasm_type_gets_a_message_not_an_endless_spinner(browser, site):
+    server, url = broken_server(site, wasm_type="application/octet-stream")
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{url}/forward.html")
+        page.wait_for_function("""document.body.dataset.ready === 'true' ||
+                                  !document.getElementById('error').hidden""", timeout=READY_TIMEOUT_MS)
+        if page.get_attribute("body", "data-ready") != "true":  # the browser did not fall back
+            assert "application/wasm" in page.inner_text("#error")
+    finally:
+        context.close()
+        server.shutdown()
+
+
+# -- Fuzz -----------------------------------------------------------------------
+def random_query(rng: random.Random, view: str) -> str:
+    pairs = []
+    for control in controls.controls_for(view):
+        if rng.random() < 0.5:
+            continue
+        if control.kind == "choice":
+            value = rng.choice(control.choices + ("", "bogus", "<b>x</b>"))
+        else:
+            value = rng.choice([str(rng.randint(int(control.low), int(control.high))), str(rng.uniform(-5, 2000)),
+                                "nan", "-inf", "1e400", "", "12abc", str(control.high + 1)])
+        pairs.append((control.name, value))
+    if rng.random() < 0.2:
+        pairs.append(("unknown", "1"))
+    return "&".join(f"{key}={value}" for key, value in pairs)
+
+
+@pytest.mark.parametrize("view", ["forward", "reverse"])
+def test_fuzz_random_urls_and_control_sequences(watched, base_url, view):
+    rng = random.Random(20261127)
+    page = watched.open(f"{base_url}/{view}.html?size=16&steps=100")
+    selects = [c.name for c in controls.controls_for(view) if c.kind == "choice"]
+    numbers = [c.name for c in controls.controls_for(view) if c.kind != "choice" and c.widget != "range"]
+    slider = "t" if view == "forward" else "step"
+    for round_ in range(150):
+        if round_ % 3 == 0:  # a new URL state, as Back/Forward or a pasted link would bring
+            query = random_query(rng, view)
+            page.evaluate("(q) => { history.pushState(null, '', '?' + q); "
+                          "window.dispatchEvent(new PopStateEvent('popstate')); }", query)
+        action = rng.randrange(5)
+        if action == 0:
+            name = rng.choice(selects)
+            options = page.eval_on_selector_all(f"#{name} option", "os => os.map(o => o.value)")
+            if page.is_visible(f"#{name}") and page.is_enabled(f"#{name}"):
+                page.select_option(f"#{name}", rng.choice(options))
+        elif action == 1:
+            name = rng.choice(numbers)
+            if page.is_visible(f"#{name}") and page.is_enabled(f"#{name}"):
+                # As typed: a number box hands the page "" for text it cannot read.
+                value = rng.choice(["5", "0", "-3", "1e9", "abc", "16", "999", "0.5", "", "-0"])
+                page.eval_on_selector(f"#{name}", "(el, v) => { el.value = v; "
+                                      "el.dispatchEvent(new Event('change', {bubbles: true})); }", value)
+        elif action == 2:
+            page.focus(f"#{slider}")
+            page.keyboard.press(rng.choice(["ArrowRight", "ArrowLeft", "End", "Home", "PageUp"]))
+        else:
+            page.click(rng.choice(["#play", "#step-button", "#reset"]))
+    page.wait_for_timeout(500)
+    assert page.locator("#error").is_hidden(), page.inner_text("#error")
+    assert page.get_attribute("body", "data-ready") == "true"
+    # What the page shows still matches its own settings.
+    state, _ = controls.parse_query(page.evaluate("location.search"), view)
+    assert page.input_value(f"#{slider}") == str(state[slider])
