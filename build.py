@@ -31,8 +31,10 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import urllib.request
+import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -160,6 +162,16 @@ def python_files(out: Path) -> dict[str, str]:
     return files
 
 
+def site_data_files() -> dict[str, str]:
+    """Data the pages load on demand (site/models/: the trained network, its training set).
+
+    The hosted pages fetch these only when a view needs them, so they stay off
+    the critical path; the offline edition, which cannot fetch, writes them
+    into Pyodide's file system at the same relative paths.
+    """
+    return {f"./models/{path.name}": f"./models/{path.name}" for path in sorted((ROOT / "site" / "models").glob("*.npz"))}
+
+
 def render_pages(out: Path) -> None:
     """Copy site/, filling each page's controls from the one table in diffusion_lab.controls."""
     for path in sorted((ROOT / "site").rglob("*")):
@@ -177,6 +189,161 @@ def render_pages(out: Path) -> None:
             destination.write_text(text)
         else:
             shutil.copyfile(path, destination)
+
+
+# -- Fast loading: preloads, one archive of Python files, a service worker ------
+#
+# The first frame needs PyScript, the Pyodide runtime, numpy and the Python
+# files; each page's <head> has a <!-- preload --> mark where build.py lists
+# them, so the browser fetches them all at once while PyScript starts, instead
+# of one after another as each loader discovers the next. matplotlib is not
+# among them: the figures come after the first frame. The Python files travel
+# as one zip that PyScript unpacks. sw.js keeps everything for the next visit.
+
+PYTHON_ARCHIVE = "python.zip"  # every file of PyScript's `files`, in one request
+FIRST_FRAME_PACKAGES = ("numpy",)  # the wheels the first frame needs (matplotlib only after it)
+PRELOAD_MARK = "<!-- preload -->"  # in each page's <head>
+BUILD_META = '<meta name="diffusion-lab-build" content="{}">'  # lets sw.js tell builds apart
+SERVICE_WORKER = "sw.js"  # site/sw.js, with BUILD and FILES filled in
+SERVICE_WORKER_SKIP = ("py/", "examples/", "embed.js", "js/offline.js", "pyodide/pyodide.js")  # no page loads them
+
+
+def python_archive(out: Path, files: dict[str, str]) -> dict[str, str]:
+    """Zip the files of PyScript's `files` map; return the map that unpacks it where they went."""
+    with zipfile.ZipFile(out / PYTHON_ARCHIVE, "w", zipfile.ZIP_DEFLATED) as archive:
+        for url, path in sorted(files.items()):
+            info = zipfile.ZipInfo(path.removeprefix("./"), date_time=(1980, 1, 1, 0, 0, 0))  # same build, same bytes
+            archive.writestr(info, (out / url).read_bytes(), zipfile.ZIP_DEFLATED)
+    return {f"./{PYTHON_ARCHIVE}": "./*"}
+
+
+def pyscript_modules(out: Path) -> list[str]:
+    """The PyScript modules every page loads: core.js, what it imports, and the plugins it always starts."""
+    plugins = []
+    todo, seen = ["core.js"], []
+    while todo:
+        name = todo.pop(0)
+        if name in seen:
+            continue
+        seen.append(name)
+        text = (out / "pyscript" / name).read_text()
+        todo += re.findall(r'\b(?:from|import)\s*"\./([\w.-]+\.js)"', text)
+        table = re.findall(r'(?:"[\w-]+"|\w+):\(\)=>import\("\./([\w.-]+\.js)"\)', text)  # {name: () => import(...)}
+        plugins += table
+        todo += table
+    if not plugins:
+        raise BuildError("PyScript's plugin table was not found in pyscript/core-*.js; "
+                         "this PyScript version loads its plugins differently: update pyscript_modules")
+    return seen
+
+
+def preload_tags(out: Path, page_script: str) -> str:
+    """<link> tags for what the first frame needs, typed as each loader asks for it, so the browser reuses them."""
+    lock = json.loads((out / "pyodide" / "pyodide-lock.json").read_text())
+    modules = [f"pyscript/{name}" for name in pyscript_modules(out) if name != "core.js"]  # core.js: the page's <script>
+    modules += ["pyodide/pyodide.mjs", "pyodide/pyodide.asm.js"]
+    fetched = ["pyscript.json", "pyodide/pyodide-lock.json", "pyodide/pyodide.asm.wasm", "pyodide/python_stdlib.zip"]
+    fetched += [f"pyodide/{lock['packages'][name]['file_name']}" for name in package_closure(lock, FIRST_FRAME_PACKAGES)]
+    fetched += [PYTHON_ARCHIVE, page_script]
+    tags = [f'<link rel="modulepreload" href="{url}">' for url in modules]  # import()ed
+    tags += [f'<link rel="preload" href="{url}" as="fetch" crossorigin="anonymous">' for url in fetched]  # fetch()ed
+    return "\n".join([BUILD_META.format(""), *tags])
+
+
+def add_preloads(out: Path) -> None:
+    """Fill each page's preload mark (pages without a Python script get only the build mark)."""
+    for path in sorted(out.glob("*.html")):
+        text = path.read_text()
+        if PRELOAD_MARK not in text:
+            continue
+        script = re.search(r'<script\b[^>]*\btype="py"[^>]*\bsrc="([^"]+)"', text)
+        tags = preload_tags(out, script.group(1)) if script else BUILD_META.format("")
+        path.write_text(text.replace(PRELOAD_MARK, tags))
+
+
+def service_worker_files(out: Path) -> list[str]:
+    """What sw.js keeps: everything the pages may load; not the offline edition, nor what only other sites use."""
+    startup = {f"pyscript/{name}" for name in pyscript_modules(out)}
+    files = []
+    for path in sorted(out.rglob("*")):
+        name = path.relative_to(out).as_posix()
+        if (not path.is_file() or path.name.startswith(".") or name in (OFFLINE_NAME, SERVICE_WORKER)
+                or name.startswith(SERVICE_WORKER_SKIP)
+                or name.startswith("pyscript/") and name not in startup):  # PyScript's editor, terminal, ...
+            continue
+        files.append(name)
+    return files
+
+
+FONT_LIST = "pyodide/matplotlib-fontlist.json"  # read by app/page.py before matplotlib's first import
+FONT_LIST_SCRIPT = """
+import { loadPyodide } from %s;
+const pyodide = await loadPyodide({ indexURL: %s });
+await pyodide.loadPackage("matplotlib", { messageCallback() {} });
+process.stdout.write(pyodide.runPython(`
+import logging
+logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
+from matplotlib import font_manager
+font_manager.json_dump(font_manager.fontManager, "/tmp/fontlist.json")
+open("/tmp/fontlist.json").read()
+`));
+"""
+
+
+def matplotlib_font_list(out: Path) -> None:
+    """matplotlib's font list, made once by the site's own Pyodide under Node and cached in .cache/.
+
+    On its first import in a page, matplotlib reads every font it ships to build
+    this list (about a second), and Pyodide forgets it on reload. The pages
+    install this copy first (app/page.py). Its font paths are relative to
+    matplotlib's data folder, so it fits any page. Without Node, or if Node
+    fails, the build writes an empty list and the pages build their own.
+    """
+    lock = json.loads((out / "pyodide" / "pyodide-lock.json").read_text())
+    if "matplotlib" not in lock["packages"]:
+        return
+    cached = CACHE / f"matplotlib-fontlist-{lock['packages']['matplotlib']['sha256'][:16]}.json"
+    if not cached.exists():
+        script = FONT_LIST_SCRIPT % (json.dumps((PYODIDE_NPM / "pyodide.mjs").as_uri()),
+                                     json.dumps(str(out / "pyodide") + "/"))
+        try:
+            done = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True,
+                                  timeout=600, check=True)
+            json.loads(done.stdout)["_version"]  # noqa: B018  (a font list, not an error message)
+            cached.write_text(done.stdout)
+        except (OSError, subprocess.SubprocessError, ValueError, KeyError) as error:
+            print(f"  note: no prebuilt matplotlib font list ({type(error).__name__}); each page builds its own")
+            (out / FONT_LIST).write_text("{}")
+            return
+    shutil.copyfile(cached, out / FONT_LIST)
+
+
+def write_service_worker(out: Path) -> str:
+    """Write out/sw.js for the files in `out` and stamp the pages with the build; return the build hash.
+
+    The hash covers every listed file (the pages without their stamp), so it
+    changes exactly when something a page loads changes. Running it again on
+    the same files gives the same hash.
+    """
+    files = service_worker_files(out)
+    digest = hashlib.sha256()
+    stamp = re.compile(BUILD_META.format('[^"]*'))
+    for name in files:
+        data = (out / name).read_bytes()
+        if name.endswith(".html"):
+            data = stamp.sub(BUILD_META.format(""), data.decode()).encode()
+        digest.update(name.encode() + b"\0" + hashlib.sha256(data).digest())
+    build_id = digest.hexdigest()[:16]
+    for name in files:
+        if name.endswith(".html"):
+            path = out / name
+            path.write_text(stamp.sub(BUILD_META.format(build_id), path.read_text()))
+    template = (ROOT / "site" / SERVICE_WORKER).read_text()
+    if '"__BUILD__"' not in template or "[/* __FILES__ */]" not in template:
+        raise BuildError(f"site/{SERVICE_WORKER} lost its __BUILD__ or __FILES__ placeholder")
+    worker = template.replace('"__BUILD__"', json.dumps(build_id)).replace("[/* __FILES__ */]", json.dumps(files))
+    (out / SERVICE_WORKER).write_text(worker)
+    return build_id
 
 
 # -- The offline edition: every view in one HTML file that runs from disk ------
@@ -246,6 +413,13 @@ def csp_hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
 
 
+def offline_file(path: Path) -> str | dict[str, str]:
+    """A file for the offline manifest: Python source as text, data (.npz) as base64."""
+    if path.suffix == ".py":
+        return path.read_text()
+    return {"base64": base64.b64encode(path.read_bytes()).decode()}
+
+
 def build_offline(out: Path, files: dict[str, str]) -> Path:
     """Write out/diffusion-lab-offline.html from the built site in `out`, and its size into out/index.html."""
     pages = [offline_page(path) for path in sorted(out.glob("*.html")) if path.name != OFFLINE_NAME]
@@ -279,7 +453,7 @@ def build_offline(out: Path, files: dict[str, str]) -> Path:
         blocks.append(block)
     manifest = {"views": list(views.values()), "runtimeScripts": OFFLINE_RUNTIME_SCRIPTS, "assets": assets,
                 "embeddedLength": sum(asset["length"] for asset in assets.values()),
-                "files": {path.removeprefix("./"): (out / url).read_text() for url, path in files.items()}}
+                "files": {path.removeprefix("./"): offline_file(out / url) for url, path in files.items()}}
 
     inline_scripts = [inline((out / src).read_text(), "script", src) for src in scripts]
     loader = inline(OFFLINE_LOADER.read_text(), "script", OFFLINE_LOADER.name)
@@ -322,14 +496,17 @@ def build(out: Path, mirror: Path | None) -> None:
     out.mkdir(parents=True)
     render_pages(out)
     files = python_files(out)
-    config = {"interpreter": "./pyodide/pyodide.mjs", "files": files}
+    config = {"interpreter": "./pyodide/pyodide.mjs", "files": python_archive(out, files)}
     (out / "pyscript.json").write_text(json.dumps(config, indent=1))
     copy_pyscript(out)
     names = copy_pyodide(out, mirror)
-    build_offline(out, files)
+    matplotlib_font_list(out)
+    add_preloads(out)
+    build_offline(out, {**files, **site_data_files()})
+    build_id = write_service_worker(out)
     (out / ".nojekyll").write_text("")
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    print(f"built {out} ({size / 1e6:.1f} MB; Pyodide {PYODIDE_VERSION} with {', '.join(names)})")
+    print(f"built {out} ({size / 1e6:.1f} MB; Pyodide {PYODIDE_VERSION} with {', '.join(names)}; build {build_id})")
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):

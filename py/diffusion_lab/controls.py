@@ -10,6 +10,8 @@ t = T is the last, noisiest step; the core's arrays are indexed t - 1.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import re
 from dataclasses import dataclass
@@ -20,13 +22,14 @@ VIEWS = ("forward", "reverse")
 IMAGE_CHOICES = ("gradient", "checkerboard", "disc", "stripes", "face", "landscape", "cells")
 SCHEDULE_CHOICES = ("linear", "scaled_linear", "cosine", "sigmoid")
 MAX_SEED = 2**31 - 1
+MAX_CODE_URL_CHARS = 2000  # a "code" value travels as base64url; longer code stays in the tab, out of links
 
 
 @dataclass(frozen=True)
 class Control:
     name: str  # the URL key and the form element's id
     label: str  # visible label; tests and screen readers find controls by it
-    kind: str  # "choice", "int" or "float"
+    kind: str  # "choice", "int", "float" or "code" (Python source; base64url in the URL)
     default: object
     views: tuple[str, ...]
     group: str  # fieldset it belongs to; embeds can hide a group (?hide=group)
@@ -48,8 +51,12 @@ CONTROLS: tuple[Control, ...] = (
             ("Linear (DDPM)", "Scaled linear (Stable Diffusion)", "Cosine (improved DDPM)", "Sigmoid")),
     Control("steps", "Steps T", "int", 1000, VIEWS, "process", low=2, high=1000),
     Control("seed", "Seed", "int", 0, VIEWS, "process", low=0, high=MAX_SEED),
-    Control("denoiser", "Denoiser", "choice", "oracle", ("reverse",), "sampler", ("oracle", "ideal"),
-            ("Oracle (knows the clean image)", "Ideal denoiser of a small image set")),
+    Control("denoiser", "Denoiser", "choice", "oracle", ("reverse",), "sampler", ("oracle", "ideal", "trained"),
+            ("Oracle (knows the clean image)", "Ideal denoiser of the training set",
+             "Trained network (8×8 digits)")),
+    Control("dataset", "Training set", "choice", "shapes", ("reverse",), "sampler", ("shapes", "digits"),
+            ("32 built-in shapes", "Handwritten digits (8×8)"),
+            help="What the ideal denoiser knows; the network learned the digits."),
     Control("sampler", "Sampler", "choice", "ddpm", ("reverse",), "sampler", ("ddpm", "ddim"),
             ("DDPM (ancestral)", "DDIM")),
     Control("variance", "DDPM variance", "choice", "fixed_small", ("reverse",), "sampler",
@@ -62,9 +69,12 @@ CONTROLS: tuple[Control, ...] = (
     Control("t", "Timestep", "int", 0, ("forward",), "time", low=0, high=1000, widget="range"),
     Control("step", "Timestep", "int", 0, ("reverse",), "time", low=0, high=1000, widget="range",
             help="Position in the reverse chain, from pure noise to the end."),
+    # The student's edit of the schedule function; "" is the original. The code panel (app/learn.py)
+    # owns its editor and runs it only on Run, so it is not part of the settings form.
+    Control("hook", "Code of betas(T)", "code", "", VIEWS, "code"),
 )
 BY_NAME = {control.name: control for control in CONTROLS}
-GROUPS = ("image", "process", "sampler", "time")
+GROUPS = ("image", "process", "sampler", "time")  # the settings form's fieldsets; "code" is the code panel's
 FLAG_NAMES = ("embed", "hide", "lock")  # presentation flags for embedding, applied by js/boot.js
 
 
@@ -81,6 +91,8 @@ def defaults(view: str) -> dict[str, object]:
 def coerce(control: Control, raw: str) -> object:
     """The value `raw` stands for, or ValueError if it is not a valid value of `control`."""
     raw = raw.strip()
+    if control.kind == "code":
+        return code_from_url(raw)
     if control.kind == "choice":
         if raw not in control.choices:
             raise ValueError(raw)
@@ -101,6 +113,30 @@ def clamp(control: Control, value: float) -> float:
     return min(max(value, control.low), control.high)
 
 
+def is_number(control: Control) -> bool:
+    return control.kind in ("int", "float")
+
+
+def code_to_url(source: str) -> str:
+    """Python source as URL-safe base64 of its UTF-8, without padding."""
+    return base64.urlsafe_b64encode(source.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def code_from_url(raw: str) -> str:
+    """The source `code_to_url` made, or ValueError (not base64url, too long, or not UTF-8 text)."""
+    if len(raw) > MAX_CODE_URL_CHARS or not re.fullmatch(r"[A-Za-z0-9_-]*", raw) or len(raw) % 4 == 1:
+        raise ValueError(raw)
+    try:
+        return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise ValueError(raw) from None
+
+
+def fits_in_url(control: Control, value: object) -> bool:
+    """Whether a link can hold `value` (code is limited to MAX_CODE_URL_CHARS)."""
+    return control.kind != "code" or len(code_to_url(value)) <= MAX_CODE_URL_CHARS
+
+
 def constrain(state: dict[str, object]) -> list[str]:
     """Apply the rules that tie controls together; return the names that changed."""
     changed = []
@@ -110,6 +146,9 @@ def constrain(state: dict[str, object]) -> list[str]:
             state[name] = limit
             changed.append(name)
 
+    if state.get("denoiser") == "trained" and state.get("dataset") != "digits":
+        state["dataset"] = "digits"  # the network was trained on the digits only
+        changed.append("dataset")
     at_most("t", state.get("steps"))
     at_most("ddim_steps", state.get("steps"))  # before "step", whose limit it may be
     at_most("step", state.get("ddim_steps") if state.get("sampler") == "ddim" else state.get("steps"))
@@ -138,10 +177,11 @@ def parse_query(query: str, view: str) -> tuple[dict[str, object], list[str]]:
         try:
             value = coerce(control, raw)
         except ValueError:
-            notices.append(f"{control.label}: “{_short(raw)}” is not valid, using {_show(control.default)}")
+            default = "the original" if control.kind == "code" else _show(control.default)
+            notices.append(f"{control.label}: “{_short(raw)}” is not valid, using {default}")
             state[key] = control.default
             continue
-        if control.kind != "choice" and clamp(control, value) != value:
+        if is_number(control) and clamp(control, value) != value:
             value = clamp(control, value)
             notices.append(f"{control.label}: {_short(raw)} is out of range, using {_show(value)}")
         state[key] = value
@@ -156,15 +196,18 @@ def to_query(state: dict[str, object], view: str, *, keep_flags_from: str = "") 
     Presentation flags (embed, hide, lock) found in `keep_flags_from` are kept:
     the page owns them (js/boot.js applies them), not the state.
     """
-    pairs = [(control.name, _show(state[control.name])) for control in controls_for(view)
-             if state.get(control.name, control.default) != control.default]
+    pairs = [(control.name, code_to_url(state[control.name]) if control.kind == "code" else _show(state[control.name]))
+             for control in controls_for(view) if state.get(control.name, control.default) != control.default]
     flags = [(key, raw) for key, raw in parse_qsl(keep_flags_from.lstrip("?"), keep_blank_values=True)
              if key in FLAG_NAMES]
     return urlencode(pairs + flags)
 
 
 def form_html(view: str, *, escape: Callable[[str], str]) -> str:
-    """The controls of `view`, grouped in fieldsets, disabled until Python is ready."""
+    """The controls of `view`, grouped in fieldsets, disabled until Python is ready.
+
+    Only the GROUPS of the settings form: the code panel of the page has its own editor for "code".
+    """
     legends = {"image": "Image", "process": "Noise schedule", "sampler": "Denoising", "time": "Time"}
     parts = []
     for group in GROUPS:

@@ -10,10 +10,34 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 
 from .schedules import Schedule
+
+
+class Coefficients(NamedTuple):
+    """The numbers in eq. 2 and eq. 4 at index t, as q_step and q_sample use them."""
+
+    t: int
+    beta: float  # beta_t
+    alpha_bar: float  # alpha_bar_t
+    signal: float  # sqrt(alpha_bar_t): x_t = signal x0 + noise eps (eq. 4)
+    noise: float  # sqrt(1 - alpha_bar_t)
+    step_signal: float  # sqrt(1 - beta_t): x_t = step_signal x_{t-1} + step_noise eps (eq. 2)
+    step_noise: float  # sqrt(beta_t)
+    snr: float  # alpha_bar_t / (1 - alpha_bar_t)
+
+
+def coefficients(t: int, schedule: Schedule) -> Coefficients:
+    """The coefficients of q(x_t | x0) and q(x_t | x_{t-1}) at index t (Ho et al. 2020, eq. 2 and 4)."""
+    beta = float(schedule.betas[t])
+    return Coefficients(t=int(t), beta=beta, alpha_bar=float(schedule.alpha_bars[t]),
+                        signal=float(schedule.sqrt_alpha_bars[t]),
+                        noise=float(schedule.sqrt_one_minus_alpha_bars[t]),
+                        step_signal=math.sqrt(1.0 - beta), step_noise=math.sqrt(beta),
+                        snr=float(schedule.snr[t]))
 
 
 def q_sample(x0: np.ndarray, t: int, noise: np.ndarray, schedule: Schedule) -> np.ndarray:

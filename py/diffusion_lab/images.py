@@ -8,6 +8,7 @@ and need no download.
 
 from __future__ import annotations
 
+import io
 import math
 
 import numpy as np
@@ -236,3 +237,17 @@ def nearest(x: np.ndarray, images: np.ndarray) -> tuple[int, float]:
     rms = np.sqrt(np.mean(diff * diff, axis=1))
     i = int(np.argmin(rms))
     return i, float(rms[i])
+
+
+def save_image_set(path, images: np.ndarray, **numbers: float) -> None:
+    """Store an image set (N, H, W) in [-1, 1] compactly (uint8) with named numbers about it, for the pages."""
+    np.savez_compressed(path, images=to_uint8(images), **{name: np.float64(value) for name, value in numbers.items()})
+
+
+def load_image_set(source) -> tuple[np.ndarray, dict[str, float]]:
+    """(images float64 in [-1, 1], numbers) saved by save_image_set, from a path or the file's bytes."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        source = io.BytesIO(bytes(source))
+    with np.load(source, allow_pickle=False) as data:
+        numbers = {name: float(data[name]) for name in data.files if name != "images"}
+        return from_uint8(data["images"]), numbers

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -65,6 +65,29 @@ def _ddpm_sigmas(schedule: Schedule, variance: str) -> np.ndarray:
     raise ValueError(f"unknown variance {variance!r}; choose one of {', '.join(VARIANCES)}")
 
 
+class DDPMCoefficients(NamedTuple):
+    """The numbers of one DDPM step from index t, as the sampler uses them (Ho et al. 2020, eq. 4, 7)."""
+
+    t: int
+    alpha_bar: float  # alpha_bar_t
+    alpha_bar_prev: float  # alpha_bar_{t-1} (1 at the clean end)
+    beta: float  # beta_t
+    eps_scale: float  # sqrt(1 - alpha_bar_t): x0 = (x_t - eps_scale eps) / x0_scale
+    x0_scale: float  # sqrt(alpha_bar_t)
+    mean_x0: float  # mu_tilde = mean_x0 x0 + mean_xt x_t (eq. 7)
+    mean_xt: float
+    sigma: float  # sqrt(beta_tilde_t) or sqrt(beta_t); no noise is added at t = 0
+
+
+def ddpm_coefficients(t: int, schedule: Schedule, variance: str = "fixed_small") -> DDPMCoefficients:
+    """The coefficients of the DDPM step x_t -> x_{t-1} at index t."""
+    return DDPMCoefficients(
+        t=int(t), alpha_bar=float(schedule.alpha_bars[t]), alpha_bar_prev=float(schedule.alpha_bars_prev[t]),
+        beta=float(schedule.betas[t]), eps_scale=float(schedule.sqrt_one_minus_alpha_bars[t]),
+        x0_scale=float(schedule.sqrt_alpha_bars[t]), mean_x0=float(schedule.posterior_coef_x0[t]),
+        mean_xt=float(schedule.posterior_coef_xt[t]), sigma=float(_ddpm_sigmas(schedule, variance)[t]))
+
+
 def _ddpm_update(x_t, t, eps, schedule, sigma, noise, clip):
     """One DDPM step given sigma_t; returns (x_{t-1}, x0_pred). In-place ops: this is the hot loop."""
     x0 = np.multiply(eps, -schedule.sqrt_one_minus_alpha_bars[t])
@@ -98,19 +121,41 @@ def ddpm_step(
     return _ddpm_update(x_t, t, eps, schedule, sigma, noise, clip)[0]
 
 
-def _ddim_update(x_t, t, t_prev, eps, schedule, eta, noise, clip):
-    """One DDIM step; returns (x_{t_prev}, x0_pred, sigma)."""
+class DDIMCoefficients(NamedTuple):
+    """The numbers of one DDIM step from index t to t_prev (Song et al. 2021, eq. 12 and 16)."""
+
+    t: int
+    t_prev: int  # -1 is the clean end
+    alpha_bar: float  # alpha_bar_t
+    alpha_bar_prev: float  # alpha_bar_{t_prev} (1 at the clean end)
+    eps_scale: float  # sqrt(1 - alpha_bar_t): x0 = (x_t - eps_scale eps) / x0_scale
+    x0_scale: float  # sqrt(alpha_bar_t)
+    signal: float  # sqrt(alpha_bar_prev): x_{t_prev} = signal x0 + direction eps + sigma z
+    direction: float  # sqrt(1 - alpha_bar_prev - sigma^2)
+    sigma: float  # eta sqrt((1 - alpha_bar_prev) / (1 - alpha_bar_t)) sqrt(1 - alpha_bar_t / alpha_bar_prev)
+
+
+def ddim_coefficients(t: int, t_prev: int, schedule: Schedule, eta: float = 0.0) -> DDIMCoefficients:
+    """The coefficients of the DDIM step x_t -> x_{t_prev}; the sampler computes with exactly these."""
     alpha_bar = float(schedule.alpha_bars[t])
     alpha_bar_prev = float(schedule.alpha_bars[t_prev]) if t_prev >= 0 else 1.0
-    x0 = (x_t - math.sqrt(1.0 - alpha_bar) * eps) / math.sqrt(alpha_bar)
+    sigma = eta * math.sqrt((1.0 - alpha_bar_prev) / (1.0 - alpha_bar) * (1.0 - alpha_bar / alpha_bar_prev))
+    return DDIMCoefficients(
+        t=int(t), t_prev=int(t_prev), alpha_bar=alpha_bar, alpha_bar_prev=alpha_bar_prev,
+        eps_scale=math.sqrt(1.0 - alpha_bar), x0_scale=math.sqrt(alpha_bar), signal=math.sqrt(alpha_bar_prev),
+        direction=math.sqrt(max(1.0 - alpha_bar_prev - sigma * sigma, 0.0)), sigma=sigma)
+
+
+def _ddim_update(x_t, t, t_prev, eps, schedule, eta, noise, clip):
+    """One DDIM step; returns (x_{t_prev}, x0_pred, sigma)."""
+    c = ddim_coefficients(t, t_prev, schedule, eta)
+    x0 = (x_t - c.eps_scale * eps) / c.x0_scale
     if clip:
         x0 = np.clip(x0, -1.0, 1.0)  # eps is kept, as diffusers (use_clipped_model_output=False)
-    sigma = eta * math.sqrt((1.0 - alpha_bar_prev) / (1.0 - alpha_bar) * (1.0 - alpha_bar / alpha_bar_prev))
-    direction = math.sqrt(max(1.0 - alpha_bar_prev - sigma * sigma, 0.0))
-    x_prev = math.sqrt(alpha_bar_prev) * x0 + direction * eps
-    if noise is not None and sigma > 0:
-        x_prev += sigma * noise
-    return x_prev, x0, sigma
+    x_prev = c.signal * x0 + c.direction * eps
+    if noise is not None and c.sigma > 0:
+        x_prev += c.sigma * noise
+    return x_prev, x0, c.sigma
 
 
 def _check_ddim(t: int, t_prev: int, eta: float, schedule: Schedule) -> None:

@@ -86,26 +86,62 @@ def from_betas(betas, *, name: str = "custom") -> Schedule:
     return Schedule(name=name, num_steps=int(betas.size), **arrays)
 
 
-def _cosine_betas(num_steps: int) -> np.ndarray:
+def linear_betas(T: int) -> np.ndarray:
+    """Ho et al. 2020, sec. 4: beta_t rises linearly from 1e-4 to 0.02 (at T = 1000)."""
+    scale = REFERENCE_STEPS / T  # improved-DDPM rule: both ends scale by 1000 / T
+    betas = np.linspace(scale * BETA_START, scale * BETA_END, T)
+    return np.minimum(betas, MAX_BETA)
+
+
+def scaled_linear_betas(T: int) -> np.ndarray:
+    """Rombach et al. 2022 (Stable Diffusion, diffusers "scaled_linear"): sqrt(beta_t) rises linearly."""
+    scale = REFERENCE_STEPS / T
+    start, end = math.sqrt(scale * SCALED_BETA_START), math.sqrt(scale * SCALED_BETA_END)
+    betas = np.linspace(start, end, T) ** 2
+    return np.minimum(betas, MAX_BETA)
+
+
+def cosine_betas(T: int) -> np.ndarray:
     """Nichol & Dhariwal 2021, eq. 17: alpha_bar(t) = cos^2((t/T + s)/(1 + s) * pi/2)."""
-    ts = np.arange(num_steps + 1, dtype=np.float64) / num_steps
+    ts = np.arange(T + 1, dtype=np.float64) / T
     f = np.cos((ts + COSINE_S) / (1 + COSINE_S) * math.pi / 2) ** 2
     return np.minimum(1.0 - f[1:] / f[:-1], MAX_BETA)
 
 
-def _raw_betas(name: str, num_steps: int) -> np.ndarray:
-    scale = REFERENCE_STEPS / num_steps  # improved-DDPM rule; exactly 1 at T = 1000
-    if name == "linear":  # Ho et al. 2020, sec. 4
-        betas = np.linspace(scale * BETA_START, scale * BETA_END, num_steps)
-    elif name == "scaled_linear":  # Rombach et al. 2022 (Stable Diffusion)
-        start, end = math.sqrt(scale * SCALED_BETA_START), math.sqrt(scale * SCALED_BETA_END)
-        betas = np.linspace(start, end, num_steps) ** 2
-    elif name == "sigmoid":  # diffusers "sigmoid" (GeoDiff, Xu et al. 2022)
-        ramp = 1.0 / (1.0 + np.exp(-np.linspace(-6.0, 6.0, num_steps)))
-        betas = ramp * (scale * BETA_END - scale * BETA_START) + scale * BETA_START
-    else:  # "cosine"
-        return _cosine_betas(num_steps)
+def sigmoid_betas(T: int) -> np.ndarray:
+    """diffusers "sigmoid" (GeoDiff, Xu et al. 2022): beta_t follows a logistic curve from 1e-4 to 0.02."""
+    scale = REFERENCE_STEPS / T
+    ramp = 1.0 / (1.0 + np.exp(-np.linspace(-6.0, 6.0, T)))
+    betas = ramp * (scale * BETA_END - scale * BETA_START) + scale * BETA_START
     return np.minimum(betas, MAX_BETA)
+
+
+# The betas of each named schedule; the pages let the student edit a copy (diffusion_lab.hooks).
+BETAS = {"linear": linear_betas, "scaled_linear": scaled_linear_betas, "cosine": cosine_betas,
+         "sigmoid": sigmoid_betas}
+
+
+def check_betas(betas, T: int) -> np.ndarray:
+    """`betas` as T float64 numbers in (0, 1), or ValueError saying what is wrong (page t = index + 1)."""
+    try:
+        array = np.array(betas, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"betas must be numbers; got {type(betas).__name__} {_short(betas)}") from None
+    if array.shape != (T,):
+        raise ValueError(f"betas must be T = {T} numbers, one per step (shape ({T},)); got shape {array.shape}")
+    bad = np.flatnonzero(~np.isfinite(array))
+    if bad.size:
+        raise ValueError(f"betas must be finite; beta at t = {bad[0] + 1} is {array[bad[0]]}")
+    bad = np.flatnonzero((array <= 0) | (array >= 1))
+    if bad.size:
+        raise ValueError(f"every beta must lie between 0 and 1 (both excluded); beta at t = {bad[0] + 1} "
+                         f"is {array[bad[0]]:.6g}")
+    return array
+
+
+def _short(value, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @functools.lru_cache(maxsize=64)
@@ -117,4 +153,4 @@ def get_schedule(name: str, num_steps: int) -> Schedule:
         raise ValueError(f"num_steps must be an integer, got {num_steps!r}")
     if not 2 <= num_steps <= REFERENCE_STEPS:
         raise ValueError(f"num_steps must be between 2 and {REFERENCE_STEPS}, got {num_steps}")
-    return from_betas(_raw_betas(name, int(num_steps)), name=name)
+    return from_betas(BETAS[name](int(num_steps)), name=name)

@@ -5,7 +5,7 @@ noise draw (smooth and repeatable); Play and Step run the iterative chain.
 """
 import asyncio
 
-from app import page
+from app import learn, page
 from app.page import element
 
 PLAY_INTERVAL_S = 0.03
@@ -21,6 +21,7 @@ class ForwardView:
         self.figures = None
         self.chain = None  # (t, x_t, rng) of the iterative chain while it runs
         self.player = page.Player("play", self.advance, frames_per_s=1 / PLAY_INTERVAL_S)
+        self.learn = learn.ForwardPanel(self)  # equations, code, the student's schedule, downloads
         self.rebuild()
         self.draw()
         page.on(element("play"), "click", lambda event: self.toggle_play())
@@ -31,13 +32,13 @@ class ForwardView:
     # -- state -------------------------------------------------------------
     def rebuild(self) -> None:
         """Recompute what depends on the settings but not on t."""
-        images, schedules, np = self.core.images, self.core.schedules, self.core.np
+        images, np = self.core.images, self.core.np
         s = self.settings
         if s["image"] == "upload":
             self.x0 = images.from_pixels(self.uploaded, s["size"])
         else:
             self.x0 = images.make_image(s["image"], s["size"])
-        self.schedule = schedules.get_schedule(s["schedule"], s["steps"])
+        self.schedule = self.learn.schedule()  # the Schedule setting's, or the student's betas(T)
         self.noise = np.random.default_rng(s["seed"]).standard_normal(self.x0.shape)
         self.chain = None
 
@@ -59,6 +60,7 @@ class ForwardView:
     # -- drawing -----------------------------------------------------------
     def draw(self, x_t=None, source: str = "closed form q(x_t | x_0)") -> None:
         t = self.settings["t"]
+        self.learn.show(t, iterated=x_t is not None)
         x_t = self.closed_form(t) if x_t is None else x_t
         self.x_t = x_t
         page.blit(element("frame"), self.core.images.to_rgba(x_t))

@@ -6,6 +6,7 @@ Page glue only: reads controls, calls diffusion_lab, draws. It uses `js` and
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import traceback
 
@@ -65,11 +66,16 @@ def _report_task_error(task: asyncio.Task) -> None:
         show_error("That did not work.", task.exception())
 
 
+FONT_LIST = "pyodide/matplotlib-fontlist.json"  # written by build.py (matplotlib_font_list)
+
+
 async def load_package(name: str) -> None:
     """Load a package bundled with the site (never micropip, never another server)."""
     failures = []
     options = to_js({"messageCallback": _quiet, "errorCallback": failures.append},
                     dict_converter=js.Object.fromEntries)
+    # The hosted site ships matplotlib's font list; fetch it while the wheels load.
+    font_list = js.fetch(FONT_LIST) if name == "matplotlib" and js.location.protocol in ("http:", "https:") else None
     await pyodide_js.loadPackage(name, options)
     if failures:
         raise RuntimeError(f"Could not load the Python package {name} from this site's pyodide/ folder: "
@@ -79,10 +85,45 @@ async def load_package(name: str) -> None:
 
         # First import builds the font cache and says so on stderr; that is not an error.
         logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
+        if font_list is not None:
+            await _use_font_list(font_list)
+
+
+async def _use_font_list(response) -> None:
+    """Put the prebuilt font list where matplotlib looks, so its first import skips reading every font (~1 s)."""
+    import json
+    from pathlib import Path
+
+    try:
+        response = await response
+        text = await response.text() if response.ok else "{}"
+        version = json.loads(text).get("_version")
+    except Exception:  # noqa: BLE001  (no list: matplotlib builds its own, as without this)
+        return
+    if version is not None:
+        import matplotlib
+
+        Path(matplotlib.get_cachedir(), f"fontlist-v{version}.json").write_text(text)
 
 
 def _quiet(message) -> None:
     pass
+
+
+async def site_file(path: str) -> bytes:
+    """A data file shipped with the site (site/models/...), loaded only when a view needs it.
+
+    The offline edition has written it into Pyodide's file system already;
+    the hosted site fetches it from its own origin.
+    """
+    if os.path.exists(path):
+        with open(path, "rb") as file:
+            return file.read()
+    response = await js.fetch(path)
+    if not response.ok:
+        raise RuntimeError(f"Could not load {path} from this site (HTTP {response.status}); "
+                           "the site may be incomplete.")
+    return (await response.arrayBuffer()).to_bytes()
 
 
 def run(main) -> None:
@@ -259,7 +300,11 @@ class Player:
 
 
 class Settings:
-    """The form of one view, backed by the controls table and mirrored in the URL."""
+    """The form of one view, backed by the controls table and mirrored in the URL.
+
+    A "code" control (the student's schedule function) has no field in the form:
+    the code panel (app/learn.py) owns its editor and sets it with `set` on Run.
+    """
 
     def __init__(self, view: str, on_change) -> None:
         self.view = view
@@ -270,8 +315,9 @@ class Settings:
         self._on_change = on_change
         for name in self.controls:
             self.write(name)
-            on(element(name), "input" if self.controls[name].widget == "range" else "change",
-               lambda event, name=name: self._changed(name))
+            if self.controls[name].kind != "code":
+                on(element(name), "input" if self.controls[name].widget == "range" else "change",
+                   lambda event, name=name: self._changed(name))
         on(js.window, "popstate", lambda event: self.reload_from_url())
 
     def __getitem__(self, name: str):
@@ -285,6 +331,8 @@ class Settings:
 
     def write(self, name: str) -> None:
         control, value = self.controls[name], self.state[name]
+        if control.kind == "code":
+            return  # the code panel shows it
         widget = element(name)
         widget.value = controls._show(value)
         if control.widget == "range":
@@ -311,7 +359,7 @@ class Settings:
             self.notify([f"{control.label}: “{controls._short(raw)}” is not valid, kept {controls._show(self.state[name])}"])
             self.write(name)
             return None
-        if control.kind != "choice" and controls.clamp(control, value) != value:
+        if controls.is_number(control) and controls.clamp(control, value) != value:
             value = controls.clamp(control, value)
             self.notify([f"{control.label}: out of range, using {controls._show(value)}"])
         self.state[name] = value

@@ -8,13 +8,15 @@ Timestep slider scrubs them.
 import asyncio
 import time
 
-from app import page
+from app import learn, page
 from app.page import element
 
 SLICE_S = 0.02  # compute for this long, then let the browser paint
 PLAY_FRAMES_PER_S = 30
 TRAINING_IMAGES = 32
 STRIP_FRAMES = 8
+WEIGHTS = "models/digits.npz"  # the trained network (python -m diffusion_lab.train)
+DIGITS = "models/digits-train.npz"  # its training digits, for the ideal denoiser and nearest neighbours
 
 
 class ReverseView:
@@ -25,6 +27,9 @@ class ReverseView:
         self.strip = None
         self.generation = 0  # bumped by every new chain; a running computation of an older one stops
         self.player = page.Player("play", self.advance, frames_per_s=PLAY_FRAMES_PER_S)
+        self.frames, self.final, self.times = [], None, [0]
+        self.assets = {}  # site files loaded on demand: the network's weights, the digits
+        self.learn = learn.ReversePanel(self)  # equations, code, the student's schedule, downloads
         self.rebuild()
         self.show_relevant_controls()
         page.on(element("play"), "click", lambda event: self.toggle_play())
@@ -37,14 +42,29 @@ class ReverseView:
         core, s = self.core, self.settings
         self.player.stop()
         self.generation += 1
-        self.schedule = core.schedules.get_schedule(s["schedule"], s["steps"])
+        missing = [path for path in self.assets_needed() if path not in self.assets]
+        if missing:
+            self.frames, self.final = [], None  # nothing to show until the chain can start
+            task = asyncio.ensure_future(self.load_assets(missing, self.generation))
+            task.add_done_callback(page._report_task_error)
+            return
+        self.schedule = self.learn.schedule()  # the Schedule setting's, or the student's betas(T)
         self.target = core.images.make_image(s["image"], s["size"])
         if s["denoiser"] == "oracle":
             self.training = None
             denoiser = core.denoisers.Oracle(self.target, self.schedule)
         else:
-            self.training = core.images.training_set(s["size"], TRAINING_IMAGES)
-            denoiser = core.denoisers.IdealDenoiser(self.training, self.schedule)
+            if s["dataset"] == "digits":
+                self.training, self.novelty = self.assets[DIGITS]
+            else:
+                self.training, self.novelty = core.images.training_set(s["size"], TRAINING_IMAGES), None
+            self.target = self.training[0]  # only its shape matters: nothing knows the answer
+            if s["denoiser"] == "trained":
+                params, meta = self.assets[WEIGHTS]
+                denoiser = self.core.network.TrainedDenoiser(params, meta, self.schedule)
+            else:
+                denoiser = core.denoisers.IdealDenoiser(self.training, self.schedule)
+        self.learn.new_chain(denoiser)
         if s["sampler"] == "ddim":
             ts = core.samplers.timesteps(s["steps"], s["ddim_steps"], s["spacing"])
         else:
@@ -64,6 +84,26 @@ class ReverseView:
         worker = asyncio.ensure_future(self.compute(chain, self.generation))
         worker.add_done_callback(page._report_task_error)
         self.draw()
+
+    def assets_needed(self) -> list[str]:
+        s = self.settings
+        return ([WEIGHTS] if s["denoiser"] == "trained" else []) + \
+               ([DIGITS] if s["denoiser"] != "oracle" and s["dataset"] == "digits" else [])
+
+    async def load_assets(self, paths: list[str], generation: int) -> None:
+        """Fetch the network or the digits the first time a setting needs them, then start the chain."""
+        element("readout").textContent = "Loading the trained network and its digits…"
+        for path in paths:
+            data = await page.site_file(path)
+            if path == WEIGHTS:
+                from diffusion_lab import network
+
+                self.core.network = network
+                self.assets[path] = network.load_weights(data)
+            else:
+                self.assets[path] = self.core.images.load_image_set(data)
+        if generation == self.generation:
+            self.rebuild()
 
     async def compute(self, chain, generation: int) -> None:
         to_uint8 = self.core.images.to_uint8
@@ -90,11 +130,13 @@ class ReverseView:
             self.draw_strip()
 
     def show_relevant_controls(self) -> None:
-        """DDPM's variance or DDIM's step count, eta and spacing: only the sampler's own settings."""
-        ddim = self.settings["sampler"] == "ddim"
-        for name in ("ddim_steps", "eta", "spacing"):
-            element(name).closest(".field").hidden = not ddim
-        element("variance").closest(".field").hidden = ddim
+        """Only the settings that matter: the sampler's own, the target's for the oracle, the data's."""
+        s = self.settings
+        ddim, oracle = s["sampler"] == "ddim", s["denoiser"] == "oracle"
+        shown = {"ddim_steps": ddim, "eta": ddim, "spacing": ddim, "variance": not ddim, "image": oracle,
+                 "dataset": s["denoiser"] == "ideal", "size": oracle or s["dataset"] == "shapes"}
+        for name, visible in shown.items():
+            element(name).closest(".field").hidden = not visible
 
     def changed(self, names: set) -> None:
         self.show_relevant_controls()
@@ -106,6 +148,8 @@ class ReverseView:
 
     # -- drawing -----------------------------------------------------------
     def draw(self) -> None:
+        if not self.frames:
+            return  # still loading what the chain needs
         images = self.core.images
         k = min(self.settings["step"], len(self.frames) - 1)
         t, total = self.times[k], len(self.times) - 1
@@ -119,6 +163,7 @@ class ReverseView:
         page.announce(description)
         element("step-value").textContent = f"t = {t}"
         element("step").setAttribute("aria-valuetext", f"t = {t}, step {k} of {total}")
+        self.learn.show()
 
     def show_result(self) -> None:
         images, s = self.core.images, self.settings
@@ -132,9 +177,18 @@ class ReverseView:
             index, distance = images.nearest(self.final, self.training)
             page.blit(element("target-frame"), images.to_rgba(self.training[index]))
             element("target-caption").textContent = f"Nearest training image (#{index + 1} of {len(self.training)})"
-            element("result").textContent = (f"Result: RMS distance {distance:.3f} to training image #{index + 1}; "
-                                             "the ideal denoiser reproduces its training images.")
+            element("result").textContent = f"Result: RMS distance {distance:.3f} to training image #{index + 1}. " + \
+                self.verdict(distance)
         element("x0-frame").setAttribute("aria-label", "Predicted clean picture at the current step")
+
+    def verdict(self, distance: float) -> str:
+        """New or memorised? Measured against how far real unseen digits lie from the training set."""
+        if self.novelty is None or self.settings["denoiser"] == "ideal":
+            return "The ideal denoiser can only reproduce its training images."
+        if distance < self.novelty["held_out_nn_p5"]:
+            return "A copy: closer to a training digit than 95% of real unseen digits are."
+        return (f"New: real unseen digits lie a median {self.novelty['held_out_nn_median']:.3f} from the training "
+                "set, so the network made a digit nobody drew.")
 
     def draw_strip(self) -> None:
         total = len(self.times) - 1

@@ -41,6 +41,16 @@
     }
   }
 
+  // The next visit: sw.js (written by build.py) keeps the site's files in this browser.
+  // Registered once the page is ready, so it never competes with the first load; on
+  // http(s) only, never in the offline edition (file://), which holds everything already.
+  function keepForNextVisit() {
+    if (!/^https?:$/.test(location.protocol) || !("serviceWorker" in navigator)) return;
+    navigator.serviceWorker.register("sw.js").catch(() => {
+      // Not allowed here (some private windows and sandboxed frames): the HTTP cache still helps.
+    });
+  }
+
   const tick = setInterval(() => {
     const seconds = (performance.now() - started) / 1000;
     const elapsed = $("elapsed");
@@ -48,6 +58,7 @@
     const phase = document.body.dataset.phase;
     if (phase === "ready" || phase === "failed") {
       clearInterval(tick);
+      if (phase === "ready") keepForNextVisit();
     } else if (seconds > DIAGNOSE_AFTER_S && phase === "runtime" && !diagnosed) {
       diagnosed = true;
       checkWasmType();

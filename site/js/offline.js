@@ -159,9 +159,11 @@
     status("Starting Python…");
     const pyodide = await loadPyodide({ indexURL: EMBEDDED });
     const home = pyodide.FS.cwd(); // PyScript writes its files relative to this folder too
-    for (const [path, text] of Object.entries(manifest.files)) {
+    for (const [path, content] of Object.entries(manifest.files)) {
+      // Python source is text; data files (the trained network) come as base64.
+      const data = typeof content === "string" ? content : Uint8Array.from(atob(content.base64), (c) => c.charCodeAt(0));
       pyodide.FS.mkdirTree(`${home}/${path.slice(0, path.lastIndexOf("/"))}`);
-      pyodide.FS.writeFile(`${home}/${path}`, text);
+      pyodide.FS.writeFile(`${home}/${path}`, data);
     }
     await pyodide.runPythonAsync(manifest.files[script], { filename: script });
   }

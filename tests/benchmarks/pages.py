@@ -70,6 +70,7 @@ FLOOR_HTML = """<!doctype html>
 """
 FLOOR_JS = """import { loadPyodide } from "./pyodide/pyodide.mjs";
 const pyodide = await loadPyodide();
+performance.mark("runtime");
 await pyodide.loadPackage("numpy");
 pyodide.runPython(`
 import js
@@ -89,14 +90,12 @@ document.body.dataset.ready = "true";
 """
 
 # Runs in the floor page: the diffusion_lab files from dist into Pyodide's file system.
-INSTALL_CORE = """async (files) => {
+INSTALL_CORE = """async (names) => {
     const py = window.floorPyodide;
-    for (const [url, path] of Object.entries(files)) {
-        if (!path.startsWith("./diffusion_lab/")) continue;
-        const text = await (await fetch(url)).text();
-        const target = "/home/pyodide/" + path.slice(2);
-        py.FS.mkdirTree(target.slice(0, target.lastIndexOf("/")));
-        py.FS.writeFile(target, text);
+    py.FS.mkdirTree("/home/pyodide/diffusion_lab");
+    for (const name of names) {
+        const text = await (await fetch("py/diffusion_lab/" + name)).text();
+        py.FS.writeFile("/home/pyodide/diffusion_lab/" + name, text);
     }
 }"""
 CORE_RUNS = """
@@ -126,7 +125,7 @@ def _bench_ddim():
     return time.perf_counter() - start
 """
 
-MARKS = """() => Object.fromEntries(["first-frame", "ready"].map(
+MARKS = """() => Object.fromEntries(["runtime", "first-frame", "ready"].map(
     (name) => [name, (performance.getEntriesByName(name)[0] || {}).startTime ?? null]))"""
 
 WAIT_FOR_SERVICE_WORKER = """async () => {
@@ -211,6 +210,32 @@ class CountingHandler(build.Handler):
         return counts
 
 
+def browser_cpu_s(profile: str) -> float:
+    """CPU seconds used so far by the browser running with `profile` and all its child processes.
+
+    Wall time on a shared machine swings with the other jobs; the CPU a page
+    costs swings much less, so the table gives both.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    parents, cpu, root = {}, {}, None
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            if root is None and f"--user-data-dir={profile}" in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                root = int(entry.name)
+        except OSError:  # the process ended meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        parents[int(entry.name)], cpu[int(entry.name)] = int(fields[1]), (int(fields[11]) + int(fields[12])) / tick
+    tree, changed = {root}, True
+    while changed:
+        grown = tree | {pid for pid, parent in parents.items() if parent in tree}
+        changed, tree = grown != tree, grown
+    return sum(cpu.get(pid, 0.0) for pid in tree)
+
+
 def summary(values: list[float]) -> dict:
     return {"min": min(values), "median": statistics.median(values), "n": len(values)}
 
@@ -229,17 +254,24 @@ def machine() -> dict:
 
 
 class Bench:
-    def __init__(self, browser, url: str, site: Path, args) -> None:
-        self.browser, self.url, self.site, self.args = browser, url, site, args
+    def __init__(self, playwright, url: str, site: Path, args) -> None:
+        self.playwright, self.url, self.site, self.args = playwright, url, site, args
+        self.browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         self.service_worker = (site / "sw.js").exists()
 
-    def visit(self, context, path: str) -> dict:
-        """Open `path` in `context`, wait until ready, return its marks and what the server sent."""
+    def visit(self, context, profile: str, path: str) -> dict:
+        """Open `path` in `context`, wait until ready, return its marks, CPU time and what the server sent."""
         CountingHandler.take()
         page = context.new_page()
         errors = []
         page.on("pageerror", lambda error: errors.append(str(error)))
-        page.goto(f"{self.url}/{path}")
+        # PyScript about to run the page's script: the runtime is up (the floor marks "runtime" itself).
+        page.add_init_script("addEventListener('py:ready', () => performance.mark('runtime'), {once: true})")
+        cpu = browser_cpu_s(profile)
+        page.goto(f"{self.url}/{path}", wait_until="commit")
+        page.wait_for_function("performance.getEntriesByName('first-frame').length > 0", polling=20,
+                               timeout=READY_TIMEOUT_MS)
+        cpu_first_frame = browser_cpu_s(profile) - cpu
         page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
         marks = page.evaluate(MARKS)
         if self.service_worker and not path.startswith("bench-"):
@@ -249,20 +281,26 @@ class Bench:
         page.close()
         if errors:
             raise RuntimeError(f"{path}: {errors}")
-        return {"first_frame": marks["first-frame"], "ready": marks["ready"], "bytes": sent, "requests": requests}
+        return {"runtime": marks["runtime"], "first_frame": marks["first-frame"], "ready": marks["ready"],
+                "cpu_first_frame": 1000 * cpu_first_frame, "bytes": sent, "requests": requests}
 
     def loads(self) -> dict:
         pages = {"floor": "bench-floor.html", "forward": "forward.html", "reverse": "reverse.html"}
+        pages = {name: path for name, path in pages.items() if name == "floor" or name in self.args.pages}
         runs = {name: {"cold": [], "warm": []} for name in pages}
         for run in range(self.args.runs):
-            names = list(pages)[run % 3:] + list(pages)[:run % 3]  # rotate: none always goes first
+            names = list(pages)[run % len(pages):] + list(pages)[:run % len(pages)]  # rotate: none always first
             for name in names:
-                context = self.browser.new_context(viewport=VIEWPORT)
-                try:
-                    runs[name]["cold"].append(self.visit(context, pages[name]))
-                    runs[name]["warm"].append(self.visit(context, pages[name]))
-                finally:
-                    context.close()
+                # A fresh profile on disk, as a student's browser has (an incognito context
+                # keeps its cache in memory and does not keep the 10 MB runtime at all).
+                with tempfile.TemporaryDirectory(prefix="diffusion-lab-profile-") as profile:
+                    context = self.playwright.chromium.launch_persistent_context(
+                        profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS, viewport=VIEWPORT)
+                    try:
+                        runs[name]["cold"].append(self.visit(context, profile, pages[name]))
+                        runs[name]["warm"].append(self.visit(context, profile, pages[name]))
+                    finally:
+                        context.close()
             print(f"  load run {run + 1}/{self.args.runs}: " + ", ".join(
                 f"{name} {runs[name]['cold'][-1]['first_frame']:.0f}/{runs[name]['warm'][-1]['first_frame']:.0f} ms"
                 for name in pages), flush=True)
@@ -272,12 +310,13 @@ class Bench:
             for visit in ("cold", "warm"):
                 entries = runs[name][visit]
                 result[name][visit] = {key: summary([entry[key] for entry in entries])
-                                       for key in ("first_frame", "ready", "bytes", "requests")}
+                                       for key in ("runtime", "first_frame", "cpu_first_frame", "ready", "bytes",
+                                                   "requests")}
                 result[name][visit]["runs"] = entries
                 if name != "floor":
-                    ratios = [entry["first_frame"] / floor["first_frame"]
-                              for entry, floor in zip(entries, runs["floor"][visit])]
-                    result[name][visit]["first_frame_ratio"] = summary(ratios)
+                    for key in ("first_frame", "cpu_first_frame"):
+                        ratios = [entry[key] / floor[key] for entry, floor in zip(entries, runs["floor"][visit])]
+                        result[name][visit][f"{key}_ratio"] = summary(ratios)
         return result
 
     def scrub(self) -> dict:
@@ -310,8 +349,7 @@ class Bench:
             page = context.new_page()
             page.goto(f"{self.url}/bench-floor.html")
             page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
-            files = json.loads((self.site / "pyscript.json").read_text())["files"]
-            page.evaluate(INSTALL_CORE, files)
+            page.evaluate(INSTALL_CORE, [path.name for path in (self.site / "py" / "diffusion_lab").glob("*.py")])
             page.evaluate("(code) => window.floorPyodide.runPython(code)", CORE_RUNS)
             for name in ("ddpm", "ddim"):
                 times = [1000 * page.evaluate(f"() => window.floorPyodide.runPython('_bench_{name}()')")
@@ -338,19 +376,19 @@ def table(results: dict) -> str:
     lines = []
     if "loads" in results:
         loads = results["loads"]
-        lines.append(f"{'page':<9}{'visit':<6}{'first frame ms':>20}{'x floor':>14}{'ready ms':>18}"
-                     f"{'kB sent':>16}{'requests':>10}")
-        lines.append(f"{'':<15}{'min / median':>20}{'min / med':>14}{'min / median':>18}{'min / median':>16}"
-                     f"{'median':>10}")
+        lines.append(f"{'page':<9}{'visit':<6}{'runtime ms':>10}{'first frame ms':>17}{'x floor':>12}"
+                     f"{'CPU to first':>15}{'x floor':>12}{'ready ms':>16}{'kB sent':>10}{'requests':>9}")
+        lines.append(f"{'':<15}{'median':>10}{'min / median':>17}{'min / med':>12}{'frame ms, min':>15}"
+                     f"{'min / med':>12}{'min / median':>16}{'median':>10}{'median':>9}")
         for name, visits in loads.items():
             for visit, values in visits.items():
-                ff, ready, sent = values["first_frame"], values["ready"], values["bytes"]
-                ratio = values.get("first_frame_ratio")
-                ratio_text = f"{ratio['min']:.2f} / {ratio['median']:.2f}" if ratio else "1"
-                lines.append(f"{name:<9}{visit:<6}{ff['min']:>11.0f} / {ff['median']:<6.0f}{ratio_text:>14}"
-                             f"{ready['min']:>9.0f} / {ready['median']:<6.0f}"
-                             f"{sent['min'] / 1e3:>8.0f} / {sent['median'] / 1e3:<6.0f}"
-                             f"{values['requests']['median']:>10.0f}")
+                ff, ready, cpu = values["first_frame"], values["ready"], values["cpu_first_frame"]
+                ratios = [values.get(f"{key}_ratio") for key in ("first_frame", "cpu_first_frame")]
+                texts = [f"{r['min']:.2f} / {r['median']:.2f}" if r else "1" for r in ratios]
+                lines.append(f"{name:<9}{visit:<6}{values['runtime']['median']:>10.0f}"
+                             f"{ff['min']:>10.0f} / {ff['median']:<5.0f}{texts[0]:>12}{cpu['min']:>15.0f}{texts[1]:>12}"
+                             f"{ready['min']:>8.0f} / {ready['median']:<5.0f}{values['bytes']['median'] / 1e3:>10.1f}"
+                             f"{values['requests']['median']:>9.0f}")
         lines.append("")
     if "scrub" in results:
         lines.append(f"{'scrub (input to painted)':<26}{'p50 ms':>8}{'p95 ms':>8}{'max ms':>8}"
@@ -376,6 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="runs of each measurement (default 5)")
     parser.add_argument("--inputs", type=int, default=200, help="slider inputs per scrub measurement (default 200)")
     parser.add_argument("--only", default="load,scrub,reverse", help="comma-separated parts (default: all)")
+    parser.add_argument("--pages", default="forward,reverse", help="views whose loading is timed (default: both)")
     parser.add_argument("--pyodide-mirror", type=Path, default=os.environ.get("PYODIDE_MIRROR") or None,
                         metavar="DIR", help="folder with the Pyodide wheels (default: $PYODIDE_MIRROR, else the CDN)")
     args = parser.parse_args(argv)
@@ -394,15 +433,14 @@ def main(argv: list[str] | None = None) -> int:
         url = f"http://127.0.0.1:{server.server_address[1]}"
         try:
             with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                bench = Bench(browser, url, site, args)
+                bench = Bench(playwright, url, site, args)
                 if "load" in parts:
                     results["loads"] = bench.loads()
                 if "scrub" in parts:
                     results["scrub"] = bench.scrub()
                 if "reverse" in parts:
                     results["reverse"] = bench.reverse()
-                browser.close()
+                bench.browser.close()
         finally:
             server.shutdown()
     results["machine"]["load_average_after"] = os.getloadavg()

@@ -191,3 +191,38 @@ def test_landing_page_leads_to_both_views(watched, base_url):
     page.get_by_role("link", name="Reverse diffusion").click()
     page.wait_for_selector("body[data-ready='true']", timeout=90_000)
     assert page.url.endswith("/reverse.html")
+
+
+def test_the_trained_network_makes_a_new_digit(watched, base_url):
+    """DDIM with the shipped network: the same digit as CPython, and judged new against the training set."""
+    from diffusion_lab import network
+
+    root = Path(__file__).resolve().parents[2]
+    page = watched.open(f"{base_url}/reverse.html?denoiser=trained&sampler=ddim&ddim_steps=50&seed=11")
+    assert page.get_by_label("Training set").is_hidden()  # the network knows only the digits
+    slider = page.get_by_label("Timestep")
+    slider.focus()
+    slider.press("End")
+    page.wait_for_function("document.getElementById('result').textContent.startsWith('Result')", timeout=60_000)
+    schedule = schedules.get_schedule("linear", 1000)
+    denoiser = network.TrainedDenoiser.load(str(root / "site/models/digits.npz"), schedule)
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((8, 8))
+    for _, x, _ in samplers.sample(x, denoiser, schedule, rng, sampler="ddim", steps=50):
+        pass
+    assert_same_image(canvas_gray(page, "frame"), x)
+    training, novelty = images.load_image_set(str(root / "site/models/digits-train.npz"))
+    index, distance = images.nearest(x, training)
+    result = page.inner_text("#result")
+    assert f"#{index + 1}" in result and f"{distance:.3f}" in result
+    assert ("New" in result) == (distance >= novelty["held_out_nn_p5"])
+
+
+def test_the_ideal_denoiser_of_the_digits_copies_one(watched, base_url):
+    page = watched.open(f"{base_url}/reverse.html?denoiser=ideal&dataset=digits&sampler=ddim&seed=2")
+    slider = page.get_by_label("Timestep")
+    slider.focus()
+    slider.press("End")
+    page.wait_for_function("document.getElementById('result').textContent.startsWith('Result')", timeout=60_000)
+    assert "RMS distance 0.00" in page.inner_text("#result")
+    assert "reproduce its training images" in page.inner_text("#result")

@@ -154,7 +154,7 @@ def test_reverse_extremes_finish(watched, base_url):
 
 def test_rapid_clicks_and_changes_while_running_never_run_two_chains(watched, base_url):
     page = watched.open(f"{base_url}/reverse.html?denoiser=ideal&size=32")
-    play, step, reset = (page.get_by_role("button", name=name) for name in ("Play", "Step", "Reset"))
+    play, step, reset = (page.get_by_role("button", name=name, exact=True) for name in ("Play", "Step", "Reset"))
     for _ in range(15):
         play.click()
         step.click()
@@ -168,7 +168,7 @@ def test_rapid_clicks_and_changes_while_running_never_run_two_chains(watched, ba
                            timeout=60_000)
     assert page.get_by_role("button", name="Play").get_attribute("aria-pressed") == "false"
     # The chain shown is the one of the final settings, from seed 3's noise.
-    page.get_by_role("button", name="Reset").click()
+    page.get_by_role("button", name="Reset", exact=True).click()  # not "Reset code"
     assert_same_image(canvas_gray(page, "frame"), np.random.default_rng(3).standard_normal((32, 32)))
     assert_still_working(page)
 

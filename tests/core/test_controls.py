@@ -15,6 +15,9 @@ def valid(state: dict, view: str) -> bool:
         if control.kind == "choice":
             if value not in control.choices:
                 return False
+        elif control.kind == "code":
+            if not isinstance(value, str) or not controls.fits_in_url(control, value):
+                return False
         elif not (control.low <= value <= control.high) or (control.kind == "int" and not isinstance(value, int)):
             return False
     if view == "forward":
@@ -23,12 +26,18 @@ def valid(state: dict, view: str) -> bool:
     return state["step"] <= limit and state["ddim_steps"] <= state["steps"] and state["size"] % 16 == 0
 
 
+CODE_SAMPLES = ("def betas(T):\n    return np.full(T, 0.01)\n", "# ∑ β ≤ 1 — ünïcode\r\n\tpass\n", " ", "\x00")
+
+
 def states(view: str):
     """Any valid state of a view."""
     fields = {}
     for control in controls.controls_for(view):
         if control.kind == "choice":
             fields[control.name] = st.sampled_from(control.choices)
+        elif control.kind == "code":
+            fields[control.name] = st.one_of(st.just(""), st.sampled_from(CODE_SAMPLES),
+                                             st.text(st.characters(exclude_categories=("Cs",)), max_size=300))
         elif control.kind == "int":
             fields[control.name] = st.integers(int(control.low), int(control.high))
         else:
@@ -117,7 +126,22 @@ def test_presentation_flags_survive_the_url_but_are_not_state():
 @pytest.mark.parametrize("view", controls.VIEWS)
 def test_the_form_has_one_labelled_field_per_control(view):
     form = controls.form_html(view, escape=html.escape)
-    for control in controls.controls_for(view):
+    in_form = [control for control in controls.controls_for(view) if control.group in controls.GROUPS]
+    for control in in_form:
         assert f'<label for="{control.name}">{html.escape(control.label)}</label>' in form
         assert f'id="{control.name}"' in form
-    assert form.count("<fieldset") == len({c.group for c in controls.controls_for(view)})
+    assert form.count("<fieldset") == len({c.group for c in in_form})
+    assert {c.kind for c in controls.controls_for(view) if c not in in_form} <= {"code"}  # the code panel's
+
+
+def test_code_travels_as_base64url_and_bad_or_long_code_is_refused():
+    source = "def betas(T):\n    return np.full(T, 0.01)  # β = 0.01\n"
+    query = controls.to_query({**controls.defaults("forward"), "hook": source}, "forward")
+    assert query.startswith("hook=") and "%" not in query  # URL-safe as it is
+    assert controls.parse_query(query, "forward") == ({**controls.defaults("forward"), "hook": source}, [])
+    for raw in ("not base64!", "A", "_w", "x" * (controls.MAX_CODE_URL_CHARS + 4)):  # "_w" is byte 0xff: not UTF-8
+        state, notices = controls.parse_query(f"hook={raw}", "reverse")
+        assert state["hook"] == "" and notices == [f"Code of betas(T): “{controls._short(raw)}” is not valid, "
+                                                   "using the original"]
+    hook = controls.BY_NAME["hook"]
+    assert controls.fits_in_url(hook, "x" * 1500) and not controls.fits_in_url(hook, "x" * 1501)

@@ -1,7 +1,9 @@
 """The trained denoiser: backprop against finite differences, training lowers the loss, the shipped weights make digits."""
 
 import ast
+import contextlib
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -16,6 +18,22 @@ from diffusion_lab.schedules import from_betas, get_schedule
 
 ROOT = Path(__file__).resolve().parents[2]
 WEIGHTS = ROOT / "site" / "models" / "digits.npz"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_blas_thread():
+    """One BLAS thread, as train.py uses: reproducible, and no thread thrashing on a busy 2-core machine.
+
+    threadpoolctl comes with scikit-learn; Pyodide (which runs the numpy-only tests here) has neither, nor threads.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        limits = contextlib.nullcontext()
+    else:
+        limits = threadpool_limits(limits=1)
+    with limits:
+        yield
 
 
 def tiny_params(seed=0):
@@ -167,18 +185,18 @@ def test_network_module_needs_only_numpy():
     tree = ast.parse((ROOT / "py" / "diffusion_lab" / "network.py").read_text())
     modules = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     modules |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0}
-    assert modules <= {"__future__", "io", "json", "math", "os", "numpy"}
+    assert modules <= {"__future__", "io", "json", "math", "os", "sys", "numpy"}
 
 
 def test_ddim_50_is_fast(shipped):
-    x = np.random.default_rng(5).standard_normal((8, 8))
+    """50 DDIM steps of one 8x8 image: < 0.15 s in CPython, < 1 s in Pyodide (no BLAS; ~0.07 s when idle)."""
+    budget = 1.0 if sys.platform == "emscripten" else 0.15
     best = float("inf")
     for _ in range(3):
         start = time.perf_counter()
         generate(shipped, 1, shipped.schedule, np.random.default_rng(0), sampler="ddim", steps=50)
         best = min(best, time.perf_counter() - start)
-    assert best < 0.15, f"50 DDIM steps took {best:.3f} s"
-    assert x.shape == (8, 8)
+    assert best < budget, f"50 DDIM steps took {best:.3f} s"
 
 
 def test_frechet_distance_closed_form():
@@ -199,12 +217,12 @@ def judge():
     return Judge()
 
 
-@pytest.mark.parametrize("schedule, sampler, steps", [("linear", "ddim", 50), ("cosine", "ddpm", None)])
-def test_shipped_weights_make_new_digits(shipped, judge, schedule, sampler, steps):
+@pytest.mark.parametrize("schedule, T, sampler, steps, n", [("linear", 1000, "ddim", 50, 300), ("cosine", 100, "ddpm", None, 200)])
+def test_shipped_weights_make_new_digits(shipped, judge, schedule, T, sampler, steps, n):
     """Quality floor: confidently classified like real digits, every class, not copies of the training set."""
-    s = get_schedule(schedule, 1000 if sampler == "ddim" else 200)
+    s = get_schedule(schedule, T)
     denoiser = TrainedDenoiser(shipped.params, shipped.meta, s)
-    images = generate(denoiser, 300, s, np.random.default_rng(7), sampler=sampler, steps=steps)
+    images = generate(denoiser, n, s, np.random.default_rng(7), sampler=sampler, steps=steps)
     r = judge.score(images)
     held = judge.score(judge.held_x, held_out=True)
     assert r["confident"] > 0.7 and r["confident"] > held["confident"] - 0.15, r

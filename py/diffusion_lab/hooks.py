@@ -1,0 +1,106 @@
+"""What the student can change: a small named function, given as source text, run and checked.
+
+The pages show the core's own functions and let the student edit a copy named
+after its hook, for example ``betas(T)``, whose original is the selected
+schedule's function in schedules.py (``schedules.linear_betas`` renamed). The
+copy runs with exec in a namespace holding ``np``, ``math`` and the UPPER_CASE
+constants of the module it came from. Its result is checked before anything
+uses it; an error becomes a HookError naming the line of the student's code,
+with a traceback of their code only. (exec is not a sandbox: the pages run
+shared code only after the student has read it and pressed Run.)
+"""
+
+from __future__ import annotations
+
+import inspect
+import linecache
+import math
+import re
+import textwrap
+import traceback
+
+import numpy as np
+
+from . import schedules
+
+FILENAME = "<your code>"  # what tracebacks call the student's code
+SCHEDULE_HOOK = "betas"
+
+
+class HookError(Exception):
+    """The student's code did not work: ``summary`` in one line, ``detail`` the traceback of their code."""
+
+    def __init__(self, summary: str, detail: str = ""):
+        super().__init__(summary)
+        self.summary, self.detail = summary, detail or summary
+
+
+def template(function, hook_name: str) -> str:
+    """The source of ``function``, read from its .py file, renamed to ``hook_name``."""
+    source = textwrap.dedent(inspect.getsource(function))
+    return re.sub(rf"^def {re.escape(function.__name__)}\(", f"def {hook_name}(", source, count=1, flags=re.M)
+
+
+def namespace(module) -> dict:
+    """What a hook's code can use: np, math and the module's public UPPER_CASE constants."""
+    constants = {name: value for name, value in vars(module).items() if name.isupper() and not name.startswith("_")}
+    return {"np": np, "math": math, **constants, "__name__": "your_code"}
+
+
+def load(source: str, hook_name: str, module):
+    """Run ``source`` and return the function it defines as ``hook_name``, or raise HookError."""
+    if not source.strip():
+        raise HookError(f"The code is empty: write a function {hook_name}(…), or press Reset.")
+    linecache.cache[FILENAME] = (len(source), None, source.splitlines(True), FILENAME)  # lines in tracebacks
+    scope = namespace(module)
+    try:
+        exec(compile(source, FILENAME, "exec"), scope)  # noqa: S102  (the student's own code, see the docstring)
+    except Exception as error:  # noqa: BLE001  (any error in their code is reported, never raised)
+        raise _explain(error) from None
+    function = scope.get(hook_name)
+    if not callable(function):
+        raise HookError(f"The code must define a function named {hook_name}, as the original does.")
+    return function
+
+
+def call(function, *args):
+    """``function(*args)``; an exception becomes a HookError about the student's lines."""
+    try:
+        return function(*args)
+    except RecursionError:
+        raise HookError("RecursionError: the function calls itself without end.") from None
+    except Exception as error:  # noqa: BLE001
+        raise _explain(error) from None
+
+
+def _explain(error: BaseException) -> HookError:
+    if isinstance(error, SyntaxError) and error.filename == FILENAME:
+        where = f"Line {error.lineno}: " if error.lineno else ""
+        return HookError(f"{where}{type(error).__name__}: {error.msg}",
+                         "".join(traceback.format_exception_only(error)).rstrip())
+    report = traceback.TracebackException.from_exception(error)
+    frames = [frame for frame in report.stack if frame.filename == FILENAME]
+    where = f"Line {frames[-1].lineno}: " if frames else ""
+    lines = ["Traceback (your code only):\n"] if frames else []
+    lines += traceback.StackSummary.from_list(frames).format()
+    lines += report.format_exception_only()
+    message = str(error).splitlines()[0] if str(error) else ""
+    return HookError(f"{where}{type(error).__name__}{': ' if message else ''}{message}", "".join(lines).rstrip())
+
+
+# -- the schedule hook -------------------------------------------------------------
+
+def schedule_template(name: str) -> str:
+    """The editable original of the named schedule: its betas function from schedules.py, as ``betas(T)``."""
+    return template(schedules.BETAS[name], SCHEDULE_HOOK)
+
+
+def schedule_from_source(source: str, num_steps: int) -> schedules.Schedule:
+    """The Schedule of the student's ``betas(T)`` at T = num_steps, or HookError saying what is wrong."""
+    function = load(source, SCHEDULE_HOOK, schedules)
+    betas = call(function, num_steps)
+    try:
+        betas = schedules.check_betas(betas, num_steps)
+    except ValueError as error:
+        raise HookError(f"{SCHEDULE_HOOK}({num_steps}) returned something unusable: {error}") from None
+    return schedules.from_betas(betas, name="custom")

@@ -1,0 +1,609 @@
+"""Read it and change it: the live equation, the code that drew the frame, the student's schedule, downloads.
+
+The panel under each view. A view calls it at three points: ``schedule()``
+when it rebuilds (the Schedule setting's schedule, or the student's),
+``show()`` when it draws, and ``changed`` comes back to the view after Run or
+Reset. The numbers come from the core (forward.coefficients,
+samplers.ddpm_coefficients and ddim_coefficients), the code from the very .py
+files this page runs (inspect reads them from Pyodide's file system), the
+student's code is run and checked by diffusion_lab.hooks, the files are made
+by diffusion_lab.export. Page glue only: no arithmetic on images here.
+
+Code in a shared link is put in the editor but runs only when the student
+presses Run (exec is not a sandbox, and a link can come from anyone); code the
+student ran in this tab runs again by itself after a reload.
+"""
+from __future__ import annotations
+
+import asyncio
+import builtins
+import hashlib
+import html
+import inspect
+import io
+import json
+import keyword
+import math
+import tokenize
+
+import js
+from pyodide.ffi import create_once_callable, to_js
+
+from app import page
+from app.page import element
+from diffusion_lab import controls  # stdlib only: numpy is not loaded yet when this is imported
+
+TRUSTED_KEY = "diffusion-lab:code-you-ran"  # sessionStorage: hashes of code the student ran in this tab
+MAX_TRUSTED = 20
+ARRAY_BYTES = 8_000_000  # a .npz holds every frame of a chain up to this many bytes of pixels
+
+
+# -- MathML, built as text from numbers and fixed symbols (never from the student's text) ---------------------
+
+def fmt(value: float) -> str:
+    """Three decimals, more when that would show 0 or 1 for a number that is not; tiny numbers in e-notation."""
+    if not math.isfinite(value) or value == int(value):
+        text = str(int(value)) if math.isfinite(value) else str(value)
+    elif abs(value) < 0.01 or abs(value) >= 100:
+        text = f"{value:.3g}" if abs(value) < 0.01 else f"{value:.4g}"
+    else:
+        for decimals in range(3, 7):
+            text = f"{value:.{decimals}f}"
+            if abs(float(text)) not in (0.0, 1.0):
+                break
+    return text.replace("-", "−")  # a minus sign, not a hyphen
+
+
+def mn(value) -> str:
+    if isinstance(value, int):
+        return f"<mn>{value}</mn>"
+    mantissa, _, exponent = fmt(value).partition("e")
+    if not exponent:
+        return f"<mn>{mantissa}</mn>"
+    power = str(int(exponent.replace("−", "-"))).replace("-", "−")
+    return f"<mrow><mn>{mantissa}</mn><mo>×</mo><msup><mn>10</mn><mn>{power}</mn></msup></mrow>"
+
+
+def mi(name: str) -> str:
+    return f"<mi>{html.escape(name)}</mi>"
+
+
+def mo(op: str) -> str:
+    return f"<mo>{html.escape(op)}</mo>"
+
+
+def row(*parts: str) -> str:
+    return "<mrow>" + "".join(parts) + "</mrow>"
+
+
+def sub(base: str, script) -> str:
+    return f"<msub>{base}{script if isinstance(script, str) else mn(script)}</msub>"
+
+
+def sqrt(*parts: str) -> str:
+    return "<msqrt>" + "".join(parts) + "</msqrt>"
+
+
+def frac(top: str, bottom: str) -> str:
+    return f"<mfrac>{top}{bottom}</mfrac>"
+
+
+def accent(base: str, mark: str) -> str:
+    # (No accent="true": without a math font Chromium then draws no mark at all.)
+    return f"<mover>{base}<mo>{mark}</mo></mover>"
+
+
+def x(t) -> str:
+    return sub(mi("x"), t)
+
+
+def abar(t) -> str:
+    return sub(accent(mi("α"), "¯"), t)
+
+
+def beta(t) -> str:
+    return sub(mi("β"), t)
+
+
+EPS, Z = mi("ε"), mi("z")
+EPS_HAT = accent(mi("ε"), "^")
+X0_HAT = sub(accent(mi("x"), "^"), 0)
+
+
+def term(coefficient: float, symbol: str, first: bool = False) -> str:
+    """' + 0.871 x_0' (or the first term without the sign)."""
+    sign = "" if first else mo("−" if coefficient < 0 else "+")
+    return sign + mn(abs(coefficient) if not first else coefficient) + symbol
+
+
+def product(t: int) -> str:
+    """The product sign from s = 1 to t."""
+    return f"<munderover>{mo('∏')}{row(mi('s'), mo('='), mn(1))}{mn(t)}</munderover>"
+
+
+def note(label: str, markup: str) -> str:
+    """A line of fixed text (trusted markup written here) in place of an equation."""
+    return (f'<li class="equation-line"><span class="equation-label">{html.escape(label)}</span>'
+            f'<span class="equation-maths">{markup}</span></li>')
+
+
+def line(label: str, *pieces: str, active: bool = False) -> str:
+    """One equation: a label, then pieces that wrap as whole units on a narrow screen."""
+    maths = "".join(f"<math>{piece}</math>" for piece in pieces)
+    return (f'<li class="equation-line{" active" if active else ""}"><span class="equation-label">'
+            f"{html.escape(label)}</span><span class=\"equation-maths\">{maths}</span></li>")
+
+
+# -- syntax highlighting, with tokenize: (class, text) pieces put in the page as text -------------------------
+
+BUILTINS = frozenset(dir(builtins)) | {"self"}
+
+
+def highlight(source: str) -> list[tuple[str, str]]:
+    """The source cut into (css class or "", text) pieces that join back into it exactly."""
+    lines = source.splitlines(keepends=True)
+    offsets = [0]
+    for text in lines:
+        offsets.append(offsets[-1] + len(text))
+    pieces, position, previous = [], 0, None
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return [("", source)]
+    for token in tokens:
+        start = offsets[token.start[0] - 1] + token.start[1] if token.start[0] <= len(lines) else len(source)
+        end = offsets[token.end[0] - 1] + token.end[1] if token.end[0] <= len(lines) else len(source)
+        if start > position:
+            pieces.append(("", source[position:start]))
+            position = start
+        kind = ""
+        if token.type == tokenize.COMMENT:
+            kind = "tok-comment"
+        elif token.type == tokenize.STRING or token.type in _FSTRING_TYPES:
+            kind = "tok-string"
+        elif token.type == tokenize.NUMBER:
+            kind = "tok-number"
+        elif token.type == tokenize.NAME:
+            if previous is not None and previous.string in ("def", "class"):
+                kind = "tok-def"
+            elif keyword.iskeyword(token.string):
+                kind = "tok-keyword"
+            elif token.string in BUILTINS:
+                kind = "tok-builtin"
+        if end > start:
+            pieces.append((kind, source[start:end]))
+            position = end
+        if token.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT):
+            previous = token
+    if position < len(source):
+        pieces.append(("", source[position:]))
+    merged = []
+    for kind, text in pieces:
+        if merged and merged[-1][0] == kind:
+            merged[-1] = (kind, merged[-1][1] + text)
+        else:
+            merged.append((kind, text))
+    return merged
+
+
+_FSTRING_TYPES = {getattr(tokenize, name) for name in ("FSTRING_START", "FSTRING_MIDDLE", "FSTRING_END")
+                  if hasattr(tokenize, name)}
+
+
+def code_figure(function, title: str):
+    """A <figure> with the highlighted source of `function` as its file holds it, and where it is."""
+    try:
+        lines, first = inspect.getsourcelines(function)
+        path = inspect.getsourcefile(function) or "?"
+    except (OSError, TypeError):  # not defined in a .py file (a compiled function)
+        lines, first, path = ["# (no Python source to show)\n"], 0, "compiled code"
+    source = "".join(lines)
+    where = path[path.rfind("diffusion_lab/"):] if "diffusion_lab/" in path else path.rsplit("/", 1)[-1]
+    document = js.document
+    figure = document.createElement("figure")
+    figure.className = "code-figure"
+    caption = document.createElement("figcaption")
+    name = document.createElement("code")
+    name.textContent = title
+    caption.append(name, f" · {where}, lines {first}–{first + len(lines) - 1}")
+    pre = document.createElement("pre")
+    pre.className = "code"
+    pre.tabIndex = 0  # it scrolls sideways on a narrow screen, so the keyboard must reach it
+    code = document.createElement("code")
+    for kind, text in highlight(source):
+        if kind:
+            span = document.createElement("span")
+            span.className = kind
+            span.textContent = text
+            code.append(span)
+        else:
+            code.append(text)
+    pre.append(code)
+    figure.append(caption, pre)
+    return figure
+
+
+# -- downloads ----------------------------------------------------------------------------------------------
+
+def save(data: bytes, name: str, mime: str) -> None:
+    """Hand `data` to the browser as a download named `name` (a blob: URL on an <a download>)."""
+    array = js.Uint8Array.new(len(data))
+    array.assign(data)
+    blob = js.Blob.new(to_js([array]), to_js({"type": mime}, dict_converter=js.Object.fromEntries))
+    url = js.URL.createObjectURL(blob)
+    link = js.document.createElement("a")
+    link.href, link.download, link.hidden = url, name, True
+    js.document.body.append(link)
+    link.click()
+    link.remove()
+    js.setTimeout(create_once_callable(lambda: js.URL.revokeObjectURL(url)), 60_000)
+
+
+def size_text(count: int) -> str:
+    return f"{count / 1e6:.1f} MB" if count >= 1e6 else f"{max(1, round(count / 1e3))} kB"
+
+
+class Unavailable(Exception):
+    """A download that cannot be made yet; the message says why."""
+
+
+# -- the panel ------------------------------------------------------------------------------------------------
+
+class Panel:
+    """What both views share: the editor and its hook, the code listing, the download buttons."""
+
+    prefix = "diffusion-lab"
+
+    def __init__(self, view) -> None:
+        from diffusion_lab import hooks  # numpy is loaded by now
+
+        self.view, self.settings, self.core, self.hooks = view, view.settings, view.core, hooks
+        self.in_use = ""  # the student's betas(T) the page computes with; "" = the Schedule setting's
+        self.seen_hook = None  # the setting last taken into the editor
+        self.template = ""  # the editor's original: the selected schedule's function
+        self.pending = False  # the editor holds code from a link that has not been run
+        self.failure = None  # the last HookError to show, if any
+        self.steps_failure = None  # the last failure of code in use with a new T
+        self.listing = None  # the functions the code panel shows now
+        self.figures = {}  # cached <figure> per function
+        self.schedules = {}  # (source, T) -> Schedule of the student's code
+        page.on(element("hook-run"), "click", lambda event: self.run())
+        page.on(element("hook-reset"), "click", lambda event: self.reset())
+        page.on(element("hook"), "keydown", self._keydown)
+        for what in ("frame", "strip", "animation", "arrays"):
+            page.on(element(f"download-{what}"), "click", lambda event, what=what: self.download(what))
+
+    # -- the schedule: the setting's, or the student's --------------------------------------------------------
+    def schedule(self):
+        """The schedule the view computes with (called whenever it rebuilds)."""
+        name, steps = self.settings["schedule"], self.settings["steps"]
+        self._take_setting(name)
+        if self.in_use:
+            try:
+                schedule = self._custom(self.in_use, steps)
+            except self.hooks.HookError as error:
+                self.failure = self.steps_failure = error
+                self._status(f"Your betas(T) does not work with T = {steps} ({error.summary}), so the page uses "
+                             f"the {self._schedule_label()} schedule until it does.")
+                self._show_failure()
+                return self.core.schedules.get_schedule(name, steps)
+            if self.failure is not None and self.failure is self.steps_failure:
+                self.failure = None  # it works with this T again
+                self._show_failure()
+            return schedule
+        return self.core.schedules.get_schedule(name, steps)
+
+    def _custom(self, source: str, steps: int):
+        key = (source, steps)
+        if key not in self.schedules:
+            schedule = self.hooks.schedule_from_source(source, steps)
+            if len(self.schedules) > 8:
+                self.schedules.clear()
+            self.schedules[key] = schedule
+        return self.schedules[key]
+
+    def _take_setting(self, name: str) -> None:
+        """Bring the editor in line with the settings (page load, Back/Forward, another schedule)."""
+        editor, hook = element("hook"), self.settings["hook"]
+        template = self.hooks.schedule_template(name)
+        if hook != self.seen_hook:
+            self.seen_hook, self.failure, self.pending = hook, None, False
+            if not hook:
+                self.in_use, editor.value = "", template
+            elif hook != self.in_use:
+                editor.value = hook
+                if _is_trusted(hook):
+                    self.in_use = hook
+                else:
+                    self.in_use, self.pending = "", True
+        elif editor.value == self.template:
+            editor.value = template  # an untouched editor follows the Schedule setting
+        self.template = template
+        self._status()
+        self._show_failure()
+
+    def _schedule_label(self) -> str:
+        control = controls.BY_NAME["schedule"]
+        return control.labels[control.choices.index(self.settings["schedule"])]
+
+    def _status(self, text: str | None = None) -> None:
+        if text is None:
+            if self.pending:
+                text = ("This link came with its own betas(T), shown below. Read it, then press Run to use it; "
+                        f"until then the page uses the {self._schedule_label()} schedule.")
+            elif self.in_use:
+                text = "In use: your betas(T), in place of the Schedule setting. Reset code goes back to the original."
+                if self.settings.local.get("hook") == self.in_use:
+                    text += (f" It is too long to share in a link ({len(controls.code_to_url(self.in_use))} of "
+                             f"{controls.MAX_CODE_URL_CHARS} characters): links keep the original schedule.")
+            else:
+                text = (f"In use: the original {self._schedule_label()} schedule, as schedules.py defines it. "
+                        "Change the code and press Run.")
+        status = element("hook-status")
+        if status.textContent != text:  # a live region: say it again only when it changes
+            status.textContent = text
+
+    def _show_failure(self) -> None:
+        box = element("hook-error")
+        box.hidden = self.failure is None
+        box.textContent = "" if self.failure is None else self.failure.detail
+
+    def run(self) -> None:
+        """Run the editor's code; on success the views recompute with it, on failure the last working stays."""
+        source = element("hook").value.replace("\r\n", "\n")
+        steps = self.settings["steps"]
+        try:
+            self._custom(source, steps)
+        except self.hooks.HookError as error:
+            self.failure = error
+            self._show_failure()
+            kept = "your last working betas(T)" if self.in_use else f"the {self._schedule_label()} schedule"
+            self._status(f"Your code did not run ({error.summary}). The page keeps using {kept}.")
+            return
+        custom = "" if source == self.template else source
+        _trust(custom)
+        self.in_use, self.seen_hook, self.pending, self.failure = custom, custom, False, None
+        hook = self.settings.controls["hook"]
+        if custom and not controls.fits_in_url(hook, custom):
+            self.settings.local["hook"] = custom  # Settings keeps it out of the URL
+        else:
+            self.settings.local.pop("hook", None)
+        self.settings.set("hook", custom)
+        self.view.changed({"hook"})
+
+    def reset(self) -> None:
+        self.in_use, self.seen_hook, self.pending, self.failure = "", "", False, None
+        element("hook").value = self.template
+        self.settings.local.pop("hook", None)
+        self.settings.set("hook", "")
+        self.view.changed({"hook"})
+
+    def _keydown(self, event) -> None:
+        if event.key == "Enter" and (event.ctrlKey or event.metaKey):  # Ctrl+Enter runs, as in notebooks
+            event.preventDefault()
+            self.run()
+
+    # -- the code listing ------------------------------------------------------------------------------------
+    def show_code(self, functions: list[tuple[str, object]]) -> None:
+        """Show the sources of `functions` ((title, function) pairs), rebuilt only when they change."""
+        key = tuple(title for title, _ in functions)
+        if key == self.listing:
+            return
+        self.listing = key
+        for title, function in functions:
+            if title not in self.figures:
+                self.figures[title] = code_figure(function, title)
+        element("code-listing").replaceChildren(*[self.figures[title] for title, _ in functions])
+
+    def schedule_function(self) -> list[tuple[str, object]]:
+        if self.in_use:
+            return []  # the student's own is in the editor below
+        function = self.core.schedules.BETAS[self.settings["schedule"]]
+        return [(f"schedules.{function.__name__}", function)]
+
+    def show_equation(self, lines: list[str], numbers: dict) -> None:
+        box = element("equation")
+        box.innerHTML = "".join(lines)  # MathML from numbers and fixed symbols only, see line()
+        box.dataset.numbers = json.dumps(numbers)
+
+    # -- downloads -------------------------------------------------------------------------------------------
+    async def download(self, what: str) -> None:
+        status = element("export-status")
+        status.textContent = f"Making the {what}…"
+        await asyncio.sleep(0.02)  # let the message paint
+        await page.load_package("pillow")
+        from diffusion_lab import export
+
+        try:
+            data, name, mime = getattr(self, f"make_{what}")(export)
+        except Unavailable as reason:
+            status.textContent = str(reason)
+            return
+        save(data, name, mime)
+        status.textContent = f"Downloaded {name} ({size_text(len(data))})."
+
+    def settings_record(self) -> dict:
+        return {"view": self.settings.view, **self.settings.state}
+
+
+class ForwardPanel(Panel):
+    """The forward view's equations (eq. 4 and eq. 2), code and files."""
+
+    def show(self, t: int, iterated: bool) -> None:
+        core, schedule = self.core, self.view.schedule
+        main = ("forward.q_step", core.forward.q_step) if iterated else ("forward.q_sample", core.forward.q_sample)
+        self.show_code([main, *self.schedule_function(), ("images.to_uint8", core.images.to_uint8)])
+        if t == 0:
+            self.show_equation([note("t = 0", "x<sub>0</sub> is the clean image: no noise yet. Move the Timestep "
+                                              "slider to see the equations with their numbers.")], {"t": 0})
+            return
+        c = core.forward.coefficients(t - 1, schedule)
+        closed = line("Any t at once (eq. 4)",
+                      row(x(t), mo("="), sqrt(abar(t)), x(0), mo("+"), sqrt(mn(1), mo("−"), abar(t)), EPS),
+                      row(mo("="), term(c.signal, x(0), first=True), term(c.noise, EPS)),
+                      active=not iterated)
+        values = line("where",
+                      row(abar(t), mo("="), product(t), row(mo("("), mn(1), mo("−"), beta(mi("s")), mo(")")),
+                          mo("="), mn(c.alpha_bar)),
+                      row(beta(t), mo("="), mn(c.beta)),
+                      row(mi("SNR"), mo("="), frac(abar(t), row(mn(1), mo("−"), abar(t))), mo("="), mn(c.snr)))
+        step = line("One step (eq. 2)",
+                    row(x(t), mo("="), sqrt(mn(1), mo("−"), beta(t)), x(t - 1), mo("+"), sqrt(beta(t)), EPS),
+                    row(mo("="), term(c.step_signal, x(t - 1), first=True), term(c.step_noise, EPS)),
+                    active=iterated)
+        self.show_equation([closed, values, step], {**c._asdict(), "index": c.t, "t": t})
+
+    def make_frame(self, export):
+        data = export.png(self.core.images.to_uint8(self.view.x_t))
+        return data, f"{self.prefix}-forward-t{self.settings['t']}.png", "image/png"
+
+    def make_strip(self, export):
+        if self.view.figures is None:
+            raise Unavailable("The strip is still being drawn: try again in a moment.")
+        from diffusion_lab import plots
+
+        return export.png(plots.to_rgba(self.view.figures.strip.figure)), f"{self.prefix}-forward-strip.png", \
+            "image/png"
+
+    def trajectory(self, export):
+        """Page times and uint8 frames of the closed form from t = 0 to T, at most GIF_MAX_FRAMES of them."""
+        ts = export.frame_indices(self.view.schedule.num_steps + 1)
+        return ts, [self.core.images.to_uint8(self.view.closed_form(int(t))) for t in ts]
+
+    def make_animation(self, export):
+        _, frames = self.trajectory(export)
+        return export.gif(frames), f"{self.prefix}-forward.gif", "image/gif"
+
+    def make_arrays(self, export):
+        view, schedule = self.view, self.view.schedule
+        ts, frames = self.trajectory(export)
+        data = export.npz(self.settings_record(), x0=view.x0, noise=view.noise, betas=schedule.betas,
+                          alpha_bars=schedule.alpha_bars, t=self.settings["t"], x_t=view.x_t,
+                          frames_t=ts, frames=self.core.np.stack(frames))
+        return data, f"{self.prefix}-forward-t{self.settings['t']}.npz", "application/octet-stream"
+
+
+class ReversePanel(Panel):
+    """The reverse view's equations (DDPM eq. 4, 7 or DDIM eq. 12), code and files."""
+
+    denoiser = None  # the reverse view tells the panel which denoiser its chain uses
+
+    def new_chain(self, denoiser) -> None:
+        self.denoiser = denoiser
+
+    def show(self) -> None:
+        view, core, s = self.view, self.core, self.settings
+        ddim = s["sampler"] == "ddim"
+        update = core.samplers._ddim_update if ddim else core.samplers._ddpm_update
+        functions = [(f"samplers.{update.__name__}", update)]
+        if ddim:
+            functions.append(("samplers.ddim_coefficients", core.samplers.ddim_coefficients))
+        if self.denoiser is not None:
+            kind = type(self.denoiser)
+            functions.append((f"{kind.__module__.rsplit('.', 1)[-1]}.{kind.__name__}.predict_noise",
+                              kind.predict_noise))
+        self.show_code(functions + self.schedule_function())
+        k = min(s["step"], len(view.frames) - 1)
+        total = len(view.times) - 1
+        if k >= total:
+            self.show_equation([note("The end", "The chain has reached t = 0: the picture is the sample "
+                                                "x<sub>0</sub>.")], {"t": 0})
+            return
+        t, t_prev = view.times[k], view.times[k + 1]
+        schedule = view.schedule
+        if ddim:
+            c = core.samplers.ddim_coefficients(t - 1, t_prev - 1, schedule, s["eta"])
+            sigma = c.sigma if t_prev > 0 else 0.0  # the sampler adds no noise at the clean end
+        else:
+            c = core.samplers.ddpm_coefficients(t - 1, schedule, s["variance"])
+            sigma = c.sigma if t > 1 else 0.0
+        predict = line("Predicted clean image (eq. 4)",
+                       row(X0_HAT, mo("="), frac(row(x(t), mo("−"), sqrt(mn(1), mo("−"), abar(t)), EPS_HAT),
+                                                  sqrt(abar(t)))),
+                       row(mo("="), frac(row(x(t), term(-c.eps_scale, EPS_HAT)), mn(c.x0_scale))))
+        noise = [term(sigma, Z)] if sigma > 0 else []
+        if ddim:
+            sigma_symbol = sub(mi("σ"), t)
+            symbolic = row(x(t_prev), mo("="), sqrt(abar(t_prev)), X0_HAT, mo("+"),
+                           sqrt(mn(1), mo("−"), abar(t_prev), mo("−"), sub(mi("σ"), t), "<mo>²</mo>"), EPS_HAT,
+                           mo("+"), sigma_symbol, Z)
+            numeric = row(mo("="), term(c.signal, X0_HAT, first=True), term(c.direction, EPS_HAT), *noise)
+            where = line("where", row(mi("η"), mo("="), mn(float(s["eta"]))),
+                         row(abar(t), mo("="), mn(c.alpha_bar)), row(abar(t_prev), mo("="), mn(c.alpha_bar_prev)),
+                         row(sigma_symbol, mo("="), mn(sigma)))
+            step = line(f"DDIM step to t = {t_prev} (eq. 12)", symbolic, numeric, active=True)
+        else:
+            mean = sub(accent(mi("μ"), "~"), t)
+            symbolic = row(x(t - 1), mo("="), mean, mo("+"), sub(mi("σ"), t), Z)
+            mean_form = row(mean, mo("="), frac(row(sqrt(abar(t - 1)), beta(t)), row(mn(1), mo("−"), abar(t))),
+                            X0_HAT, mo("+"),
+                            frac(row(sqrt(sub(mi("α"), t)), mo("("), mn(1), mo("−"), abar(t - 1), mo(")")),
+                                 row(mn(1), mo("−"), abar(t))), x(t))
+            numeric = row(x(t - 1), mo("="), term(c.mean_x0, X0_HAT, first=True), term(c.mean_xt, x(t)), *noise)
+            variance = accent(mi("β"), "~") if s["variance"] == "fixed_small" else mi("β")
+            where = line("where", mean_form,
+                         row(sub(mi("σ"), t), mo("="), sqrt(sub(variance, t)), mo("="), mn(sigma)),
+                         row(abar(t), mo("="), mn(c.alpha_bar)), row(beta(t), mo("="), mn(c.beta)))
+            step = line("DDPM step (eq. 7)", symbolic, numeric, active=True)
+        self.show_equation([predict, step, where], {**c._asdict(), "index": c.t, "t": t, "t_prev": t_prev,
+                                                    "sigma_used": sigma})
+
+    def _finished(self):
+        if self.view.final is None:
+            raise Unavailable("The chain is still being computed: try again when it has finished.")
+
+    def make_frame(self, export):
+        view = self.view
+        k = min(self.settings["step"], len(view.frames) - 1)
+        return export.png(view.frames[k]), f"{self.prefix}-reverse-step{k}-t{view.times[k]}.png", "image/png"
+
+    def make_strip(self, export):
+        self._finished()
+        if self.view.strip is None:
+            raise Unavailable("The strip is still being drawn: try again in a moment.")
+        return export.png(self.view.plots.to_rgba(self.view.strip.figure)), f"{self.prefix}-reverse-strip.png", \
+            "image/png"
+
+    def make_animation(self, export):
+        self._finished()
+        frames = self.view.frames
+        return export.gif([frames[k] for k in export.frame_indices(len(frames))]), \
+            f"{self.prefix}-reverse.gif", "image/gif"
+
+    def make_arrays(self, export):
+        self._finished()
+        view, np = self.view, self.core.np
+        frames = view.frames
+        ks = export.frame_indices(len(frames), max(export.GIF_MAX_FRAMES, ARRAY_BYTES // frames[0].size))
+        data = export.npz(self.settings_record(), steps_k=ks, frames_t=np.array([view.times[k] for k in ks]),
+                          frames=np.stack([frames[k] for k in ks]),
+                          x0_predictions=np.stack([view.predictions[k] for k in ks]), final=view.final,
+                          betas=view.schedule.betas, alpha_bars=view.schedule.alpha_bars)
+        return data, f"{self.prefix}-reverse.npz", "application/octet-stream"
+
+
+# -- code the student ran in this tab ---------------------------------------------------------------------------
+
+def _digest(source: str) -> str:
+    return hashlib.sha256(source.encode("utf-8")).hexdigest()
+
+
+def _trusted_digests() -> list[str]:
+    try:
+        return json.loads(js.sessionStorage.getItem(TRUSTED_KEY) or "[]")
+    except Exception:  # noqa: BLE001  (storage may be off; then shared code always waits for Run)
+        return []
+
+
+def _is_trusted(source: str) -> bool:
+    return _digest(source) in _trusted_digests()
+
+
+def _trust(source: str) -> None:
+    if not source:
+        return
+    digests = [d for d in _trusted_digests() if d != _digest(source)] + [_digest(source)]
+    try:
+        js.sessionStorage.setItem(TRUSTED_KEY, json.dumps(digests[-MAX_TRUSTED:]))
+    except Exception:  # noqa: BLE001
+        pass

@@ -1,0 +1,72 @@
+// The hosted site's service worker: from the second visit on, the pages' files
+// and the Python runtime come from this browser's cache instead of the network.
+//
+// build.py fills in BUILD (a hash of every listed file) and FILES (what the
+// pages load). Installing caches FILES, revalidated with the server; a new
+// build has a new BUILD, so its worker installs next to this one and then
+// deletes this one's cache. Pages (navigations) are fetched from the network
+// first: an unchanged page costs a "not modified", and the cached copy is used
+// only offline. Every page carries its build in
+// <meta name="diffusion-lab-build">; this worker serves cached files only to a
+// page of its own build that it saw arrive. Any other page (one of a newer
+// build, or one loaded before this worker started) gets the network, so files
+// of two builds are never mixed. boot.js registers this worker once a page is
+// ready, on http(s) only: never in the offline edition.
+"use strict";
+const BUILD = "__BUILD__";
+const FILES = [/* __FILES__ */];
+const PREFIX = "diffusion-lab-";
+const CACHE = PREFIX + BUILD;
+const BUILD_META = /<meta name="diffusion-lab-build" content="([^"]*)">/;
+const listed = new Set(FILES.map((file) => new URL(file, self.registration.scope).href));
+const ownPages = new Set(); // ids of the pages of this build whose arrival this worker saw
+
+self.addEventListener("install", (event) => {
+  event.waitUntil((async () => {
+    const cache = await caches.open(CACHE);
+    await cache.addAll([...listed].map((url) => new Request(url, { cache: "no-cache" })));
+    await self.skipWaiting();
+  })());
+});
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil((async () => {
+    for (const name of await caches.keys()) {
+      if (name.startsWith(PREFIX) && name !== CACHE) await caches.delete(name);
+    }
+  })());
+});
+
+self.addEventListener("fetch", (event) => {
+  const request = event.request;
+  if (request.method !== "GET") return;
+  if (request.mode === "navigate") {
+    const url = new URL(request.url);
+    url.search = "";
+    url.hash = "";
+    if (listed.has(url.href)) event.respondWith(navigate(request, url.href, event.resultingClientId));
+  } else if (ownPages.has(event.clientId) && listed.has(request.url) && !request.url.endsWith(".wasm")) {
+    event.respondWith(fromCache(request));
+  }
+});
+
+async function navigate(request, key, clientId) {
+  let response;
+  try {
+    response = await fetch(request);
+  } catch (error) {
+    response = await caches.match(key, { cacheName: CACHE }); // offline: this build's copy
+    if (!response) throw error;
+  }
+  const build = response.ok && (await response.clone().text()).match(BUILD_META);
+  if (build && build[1] === BUILD) {
+    if (clientId) ownPages.add(clientId);
+  } else if (build) {
+    self.registration.update().catch(() => {}); // another build is online: fetch its worker
+  }
+  return response;
+}
+
+async function fromCache(request) {
+  return (await caches.match(request, { cacheName: CACHE })) || fetch(request);
+}

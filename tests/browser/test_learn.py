@@ -1,0 +1,343 @@
+"""The panel under each view: live equations, the code that drew the frame, the student's schedule, downloads.
+
+The numbers, frames and files are checked against the core computed here in
+CPython, as in test_pages.
+"""
+from __future__ import annotations
+
+import inspect
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import expect
+
+from conftest import READY_TIMEOUT_MS
+from diffusion_lab import controls, denoisers, export, forward, hooks, images, plots, samplers, schedules
+from test_pages import assert_same_image, canvas_gray, canvas_rgba
+
+CONSTANT = "def betas(T):\n    return np.full(T, 0.01)\n"
+CONSTANT_SCHEDULE = schedules.from_betas(np.full(1000, 0.01))
+
+
+def equation(page) -> str:
+    """The equations' text as MathML holds it (textContent: innerText would restyle the letters)."""
+    return "".join(page.eval_on_selector("#equation", "e => e.textContent").split())
+
+
+def numbers(page) -> dict:
+    return json.loads(page.get_attribute("#equation", "data-numbers"))
+
+
+def three(value: float) -> str:
+    """How the equations show a number from 0.01 to 0.9995: three decimals."""
+    assert 0.01 <= abs(value) < 0.9995, value
+    return f"{value:.3f}".replace("-", "−")
+
+
+def small(value: float) -> str:
+    """How the equations show a number below 0.01: three significant digits."""
+    assert 0 < abs(value) < 0.01, value
+    return f"{value:.3g}"
+
+
+def noise_of(seed: int, size: int = 64) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((size, size))
+
+
+def run_code(page, source: str) -> None:
+    page.get_by_label("Code of betas(T)").fill(source)
+    page.get_by_role("button", name="Run", exact=True).click()
+
+
+def wait_for_new_pixels(page, canvas_id: str, before: np.ndarray) -> np.ndarray:
+    for _ in range(100):
+        now = canvas_rgba(page, canvas_id)
+        if now.shape != before.shape or (now != before).any():
+            return now
+        page.wait_for_timeout(100)
+    raise AssertionError(f"#{canvas_id} was not redrawn")
+
+
+# -- live equations --------------------------------------------------------------
+
+def test_forward_equations_carry_the_numbers_of_the_schedule_at_t(watched, base_url):
+    page = watched.open(f"{base_url}/forward.html?t=120&schedule=cosine&steps=500")
+    c = forward.coefficients(119, schedules.get_schedule("cosine", 500))
+    text = equation(page)
+    assert f"x120=" in text
+    assert f"={three(c.signal)}x0+{three(c.noise)}ε" in text  # x_t = 0.926 x_0 + 0.377 ε
+    assert f"={three(c.alpha_bar)}" in text and f"={small(c.beta)}" in text
+    assert f"={three(c.step_signal)}x119+{three(c.step_noise)}ε" in text
+    shown = numbers(page)
+    assert shown["t"] == 120 and shown["index"] == 119
+    for name in ("beta", "alpha_bar", "signal", "noise", "step_signal", "step_noise", "snr"):
+        assert shown[name] == pytest.approx(getattr(c, name), rel=1e-12), name
+    assert page.locator(".equation-line.active").inner_text().startswith("Any t at once")
+
+    slider = page.get_by_label("Timestep")
+    slider.focus()
+    slider.press("ArrowRight")  # scrubbing updates the numbers at once
+    c = forward.coefficients(120, schedules.get_schedule("cosine", 500))
+    assert f"={three(c.signal)}x0+{three(c.noise)}ε" in equation(page)
+    page.get_by_role("button", name="Step", exact=True).click()  # the chain: eq. 2 is the one applied
+    expect(page.locator(".equation-line.active")).to_contain_text("One step")
+    slider.press("Home")
+    assert "clean image" in page.inner_text("#equation")
+
+
+def test_reverse_equations_carry_the_ddpm_and_ddim_coefficients_of_the_step(watched, base_url):
+    page = watched.open(f"{base_url}/reverse.html?steps=200&step=50&variance=fixed_large")
+    page.wait_for_function("!document.getElementById('readout').textContent.includes('computing')")
+    schedule = schedules.get_schedule("linear", 200)
+    c = samplers.ddpm_coefficients(149, schedule, "fixed_large")  # step 50 starts from t = 150
+    text = equation(page)
+    assert f"x149={small(c.mean_x0)}x^0+{three(c.mean_xt)}x150+{three(c.sigma)}z" in text
+    assert f"=x150−{three(c.eps_scale)}ε^{three(c.x0_scale)}" in text  # x0 = (x_t - 0.xx eps) / 0.xx
+    shown = numbers(page)
+    assert shown["t"] == 150 and shown["t_prev"] == 149
+    for name in ("mean_x0", "mean_xt", "sigma", "alpha_bar", "beta"):
+        assert shown[name] == pytest.approx(getattr(c, name), rel=1e-12), name
+
+    page.get_by_label("Sampler").select_option("ddim")
+    page.get_by_label("DDIM eta").fill("0.5")
+    page.get_by_label("DDIM eta").press("Enter")
+    page.wait_for_function("!document.getElementById('readout').textContent.includes('computing')")
+    slider = page.get_by_label("Timestep")
+    slider.focus()
+    for _ in range(10):
+        slider.press("ArrowRight")
+    ts = samplers.timesteps(200, 50, "leading")
+    t, t_prev = int(ts[10]), int(ts[11])
+    c = samplers.ddim_coefficients(t, t_prev, schedule, 0.5)
+    shown = numbers(page)
+    assert (shown["t"], shown["t_prev"]) == (t + 1, t_prev + 1)
+    for name in ("signal", "direction", "sigma", "alpha_bar_prev"):
+        assert shown[name] == pytest.approx(getattr(c, name), rel=1e-12), name
+    assert f"={three(c.signal)}x^0+{three(c.direction)}ε^+{three(c.sigma)}z" in equation(page)
+
+
+# -- the code ---------------------------------------------------------------------
+
+def test_the_code_panel_shows_the_running_functions_highlighted(watched, base_url):
+    page = watched.open(f"{base_url}/forward.html?t=10&schedule=sigmoid")
+    listing = page.locator("#code-listing")
+    sources = listing.locator("pre").all_inner_texts()
+    for function in (forward.q_sample, schedules.sigmoid_betas, images.to_uint8):
+        assert inspect.getsource(function).rstrip("\n") in [text.rstrip("\n") for text in sources]
+    assert "diffusion_lab/forward.py, lines" in listing.inner_text()
+    assert listing.locator("span.tok-keyword", has_text="return").count() >= 3
+    assert listing.locator("span.tok-def", has_text="q_sample").count() == 1
+    page.get_by_role("button", name="Step", exact=True).click()
+    expect(listing).to_contain_text("def q_step(")
+    # The editor starts as the schedule's own function, renamed betas.
+    assert page.get_by_label("Code of betas(T)").input_value() == hooks.schedule_template("sigmoid")
+
+    reverse = watched.page.context.new_page()
+    try:
+        reverse.goto(f"{base_url}/reverse.html?denoiser=ideal&size=16&sampler=ddim")
+        reverse.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+        texts = reverse.locator("#code-listing pre").all_inner_texts()
+        for function in (samplers._ddim_update, denoisers.IdealDenoiser.predict_noise):
+            assert inspect.getsource(function).rstrip("\n") in [text.rstrip("\n") for text in texts]
+    finally:
+        reverse.close()
+
+
+# -- the student's schedule --------------------------------------------------------
+
+def test_a_constant_beta_changes_the_plot_and_the_frames(watched, base_url):
+    page = watched.open(f"{base_url}/forward.html?t=150&seed=2")
+    page.wait_for_selector("body[data-figures-t='150']")
+    before = canvas_rgba(page, "schedule-plot")
+    run_code(page, CONSTANT)
+    x0 = images.make_image("gradient", 64)
+    assert_same_image(canvas_gray(page, "frame"), forward.q_sample(x0, 149, noise_of(2), CONSTANT_SCHEDULE))
+    assert numbers(page)["alpha_bar"] == pytest.approx(0.99**150, rel=1e-12)
+    assert "In use: your betas(T)" in page.inner_text("#hook-status")
+
+    # The schedule figure now draws the constant betas: closer to CPython's drawing of them than of linear.
+    after = wait_for_new_pixels(page, "schedule-plot", before)
+
+    def drawn(schedule):
+        figure = plots.ScheduleFigure(schedule, width_px=480, height_px=300)
+        figure.set_t(149)
+        return plots.to_rgba(figure)[..., :3].astype(int)
+
+    def distance(a, b):
+        return np.abs(a[..., :3].astype(int) - b).mean()
+
+    custom, linear = drawn(CONSTANT_SCHEDULE), drawn(schedules.get_schedule("linear", 1000))
+    assert distance(after, custom) < distance(after, linear)
+    assert distance(before, linear) < distance(before, custom)
+
+    # The strip follows too, and a link carries the code.
+    assert f"hook={controls.code_to_url(CONSTANT)}" in page.url
+    slider = page.get_by_label("Timestep")
+    slider.focus()
+    slider.press("End")
+    assert_same_image(canvas_gray(page, "frame"), forward.q_sample(x0, 999, noise_of(2), CONSTANT_SCHEDULE))
+
+    page.reload()  # code the student ran in this tab runs again by itself
+    page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+    assert_same_image(canvas_gray(page, "frame"), forward.q_sample(x0, 999, noise_of(2), CONSTANT_SCHEDULE))
+
+    page.get_by_role("button", name="Reset code").click()
+    assert "hook=" not in page.url
+    assert page.get_by_label("Code of betas(T)").input_value() == hooks.schedule_template("linear")
+    assert_same_image(canvas_gray(page, "frame"),
+                      forward.q_sample(x0, 999, noise_of(2), schedules.get_schedule("linear", 1000)))
+
+
+def test_errors_are_shown_inline_and_the_last_working_schedule_stays(watched, base_url):
+    page = watched.open(f"{base_url}/forward.html?seed=1&t=100")
+    run_code(page, CONSTANT)
+    run_code(page, "def betas(T):\n    return np.full(T, 0.02\n")
+    error = page.locator("#hook-error")
+    expect(error).to_be_visible()
+    assert "SyntaxError" in error.inner_text() and "line 2" in error.inner_text()
+    status = page.inner_text("#hook-status")
+    assert "did not run" in status and "Line 2" in status and "last working betas(T)" in status
+    assert f"hook={controls.code_to_url(CONSTANT)}" in page.url  # links keep the working code
+
+    # The page keeps working with the constant schedule: the slider still redraws.
+    x0 = images.make_image("gradient", 64)
+    slider = page.get_by_label("Timestep")
+    slider.focus()
+    for _ in range(50):
+        slider.press("ArrowRight")
+    assert page.inner_text("#readout").startswith("t = 150 of 1000")
+    assert_same_image(canvas_gray(page, "frame"), forward.q_sample(x0, 149, noise_of(1), CONSTANT_SCHEDULE))
+
+    run_code(page, "def betas(T):\n    return np.full(T, 1.5)\n")
+    assert "between 0 and 1" in page.inner_text("#hook-status")
+    run_code(page, "def betas(T):\n    return np.full(T - 1, 0.01)\n")
+    assert "T = 1000 numbers" in page.inner_text("#hook-status")
+    run_code(page, "def betas(T):\n    return np.full(T, 0.01) / undefined\n")
+    assert "NameError" in error.inner_text() and "line 2, in betas" in error.inner_text()
+    assert page.locator("#error").is_hidden()  # reported in the panel, not as a page failure
+    run_code(page, CONSTANT.replace("0.01", "0.005"))
+    expect(error).to_be_hidden()
+    assert numbers(page)["alpha_bar"] == pytest.approx(0.995**150, rel=1e-12)
+
+
+def test_code_from_a_link_waits_for_run_and_long_code_stays_out_of_links(watched, base_url):
+    page = watched.open(f"{base_url}/forward.html?t=300&hook={controls.code_to_url(CONSTANT)}")
+    x0 = images.make_image("gradient", 64)
+    assert page.get_by_label("Code of betas(T)").input_value() == CONSTANT
+    assert "press Run" in page.inner_text("#hook-status")
+    linear = schedules.get_schedule("linear", 1000)
+    assert_same_image(canvas_gray(page, "frame"), forward.q_sample(x0, 299, noise_of(0), linear))
+    page.get_by_role("button", name="Run", exact=True).click()
+    assert_same_image(canvas_gray(page, "frame"), forward.q_sample(x0, 299, noise_of(0), CONSTANT_SCHEDULE))
+
+    long_code = CONSTANT + "# " + "a long comment " * 110 + "\n"
+    run_code(page, long_code)
+    assert "too long to share" in page.inner_text("#hook-status")
+    assert "hook=" not in page.url and "t=300" in page.url
+    assert_same_image(canvas_gray(page, "frame"), forward.q_sample(x0, 299, noise_of(0), CONSTANT_SCHEDULE))
+
+
+def test_the_reverse_chain_runs_with_the_students_schedule(watched, base_url):
+    page = watched.open(f"{base_url}/reverse.html?steps=100&size=32&seed=6")
+    run_code(page, CONSTANT)
+    slider = page.get_by_label("Timestep")
+    slider.focus()
+    slider.press("End")
+    page.wait_for_function("document.getElementById('readout').textContent.includes('step 100 of 100')")
+    schedule = schedules.from_betas(np.full(100, 0.01))
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((32, 32))
+    target = images.make_image("gradient", 32)
+    for _, x, _ in samplers.sample(x, denoisers.Oracle(target, schedule), schedule, rng):
+        pass
+    assert_same_image(canvas_gray(page, "frame"), x)
+    slider.press("Home")
+    assert numbers(page)["alpha_bar"] == pytest.approx(0.99**100, rel=1e-12)
+
+
+# -- downloads ----------------------------------------------------------------------
+
+def download(page, name: str):
+    with page.expect_download() as info:
+        page.get_by_role("button", name=name).click()
+    return info.value
+
+
+def test_forward_downloads_open_in_cpython_and_hold_the_frames(watched, base_url):
+    page = watched.open(f"{base_url}/forward.html?t=60&steps=100&size=32&seed=4&image=disc")
+    page.wait_for_selector("body[data-figures-t='60']")
+    x0, noise = images.make_image("disc", 32), noise_of(4, 32)
+    schedule = schedules.get_schedule("linear", 100)
+
+    frame = download(page, "Download frame (PNG)")
+    assert frame.suggested_filename == "diffusion-lab-forward-t60.png"
+    assert_same_image(np.asarray(Image.open(frame.path())), forward.q_sample(x0, 59, noise, schedule))
+
+    strip = download(page, "Download strip (PNG)")
+    assert (np.asarray(Image.open(strip.path()).convert("RGBA")) == canvas_rgba(page, "strip")).all()
+
+    animation = download(page, "Download animation (GIF)")
+    gif = Image.open(animation.path())
+    ts = export.frame_indices(101)
+    assert gif.n_frames == len(ts) == 101
+    for k in (0, 1, 30, 100):
+        gif.seek(k)
+        expected = x0 if ts[k] == 0 else forward.q_sample(x0, ts[k] - 1, noise, schedule)
+        assert_same_image(np.asarray(gif.convert("L")), expected)
+
+    arrays = np.load(download(page, "Download arrays (.npz)").path())
+    np.testing.assert_array_equal(arrays["x0"], x0)
+    np.testing.assert_array_equal(arrays["noise"], noise)
+    np.testing.assert_array_equal(arrays["betas"], schedule.betas)
+    assert int(arrays["t"]) == 60
+    np.testing.assert_allclose(arrays["x_t"], forward.q_sample(x0, 59, noise, schedule), atol=1e-12)
+    assert list(arrays["frames_t"]) == list(ts)
+    assert_same_image(arrays["frames"][50], forward.q_sample(x0, 49, noise, schedule))
+    assert json.loads(str(arrays["settings"]))["seed"] == 4
+    assert "Downloaded diffusion-lab-forward-t60.npz" in page.inner_text("#export-status")
+
+
+def test_reverse_downloads_hold_the_chain(watched, base_url):
+    page = watched.open(f"{base_url}/reverse.html?steps=50&size=16&seed=8")
+    page.wait_for_function("!document.getElementById('readout').textContent.includes('computing')")
+    page.wait_for_function("document.getElementById('result').textContent.length > 0")
+    x_T = noise_of(8, 16)
+    target = images.make_image("gradient", 16)
+
+    frame = download(page, "Download frame (PNG)")
+    assert frame.suggested_filename == "diffusion-lab-reverse-step0-t50.png"
+    assert_same_image(np.asarray(Image.open(frame.path())), x_T)
+
+    gif = Image.open(download(page, "Download animation (GIF)").path())
+    assert 2 <= gif.n_frames <= 51  # Pillow merges runs of identical frames
+    assert_same_image(np.asarray(gif.convert("L")), x_T)
+    gif.seek(gif.n_frames - 1)
+    assert_same_image(np.asarray(gif.convert("L")), target)
+
+    arrays = np.load(download(page, "Download arrays (.npz)").path())
+    assert arrays["frames"].shape == (51, 16, 16) and arrays["frames"].dtype == np.uint8
+    assert list(arrays["frames_t"][:3]) == [50, 49, 48] and arrays["frames_t"][-1] == 0
+    assert_same_image(arrays["frames"][0], x_T)
+    np.testing.assert_allclose(arrays["final"], target, atol=1e-6)
+
+    strip = download(page, "Download strip (PNG)")
+    assert (np.asarray(Image.open(strip.path()).convert("RGBA")) == canvas_rgba(page, "strip")).all()
+
+
+# -- small screens --------------------------------------------------------------------
+
+def test_the_panel_fits_320_px_with_long_lines_scrolling_in_their_own_box(browser, base_url):
+    context = browser.new_context(viewport={"width": 320, "height": 640}, device_scale_factor=2)
+    try:
+        page = context.new_page()
+        page.goto(f"{base_url}/reverse.html?step=10")
+        page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+        run_code(page, "def betas(T):\n    return np.full(T, 0.01) + 0 * np.linspace(0, 1, T) / undefined_name_that_is_long\n")
+        expect(page.locator("#hook-error")).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 320
+        widths = page.eval_on_selector_all("pre.code", "es => es.map(e => [e.scrollWidth, e.clientWidth])")
+        assert any(scroll > client for scroll, client in widths)  # a long line scrolls inside its box
+    finally:
+        context.close()

@@ -1,0 +1,112 @@
+"""What the learning panel takes from the core: coefficients, the student's schedule code, export files."""
+import io
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from diffusion_lab import export, forward, hooks, samplers, schedules
+from diffusion_lab.schedules import SCHEDULE_NAMES, get_schedule
+
+
+# -- coefficients: the numbers the equations show are the ones the steps use ------------------------
+
+@pytest.mark.parametrize("name", SCHEDULE_NAMES)
+@pytest.mark.parametrize("t", [0, 9, 49])
+def test_forward_coefficients_are_what_q_sample_and_q_step_apply(name, t):
+    s = get_schedule(name, 50)
+    c = forward.coefficients(t, s)
+    ab = float(np.prod(1 - s.betas[: t + 1]))
+    assert c.alpha_bar == pytest.approx(ab, rel=1e-12) and c.beta == s.betas[t]
+    assert (c.signal, c.noise) == pytest.approx((math.sqrt(ab), math.sqrt(1 - ab)), rel=1e-12)
+    assert c.snr == pytest.approx(ab / (1 - ab), rel=1e-10)
+    x0, eps = np.random.default_rng(t).standard_normal((2, 3, 4))
+    np.testing.assert_array_equal(forward.q_sample(x0, t, eps, s), c.signal * x0 + c.noise * eps)
+    np.testing.assert_array_equal(forward.q_step(x0, t, eps, s), c.step_signal * x0 + c.step_noise * eps)
+
+
+@pytest.mark.parametrize("variance", samplers.VARIANCES)
+@pytest.mark.parametrize("t", [0, 1, 30])
+def test_ddpm_coefficients_give_the_step(variance, t):
+    s = get_schedule("cosine", 40)
+    c = samplers.ddpm_coefficients(t, s, variance)
+    x_t, eps, z = np.random.default_rng(t).standard_normal((3, 5, 5))
+    x0 = (x_t - c.eps_scale * eps) / c.x0_scale
+    expected = c.mean_x0 * x0 + c.mean_xt * x_t + (c.sigma * z if t > 0 else 0)
+    np.testing.assert_allclose(samplers.ddpm_step(x_t, t, eps, s, variance=variance, noise=z), expected,
+                               rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("t, t_prev, eta", [(39, 29, 0.0), (20, 10, 0.5), (5, -1, 1.0)])
+def test_ddim_coefficients_give_the_step(t, t_prev, eta):
+    s = get_schedule("linear", 40)
+    c = samplers.ddim_coefficients(t, t_prev, s, eta)
+    x_t, eps, z = np.random.default_rng(t).standard_normal((3, 5, 5))
+    x0 = (x_t - c.eps_scale * eps) / c.x0_scale
+    expected = c.signal * x0 + c.direction * eps + c.sigma * z
+    np.testing.assert_array_equal(samplers.ddim_step(x_t, t, t_prev, eps, s, eta=eta, noise=z), expected)
+    assert c.signal ** 2 + c.direction ** 2 + c.sigma ** 2 == pytest.approx(1.0)
+
+
+# -- the student's schedule code ------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", SCHEDULE_NAMES)
+def test_each_template_is_the_schedules_own_code_and_gives_the_same_betas(name):
+    source = hooks.schedule_template(name)
+    assert source.startswith("def betas(T: int) -> np.ndarray:\n")
+    assert source.split("\n", 1)[1] in open(schedules.__file__).read()  # the body, as schedules.py has it
+    for T in (2, 3, 10, 999, 1000):
+        np.testing.assert_array_equal(hooks.schedule_from_source(source, T).betas, get_schedule(name, T).betas)
+
+
+def test_a_constant_beta_hook_is_from_betas():
+    s = hooks.schedule_from_source("def betas(T):\n    return np.full(T, 0.01)\n", 100)
+    np.testing.assert_allclose(s.alpha_bars, 0.99 ** np.arange(1, 101), rtol=1e-12)
+    assert s.name == "custom"
+
+
+@pytest.mark.parametrize("source, words", [
+    ("def betas(T):\n    return np.full(T, 0.01\n", ["Line 2", "SyntaxError"]),
+    ("def betas(T):\n    return np.full(T, 0.01) / nothing\n", ["Line 2", "NameError", "nothing"]),
+    ("def betas(T):\n    return np.full(T + 1, 0.01)\n", ["T = 50 numbers", "(51,)"]),
+    ("def betas(T):\n    return np.full(T, 1.0)\n", ["between 0 and 1", "t = 1"]),
+    ("def betas(T):\n    b = np.full(T, 0.01)\n    b[7] = np.nan\n    return b\n", ["finite", "t = 8"]),
+    ("def betas(T):\n    return 'abc'\n", ["numbers", "str"]),
+    ("def schedule(T):\n    return np.full(T, 0.01)\n", ["function named betas"]),
+    ("   \n", ["empty"]),
+    ("def betas(T):\n    return betas(T)\n", ["RecursionError"]),
+])
+def test_bad_code_gets_a_message_naming_the_problem(source, words):
+    with pytest.raises(hooks.HookError) as caught:
+        hooks.schedule_from_source(source, 50)
+    for word in words:
+        assert word in caught.value.summary
+    assert "hooks.py" not in caught.value.detail  # the traceback shows the student's code only
+
+
+# -- export -------------------------------------------------------------------------------------------
+
+def test_frame_indices_are_evenly_spaced_with_both_ends():
+    assert list(export.frame_indices(5)) == [0, 1, 2, 3, 4]
+    ks = export.frame_indices(1001, 101)
+    assert len(ks) == 101 and ks[0] == 0 and ks[-1] == 1000 and set(np.diff(ks)) == {10}
+
+
+def test_png_gif_and_npz_read_back():
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (12, 9), dtype=np.uint8) for _ in range(4)]
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(export.png(frames[0])))), frames[0])
+    rgba = rng.integers(0, 256, (5, 6, 4), dtype=np.uint8)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(export.png(rgba)))), rgba)
+    gif = Image.open(io.BytesIO(export.gif(frames)))
+    assert gif.n_frames == 4 and gif.info["loop"] == 0
+    for k, frame in enumerate(frames):
+        gif.seek(k)
+        np.testing.assert_array_equal(np.asarray(gif.convert("L")), frame)
+    arrays = np.load(io.BytesIO(export.npz({"seed": 3}, frames=np.stack(frames), t=7)))
+    np.testing.assert_array_equal(arrays["frames"], np.stack(frames))
+    assert int(arrays["t"]) == 7 and json.loads(str(arrays["settings"])) == {"seed": 3}
+    with pytest.raises(ValueError):
+        export.png(np.zeros((3, 3), dtype=np.float64))
