@@ -16,7 +16,7 @@ from pyodide.ffi import create_proxy, to_js
 
 from diffusion_lab import controls
 
-REDUCED_MOTION_SLOWDOWN = 4
+REDUCED_MOTION_SLOWDOWN = 8
 PHASES = ("runtime", "numpy", "first frame", "matplotlib", "ready")
 _started = time.perf_counter()
 _proxies = []  # event handlers must outlive the call that made them
@@ -285,7 +285,7 @@ class Player:
         self._show(False)
 
     async def _loop(self, token) -> None:
-        # prefers-reduced-motion: a quarter of the frame rate, so changes come slowly.
+        # prefers-reduced-motion: an eighth of the frame rate, so changes come slowly.
         reduced = js.matchMedia("(prefers-reduced-motion: reduce)").matches
         while self.token is token:
             if not self.advance():

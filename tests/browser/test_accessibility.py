@@ -130,4 +130,6 @@ def test_no_autoplay_and_no_csp_violation(watched, base_url):
     page.evaluate("""() => { const s = document.createElement('script'); s.textContent = 'window.__ran = 1';
                              document.body.appendChild(s); }""")
     assert page.evaluate("window.__ran === undefined")
-    page.get_by_role("button", name="Play").click()
+    blocked = [error for error in watched.errors if "inline script" in error and "Content Security Policy" in error]
+    assert len(blocked) == 1  # the one report of that injection, expected: nothing else
+    watched.errors.remove(blocked[0])
