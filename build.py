@@ -242,7 +242,9 @@ def preload_tags(out: Path, page_script: str) -> str:
     lock = json.loads((out / "pyodide" / "pyodide-lock.json").read_text())
     modules = [f"pyscript/{name}" for name in pyscript_modules(out) if name != "core.js"]  # core.js: the page's <script>
     modules += ["pyodide/pyodide.mjs", "pyodide/pyodide.asm.js"]
-    fetched = ["pyscript.json", "pyodide/pyodide-lock.json", "pyodide/pyodide.asm.wasm", "pyodide/python_stdlib.zip"]
+    # Not the runtime's .wasm: fetched through a preload, its compiled code is never cached, and each visit
+    # compiles it again (seconds). Pyodide starts fetching it right after pyodide.asm.js anyway.
+    fetched = ["pyscript.json", "pyodide/pyodide-lock.json", "pyodide/python_stdlib.zip"]
     fetched += [f"pyodide/{lock['packages'][name]['file_name']}" for name in package_closure(lock, FIRST_FRAME_PACKAGES)]
     fetched += [PYTHON_ARCHIVE, page_script]
     tags = [f'<link rel="modulepreload" href="{url}">' for url in modules]  # import()ed

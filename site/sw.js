@@ -18,7 +18,8 @@ const FILES = [/* __FILES__ */];
 const PREFIX = "diffusion-lab-";
 const CACHE = PREFIX + BUILD;
 const BUILD_META = /<meta name="diffusion-lab-build" content="([^"]*)">/;
-const listed = new Set(FILES.map((file) => new URL(file, self.registration.scope).href));
+// The runtime's .wasm stays with the HTTP cache: only there does the browser keep its compiled code.
+const listed = new Set(FILES.filter((file) => !file.endsWith(".wasm")).map((file) => new URL(file, self.registration.scope).href));
 const ownPages = new Set(); // ids of the pages of this build whose arrival this worker saw
 
 self.addEventListener("install", (event) => {
@@ -45,7 +46,7 @@ self.addEventListener("fetch", (event) => {
     url.search = "";
     url.hash = "";
     if (listed.has(url.href)) event.respondWith(navigate(request, url.href, event.resultingClientId));
-  } else if (ownPages.has(event.clientId) && listed.has(request.url) && !request.url.endsWith(".wasm")) {
+  } else if (ownPages.has(event.clientId) && listed.has(request.url)) {
     event.respondWith(fromCache(request));
   }
 });

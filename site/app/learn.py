@@ -127,9 +127,10 @@ def note(label: str, markup: str) -> str:
             f'<span class="equation-maths">{markup}</span></li>')
 
 
-def line(label: str, *pieces: str, active: bool = False) -> str:
-    """One equation: a label, then pieces that wrap as whole units on a narrow screen."""
-    maths = "".join(f"<math>{piece}</math>" for piece in pieces)
+def line(label: str, *pieces, active: bool = False) -> str:
+    """A labelled line of equations; each piece is one <math>, or a tuple of them that wrap as one equation."""
+    maths = "".join('<span class="equation-group">' + "".join(f"<math>{part}</math>" for part in
+                    ((piece,) if isinstance(piece, str) else piece)) + "</span>" for piece in pieces)
     return (f'<li class="equation-line{" active" if active else ""}"><span class="equation-label">'
             f"{html.escape(label)}</span><span class=\"equation-maths\">{maths}</span></li>")
 
@@ -439,8 +440,8 @@ class ForwardPanel(Panel):
             return
         c = core.forward.coefficients(t - 1, schedule)
         closed = line("Any t at once (eq. 4)",
-                      row(x(t), mo("="), sqrt(abar(t)), x(0), mo("+"), sqrt(mn(1), mo("−"), abar(t)), EPS),
-                      row(mo("="), term(c.signal, x(0), first=True), term(c.noise, EPS)),
+                      (row(x(t), mo("="), sqrt(abar(t)), x(0)), row(mo("+"), sqrt(mn(1), mo("−"), abar(t)), EPS)),
+                      (row(mo("="), term(c.signal, x(0), first=True)), row(term(c.noise, EPS))),
                       active=not iterated)
         values = line("where",
                       row(abar(t), mo("="), product(t), row(mo("("), mn(1), mo("−"), beta(mi("s")), mo(")")),
@@ -448,8 +449,8 @@ class ForwardPanel(Panel):
                       row(beta(t), mo("="), mn(c.beta)),
                       row(mi("SNR"), mo("="), frac(abar(t), row(mn(1), mo("−"), abar(t))), mo("="), mn(c.snr)))
         step = line("One step (eq. 2)",
-                    row(x(t), mo("="), sqrt(mn(1), mo("−"), beta(t)), x(t - 1), mo("+"), sqrt(beta(t)), EPS),
-                    row(mo("="), term(c.step_signal, x(t - 1), first=True), term(c.step_noise, EPS)),
+                    (row(x(t), mo("="), sqrt(mn(1), mo("−"), beta(t)), x(t - 1)), row(mo("+"), sqrt(beta(t)), EPS)),
+                    (row(mo("="), term(c.step_signal, x(t - 1), first=True)), row(term(c.step_noise, EPS))),
                     active=iterated)
         self.show_equation([closed, values, step], {**c._asdict(), "index": c.t, "t": t})
 
@@ -524,10 +525,11 @@ class ReversePanel(Panel):
         noise = [term(sigma, Z)] if sigma > 0 else []
         if ddim:
             sigma_symbol = sub(mi("σ"), t)
-            symbolic = row(x(t_prev), mo("="), sqrt(abar(t_prev)), X0_HAT, mo("+"),
-                           sqrt(mn(1), mo("−"), abar(t_prev), mo("−"), sub(mi("σ"), t), "<mo>²</mo>"), EPS_HAT,
-                           mo("+"), sigma_symbol, Z)
-            numeric = row(mo("="), term(c.signal, X0_HAT, first=True), term(c.direction, EPS_HAT), *noise)
+            symbolic = (row(x(t_prev), mo("="), sqrt(abar(t_prev)), X0_HAT),
+                        row(mo("+"), sqrt(mn(1), mo("−"), abar(t_prev), mo("−"), sub(mi("σ"), t), "<mo>²</mo>"),
+                            EPS_HAT),
+                        row(mo("+"), sigma_symbol, Z))
+            numeric = (row(mo("="), term(c.signal, X0_HAT, first=True)), row(term(c.direction, EPS_HAT)), *noise)
             where = line("where", row(mi("η"), mo("="), mn(float(s["eta"]))),
                          row(abar(t), mo("="), mn(c.alpha_bar)), row(abar(t_prev), mo("="), mn(c.alpha_bar_prev)),
                          row(sigma_symbol, mo("="), mn(sigma)))
@@ -535,11 +537,12 @@ class ReversePanel(Panel):
         else:
             mean = sub(accent(mi("μ"), "~"), t)
             symbolic = row(x(t - 1), mo("="), mean, mo("+"), sub(mi("σ"), t), Z)
-            mean_form = row(mean, mo("="), frac(row(sqrt(abar(t - 1)), beta(t)), row(mn(1), mo("−"), abar(t))),
-                            X0_HAT, mo("+"),
-                            frac(row(sqrt(sub(mi("α"), t)), mo("("), mn(1), mo("−"), abar(t - 1), mo(")")),
-                                 row(mn(1), mo("−"), abar(t))), x(t))
-            numeric = row(x(t - 1), mo("="), term(c.mean_x0, X0_HAT, first=True), term(c.mean_xt, x(t)), *noise)
+            mean_form = (row(mean, mo("="), frac(row(sqrt(abar(t - 1)), beta(t)), row(mn(1), mo("−"), abar(t))),
+                             X0_HAT),
+                         row(mo("+"), frac(row(sqrt(sub(mi("α"), t)), mo("("), mn(1), mo("−"), abar(t - 1), mo(")")),
+                                           row(mn(1), mo("−"), abar(t))), x(t)))
+            numeric = (row(x(t - 1), mo("="), term(c.mean_x0, X0_HAT, first=True)), row(term(c.mean_xt, x(t))),
+                       *noise)
             variance = accent(mi("β"), "~") if s["variance"] == "fixed_small" else mi("β")
             where = line("where", mean_form,
                          row(sub(mi("σ"), t), mo("="), sqrt(sub(variance, t)), mo("="), mn(sigma)),

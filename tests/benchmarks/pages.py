@@ -1,6 +1,7 @@
 """How fast the pages are, side by side with the floor of Pyodide itself (a benchmark, not a test).
 
-    PYODIDE_MIRROR=DIR python tests/benchmarks/pages.py [--runs 5] [--inputs 200] [--only load,scrub,reverse]
+    PYODIDE_MIRROR=DIR python tests/benchmarks/pages.py [--runs 5] [--inputs 200]
+        [--only load,scrub,reverse] [--pages forward,reverse]
 
 Builds the site into a temporary folder (build.build), adds a floor page to it,
 serves it on 127.0.0.1 (build.Handler) and drives Debian's Chromium
@@ -12,16 +13,23 @@ same dist/pyodide files, loadPyodide, loadPackage("numpy"), `import numpy`, one
 run as the floor's, and the pages are compared with it as ratios, because this
 machine is shared and its speed drifts.
 
-- first frame: navigation start to performance.mark("first-frame"), which the
-  page code sets right after its first blit to the main canvas (the floor page
-  likewise); cold is a fresh browser context (empty cache), warm a second visit
-  in the same context. Each run loads floor, forward and reverse in turn.
-- ready: navigation start to performance.mark("ready"): every figure drawn.
-- bytes: what the server sent (headers included) during the visit, counted in
-  the server, so a service worker's own fetches count too; requests likewise.
+- load (each run loads floor, forward and reverse in turn, each in a fresh
+  browser profile on disk; cold is the first visit, warm the second):
+  - runtime: navigation start to the Python runtime being up (the floor's
+    loadPyodide done; PyScript's py:ready event, just before the page script);
+  - first frame: navigation start to performance.mark("first-frame"), which the
+    page code sets right after its first blit to the main canvas (the floor page
+    likewise), and its ratio to the floor's of the same run;
+  - CPU to first frame: CPU time of all the browser's processes from navigation
+    to that mark (read from /proc): steadier than wall time when other jobs
+    share the machine, and it shows work done in vain (say, compiling again
+    what a cache should have kept);
+  - ready: navigation start to performance.mark("ready"): every figure drawn;
+  - sent, requests: what the server sent during the visit, headers included,
+    counted in the server (so a service worker's own fetches count too).
 - scrub: a Timestep slider `input` event dispatched at the start of a frame
-  (inside requestAnimationFrame, where the browser dispatches real input) until
-  that frame is painted (a task queued then runs after the frame's rendering);
+  (inside requestAnimationFrame, where browsers dispatch real input) until that
+  frame is painted (a task queued then runs after the frame's rendering);
   p50/p95/max over --inputs inputs at 64x64 and 256x256. "handler" is the part
   spent in the page's event handler (the canvas is updated when it returns).
 - reverse run, core: the core's sample loop alone, timed inside Pyodide (in the
@@ -31,7 +39,7 @@ machine is shared and its speed drifts.
   its chain is done and the result shown, everything the page does included.
 
 Prints a table and writes the numbers to tests/benchmarks/results/pages-<time>.json.
-Every number is min and median over --runs (times in ms).
+Times in ms; min and median over --runs.
 """
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ from playwright.sync_api import expect
 
 from conftest import READY_TIMEOUT_MS
 from diffusion_lab import controls, denoisers, export, forward, hooks, images, plots, samplers, schedules
+from test_offline import offline, offline_url, usb_stick  # noqa: F401  (fixtures)
 from test_pages import assert_same_image, canvas_gray, canvas_rgba
 
 CONSTANT = "def betas(T):\n    return np.full(T, 0.01)\n"
@@ -66,7 +67,7 @@ def test_forward_equations_carry_the_numbers_of_the_schedule_at_t(watched, base_
     page = watched.open(f"{base_url}/forward.html?t=120&schedule=cosine&steps=500")
     c = forward.coefficients(119, schedules.get_schedule("cosine", 500))
     text = equation(page)
-    assert f"x120=" in text
+    assert "x120=" in text
     assert f"={three(c.signal)}x0+{three(c.noise)}ε" in text  # x_t = 0.926 x_0 + 0.377 ε
     assert f"={three(c.alpha_bar)}" in text and f"={small(c.beta)}" in text
     assert f"={three(c.step_signal)}x119+{three(c.step_noise)}ε" in text
@@ -324,6 +325,22 @@ def test_reverse_downloads_hold_the_chain(watched, base_url):
 
     strip = download(page, "Download strip (PNG)")
     assert (np.asarray(Image.open(strip.path()).convert("RGBA")) == canvas_rgba(page, "strip")).all()
+
+
+def test_the_offline_edition_runs_code_and_downloads_from_disk(offline, offline_url):
+    page = offline.page
+    page.goto(f"{offline_url}#forward")
+    offline.wait_ready("forward")
+    run_code(page, CONSTANT)
+    slider = page.get_by_label("Timestep")
+    slider.focus()
+    slider.press("End")
+    offline.wait_for_readout("t = 1000 of 1000")
+    frame = download(page, "Download frame (PNG)")
+    x0 = images.make_image("gradient", 64)
+    assert_same_image(np.asarray(Image.open(frame.path())), forward.q_sample(x0, 999, noise_of(0), CONSTANT_SCHEDULE))
+    arrays = np.load(download(page, "Download arrays (.npz)").path())
+    np.testing.assert_allclose(arrays["alpha_bars"], CONSTANT_SCHEDULE.alpha_bars, rtol=1e-12)
 
 
 # -- small screens --------------------------------------------------------------------
