@@ -105,9 +105,9 @@ class ForwardView:
         self.draw(x, "iterated chain q(x_t | x_t−1)")
         return True
 
-    def advance(self) -> bool:
-        """One frame of Play: a few chain steps, so any T plays in about eight seconds."""
-        per_frame = max(1, self.schedule.num_steps // 250)
+    def advance(self, reduced_motion: bool) -> bool:
+        """One frame of Play: a few chain steps, so any T plays in about eight seconds; one with reduced motion."""
+        per_frame = 1 if reduced_motion else max(1, self.schedule.num_steps // 250)
         return all(self.step() for _ in range(per_frame))
 
     def toggle_play(self) -> None:

@@ -103,6 +103,8 @@ async def _use_font_list(response) -> None:
     if version is not None:
         import matplotlib
 
+        # Pyodide's matplotlib keeps the list next to font_manager.py; matplotlib itself in its cache folder.
+        Path(matplotlib.__file__).with_name("fontlist.json").write_text(text)
         Path(matplotlib.get_cachedir(), f"fontlist-v{version}.json").write_text(text)
 
 
@@ -254,7 +256,7 @@ announce = Announcer()
 
 
 class Player:
-    """Play/Pause for a view: calls `advance()` on a timer until it returns False or Pause is pressed.
+    """Play/Pause for a view: calls `advance(reduced_motion)` on a timer until it returns False or Pause is pressed.
 
     One run at a time: a new start or a stop invalidates the running loop's
     token, so two loops never advance together.
@@ -288,7 +290,7 @@ class Player:
         # prefers-reduced-motion: an eighth of the frame rate, so changes come slowly.
         reduced = js.matchMedia("(prefers-reduced-motion: reduce)").matches
         while self.token is token:
-            if not self.advance():
+            if not self.advance(reduced):
                 if self.token is token:
                     self.stop()
                 return

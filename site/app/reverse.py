@@ -206,9 +206,9 @@ class ReverseView:
         self.draw()
         return True
 
-    def advance(self) -> bool:
-        """One frame of Play: a few steps, waiting where the chain is still being computed."""
-        per_frame = max(1, (len(self.times) - 1) // 120)
+    def advance(self, reduced_motion: bool) -> bool:
+        """One frame of Play: a few steps (one with reduced motion), waiting where the chain is still computed."""
+        per_frame = 1 if reduced_motion else max(1, (len(self.times) - 1) // 120)
         for _ in range(per_frame):
             if self.settings["step"] >= len(self.frames) - 1 and self.final is None:
                 return True  # wait for the chain to catch up
