@@ -69,7 +69,9 @@ def mi(name: str) -> str:
 
 
 def mo(op: str) -> str:
-    return f"<mo>{html.escape(op)}</mo>"
+    # + − = are always binary here, also where a wrapped piece starts with one (which MathML takes for a sign)
+    form = ' form="infix"' if op in ("+", "−", "=") else ""
+    return f"<mo{form}>{html.escape(op)}</mo>"
 
 
 def row(*parts: str) -> str:
