@@ -11,6 +11,9 @@ with a pyodide-lock.json trimmed to those. Nothing is fetched from another
 server at run time. It also holds the offline edition,
 dist/diffusion-lab-offline.html: every view, the Python files and that same
 runtime in one file that runs when opened from disk (see build_offline).
+For speed, each page preloads what its first frame needs, the Python files
+travel as one zip, and sw.js keeps the site in the browser for the next visit
+(see "Fast loading" below).
 
 JavaScript dependencies (PyScript, the Pyodide runtime) come from
 node_modules (`npm ci`). Wheels come from the official Pyodide CDN, or from a
@@ -197,8 +200,10 @@ def render_pages(out: Path) -> None:
 # files; each page's <head> has a <!-- preload --> mark where build.py lists
 # them, so the browser fetches them all at once while PyScript starts, instead
 # of one after another as each loader discovers the next. matplotlib is not
-# among them: the figures come after the first frame. The Python files travel
-# as one zip that PyScript unpacks. sw.js keeps everything for the next visit.
+# among them: the figures come after the first frame, nor the runtime's .wasm:
+# compiled from a preload, its compiled code is never cached and every visit
+# compiles it again (Pyodide asks for it first thing anyway). The Python files
+# travel as one zip that PyScript unpacks. sw.js keeps the rest for the next visit.
 
 PYTHON_ARCHIVE = "python.zip"  # every file of PyScript's `files`, in one request
 FIRST_FRAME_PACKAGES = ("numpy",)  # the wheels the first frame needs (matplotlib only after it)
@@ -242,9 +247,7 @@ def preload_tags(out: Path, page_script: str) -> str:
     lock = json.loads((out / "pyodide" / "pyodide-lock.json").read_text())
     modules = [f"pyscript/{name}" for name in pyscript_modules(out) if name != "core.js"]  # core.js: the page's <script>
     modules += ["pyodide/pyodide.mjs", "pyodide/pyodide.asm.js"]
-    # Not the runtime's .wasm: fetched through a preload, its compiled code is never cached, and each visit
-    # compiles it again (seconds). Pyodide starts fetching it right after pyodide.asm.js anyway.
-    fetched = ["pyscript.json", "pyodide/pyodide-lock.json", "pyodide/python_stdlib.zip"]
+    fetched = ["pyscript.json", "pyodide/pyodide-lock.json", "pyodide/python_stdlib.zip"]  # not the .wasm (see above)
     fetched += [f"pyodide/{lock['packages'][name]['file_name']}" for name in package_closure(lock, FIRST_FRAME_PACKAGES)]
     fetched += [PYTHON_ARCHIVE, page_script]
     tags = [f'<link rel="modulepreload" href="{url}">' for url in modules]  # import()ed
@@ -328,6 +331,7 @@ def write_service_worker(out: Path) -> str:
     the same files gives the same hash.
     """
     files = service_worker_files(out)
+    cached = [name for name in files if not name.endswith(".wasm")]  # see site/sw.js: the HTTP cache keeps those
     digest = hashlib.sha256()
     stamp = re.compile(BUILD_META.format('[^"]*'))
     for name in files:
@@ -343,7 +347,7 @@ def write_service_worker(out: Path) -> str:
     template = (ROOT / "site" / SERVICE_WORKER).read_text()
     if '"__BUILD__"' not in template or "[/* __FILES__ */]" not in template:
         raise BuildError(f"site/{SERVICE_WORKER} lost its __BUILD__ or __FILES__ placeholder")
-    worker = template.replace('"__BUILD__"', json.dumps(build_id)).replace("[/* __FILES__ */]", json.dumps(files))
+    worker = template.replace('"__BUILD__"', json.dumps(build_id)).replace("[/* __FILES__ */]", json.dumps(cached))
     (out / SERVICE_WORKER).write_text(worker)
     return build_id
 

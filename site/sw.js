@@ -1,8 +1,10 @@
 // The hosted site's service worker: from the second visit on, the pages' files
 // and the Python runtime come from this browser's cache instead of the network.
 //
-// build.py fills in BUILD (a hash of every listed file) and FILES (what the
-// pages load). Installing caches FILES, revalidated with the server; a new
+// build.py fills in BUILD (a hash of every file the pages load) and FILES (those
+// files but the runtime's .wasm, which is left to the HTTP cache: only there does
+// the browser keep its compiled code, which spares each visit seconds of
+// compiling). Installing caches FILES, revalidated with the server; a new
 // build has a new BUILD, so its worker installs next to this one and then
 // deletes this one's cache. Pages (navigations) are fetched from the network
 // first: an unchanged page costs a "not modified", and the cached copy is used
@@ -18,8 +20,7 @@ const FILES = [/* __FILES__ */];
 const PREFIX = "diffusion-lab-";
 const CACHE = PREFIX + BUILD;
 const BUILD_META = /<meta name="diffusion-lab-build" content="([^"]*)">/;
-// The runtime's .wasm stays with the HTTP cache: only there does the browser keep its compiled code.
-const listed = new Set(FILES.filter((file) => !file.endsWith(".wasm")).map((file) => new URL(file, self.registration.scope).href));
+const listed = new Set(FILES.map((file) => new URL(file, self.registration.scope).href));
 const ownPages = new Set(); // ids of the pages of this build whose arrival this worker saw
 
 self.addEventListener("install", (event) => {

@@ -336,9 +336,10 @@ class Settings:
         if control.kind == "code":
             return  # the code panel shows it
         widget = element(name)
+        if control.widget == "range":
+            widget.max = self.limit(name)  # first: a browser clamps a slider's value to its current max
         widget.value = controls._show(value)
         if control.widget == "range":
-            widget.max = self.limit(name)
             element(f"{name}-value").textContent = widget.value
 
     def limit(self, name: str) -> int:

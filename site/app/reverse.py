@@ -44,7 +44,7 @@ class ReverseView:
         self.generation += 1
         missing = [path for path in self.assets_needed() if path not in self.assets]
         if missing:
-            self.frames, self.final = [], None  # nothing to show until the chain can start
+            self.frames, self.final, self.times = [], None, [0]  # nothing to show or play until the chain starts
             task = asyncio.ensure_future(self.load_assets(missing, self.generation))
             task.add_done_callback(page._report_task_error)
             return
