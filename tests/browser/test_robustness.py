@@ -271,5 +271,7 @@ def test_fuzz_random_urls_and_control_sequences(watched, base_url, view):
     assert page.locator("#error").is_hidden(), page.inner_text("#error")
     assert page.get_attribute("body", "data-ready") == "true"
     # What the page shows still matches its own settings.
-    state, _ = controls.parse_query(page.evaluate("location.search"), view)
-    assert page.input_value(f"#{slider}") == str(state[slider])
+    # Read together: Play may still be running and moves both between two separate reads.
+    search, shown = page.evaluate(f"[location.search, document.getElementById('{slider}').value]")
+    state, _ = controls.parse_query(search, view)
+    assert shown == str(state[slider])
