@@ -204,13 +204,16 @@ def render_pages(out: Path) -> None:
 # compiled from a preload, its compiled code is never cached and every visit
 # compiles it again (Pyodide asks for it first thing anyway). The Python files
 # travel as one zip that PyScript unpacks. sw.js keeps the rest for the next visit.
+# Chrome's console warns that numpy, the zip and the page script were preloaded
+# but not used within seconds of the load event: they are, once the runtime is
+# up (which takes longer); the warning is harmless.
 
 PYTHON_ARCHIVE = "python.zip"  # every file of PyScript's `files`, in one request
 FIRST_FRAME_PACKAGES = ("numpy",)  # the wheels the first frame needs (matplotlib only after it)
 PRELOAD_MARK = "<!-- preload -->"  # in each page's <head>
 BUILD_META = '<meta name="diffusion-lab-build" content="{}">'  # lets sw.js tell builds apart
 SERVICE_WORKER = "sw.js"  # site/sw.js, with BUILD and FILES filled in
-SERVICE_WORKER_SKIP = ("py/", "examples/", "embed.js", "js/offline.js", "pyodide/pyodide.js")  # no page loads them
+SERVICE_WORKER_SKIP = ("py/", "examples/", "embed.js", "js/offline.js", "pyodide/pyodide.js")  # the views load none
 
 
 def python_archive(out: Path, files: dict[str, str]) -> dict[str, str]:
@@ -299,7 +302,7 @@ def matplotlib_font_list(out: Path) -> None:
     """matplotlib's font list, made once by the site's own Pyodide under Node and cached in .cache/.
 
     On its first import in a page, matplotlib reads every font it ships to build
-    this list (about a second), and Pyodide forgets it on reload. The pages
+    this list (0.4 to 0.9 s measured here), and Pyodide forgets it on reload. The pages
     install this copy first (app/page.py). Its font paths are relative to
     matplotlib's data folder, so it fits any page. Without Node, or if Node
     fails, the build writes an empty list and the pages build their own.

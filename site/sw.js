@@ -4,23 +4,28 @@
 // build.py fills in BUILD (a hash of every file the pages load) and FILES (those
 // files but the runtime's .wasm, which is left to the HTTP cache: only there does
 // the browser keep its compiled code, which spares each visit seconds of
-// compiling). Installing caches FILES, revalidated with the server; a new
-// build has a new BUILD, so its worker installs next to this one and then
-// deletes this one's cache. Pages (navigations) are fetched from the network
-// first: an unchanged page costs a "not modified", and the cached copy is used
-// only offline. Every page carries its build in
-// <meta name="diffusion-lab-build">; this worker serves cached files only to a
-// page of its own build that it saw arrive. Any other page (one of a newer
-// build, or one loaded before this worker started) gets the network, so files
-// of two builds are never mixed. boot.js registers this worker once a page is
-// ready, on http(s) only: never in the offline edition.
+// compiling). Installing caches FILES, revalidated with the server; a new build
+// has a new BUILD, so its worker installs next to this one, takes over and
+// deletes this one's cache.
+//
+// Files of two builds are never mixed. Every page carries its build in
+// <meta name="diffusion-lab-build">, and pages (navigations) always ask the
+// server first: an unchanged page costs a "not modified"; the cached copy is
+// used only offline. A page of this worker's build that it saw arrive gets its
+// files from the cache. Any other page (of a newer build, or one that arrived
+// before this worker started) gets what the server has now, revalidated: a
+// fresh-looking copy in the HTTP cache may be of another build too.
+//
+// boot.js registers this worker once a page is ready, on http(s) only: never in
+// the offline edition.
 "use strict";
 const BUILD = "__BUILD__";
 const FILES = [/* __FILES__ */];
 const PREFIX = "diffusion-lab-";
 const CACHE = PREFIX + BUILD;
 const BUILD_META = /<meta name="diffusion-lab-build" content="([^"]*)">/;
-const listed = new Set(FILES.map((file) => new URL(file, self.registration.scope).href));
+const SCOPE = self.registration.scope;
+const listed = new Set(FILES.map((file) => new URL(file, SCOPE).href));
 const ownPages = new Set(); // ids of the pages of this build whose arrival this worker saw
 
 self.addEventListener("install", (event) => {
@@ -41,21 +46,23 @@ self.addEventListener("activate", (event) => {
 
 self.addEventListener("fetch", (event) => {
   const request = event.request;
-  if (request.method !== "GET") return;
+  if (request.method !== "GET" || !request.url.startsWith(SCOPE)) return;
   if (request.mode === "navigate") {
     const url = new URL(request.url);
     url.search = "";
     url.hash = "";
     if (listed.has(url.href)) event.respondWith(navigate(request, url.href, event.resultingClientId));
-  } else if (ownPages.has(event.clientId) && listed.has(request.url)) {
+  } else if (!ownPages.has(event.clientId)) {
+    event.respondWith(fetch(new Request(request, { cache: "no-cache" })));
+  } else if (listed.has(request.url)) {
     event.respondWith(fromCache(request));
-  }
+  } // else the .wasm of a page of this build: the HTTP cache, with its compiled code
 });
 
 async function navigate(request, key, clientId) {
   let response;
   try {
-    response = await fetch(request);
+    response = await fetch(new Request(request, { cache: "no-cache" }));
   } catch (error) {
     response = await caches.match(key, { cacheName: CACHE }); // offline: this build's copy
     if (!response) throw error;

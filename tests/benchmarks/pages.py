@@ -218,11 +218,11 @@ class CountingHandler(build.Handler):
         return counts
 
 
-def browser_cpu_s(profile: str) -> float:
-    """CPU seconds used so far by the browser running with `profile` and all its child processes.
+def browser_cpu_s(profile: str) -> dict[int, float]:
+    """CPU seconds used so far by each process of the browser running with `profile` (it and its children).
 
     Wall time on a shared machine swings with the other jobs; the CPU a page
-    costs swings much less, so the table gives both.
+    costs swings much less, so the table gives both (see cpu_since).
     """
     tick = os.sysconf("SC_CLK_TCK")
     parents, cpu, root = {}, {}, None
@@ -241,7 +241,12 @@ def browser_cpu_s(profile: str) -> float:
     while changed:
         grown = tree | {pid for pid, parent in parents.items() if parent in tree}
         changed, tree = grown != tree, grown
-    return sum(cpu.get(pid, 0.0) for pid in tree)
+    return {pid: cpu[pid] for pid in tree if pid in cpu}
+
+
+def cpu_since(profile: str, before: dict[int, float]) -> float:
+    """CPU seconds the browser used since `before` (processes that ended meanwhile are not counted)."""
+    return sum(max(0.0, used - before.get(pid, 0.0)) for pid, used in browser_cpu_s(profile).items())
 
 
 def summary(values: list[float]) -> dict:
@@ -279,7 +284,7 @@ class Bench:
         page.goto(f"{self.url}/{path}", wait_until="commit")
         page.wait_for_function("performance.getEntriesByName('first-frame').length > 0", polling=20,
                                timeout=READY_TIMEOUT_MS)
-        cpu_first_frame = browser_cpu_s(profile) - cpu
+        cpu_first_frame = cpu_since(profile, cpu)
         page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
         marks = page.evaluate(MARKS)
         if self.service_worker and not path.startswith("bench-"):
