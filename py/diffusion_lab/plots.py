@@ -107,6 +107,8 @@ def strip_figure(frames: list[np.ndarray], labels: list[str], title: str | None 
 class ScheduleFigure:
     """Three panels against t: beta_t (log scale), alpha_bar_t and log SNR, with a marker at t.
 
+    The axis counts steps as the papers (and the pages) do, 1..T, so the core's
+    index i is drawn at i + 1, and ``set_t(-1)`` marks t = 0, the clean image.
     Moving t only redraws the markers over a cached background (blitting).
     """
 
@@ -139,10 +141,10 @@ class ScheduleFigure:
     def set_schedule(self, schedule: Schedule) -> None:
         self.schedule = schedule
         self._background = None
-        ts = np.arange(schedule.num_steps)
+        steps = np.arange(1, schedule.num_steps + 1)
         for ax, line, values in zip(self.axes, self.lines, self._curves()):
-            line.set_data(ts, values)
-            ax.set_xlim(0, max(schedule.num_steps - 1, 1))
+            line.set_data(steps, values)
+            ax.set_xlim(0, schedule.num_steps)
             low, high = float(values.min()), float(values.max())
             if ax.get_yscale() == "log":
                 ax.set_ylim(low / 1.5, high * 1.5)
@@ -152,11 +154,12 @@ class ScheduleFigure:
         self.set_t(min(self.t, schedule.num_steps - 1))
 
     def set_t(self, t: int) -> None:
-        t = int(min(max(t, 0), self.schedule.num_steps - 1))
+        """Mark the core's index t (step t + 1); -1 marks t = 0, where the curves have no point."""
+        t = int(min(max(t, -1), self.schedule.num_steps - 1))
         self.t = t
         for marker, dot, values in zip(self.markers, self.dots, self._curves()):
-            marker.set_xdata([t, t])
-            dot.set_data([t], [values[t]])
+            marker.set_xdata([t + 1, t + 1])
+            dot.set_data(([t + 1], [values[t]]) if t >= 0 else ([], []))
 
     def render(self) -> np.ndarray:
         """RGBA like ``to_rgba``: the curves are drawn once per schedule, then only the markers."""
@@ -189,9 +192,13 @@ def _normal_cdf(z: np.ndarray) -> np.ndarray:
 def predicted_histogram(x0: np.ndarray, t: int, schedule: Schedule, edges: np.ndarray) -> np.ndarray:
     """Density per bin of q(x_t | x0) pooled over pixels: mixture of N(sqrt(alpha_bar) x0_i, 1 - alpha_bar).
 
-    Integrated exactly over each bin (via the normal CDF), so it matches a
-    density histogram even when the noise is narrower than a bin.
+    t is the core's index; -1 is x_0 itself (no noise), whose density is its own
+    histogram. Integrated exactly over each bin (via the normal CDF), so it
+    matches a density histogram even when the noise is narrower than a bin.
     """
+    if t < 0:
+        counts, _ = np.histogram(np.ravel(x0), bins=edges)
+        return counts / (max(np.size(x0), 1) * np.diff(edges))
     values, counts = np.unique(np.ravel(x0), return_counts=True)
     if values.size > 512:  # pool nearby grey levels; error far below a bin width
         counts, level_edges = np.histogram(values, bins=512, weights=counts)
@@ -223,12 +230,12 @@ class HistogramFigure:
         self.figure.subplots_adjust(left=0.14, right=0.97, bottom=0.16, top=0.88)
 
     def update(self, x_t: np.ndarray, x0: np.ndarray, t: int, schedule: Schedule) -> None:
+        """Show x_t at the core's index t (the title gives the paper's step t + 1; -1 is x_0 itself)."""
         observed, _ = np.histogram(np.ravel(x_t), bins=self.edges, density=False)
         observed = observed / (max(np.size(x_t), 1) * np.diff(self.edges))  # out-of-range pixels still count
         predicted = predicted_histogram(x0, t, schedule, self.edges)
         self.observed.set_data(observed)
         self.predicted.set_data(predicted)
         self.ax.set_ylim(0, 1.1 * max(float(observed.max()), float(predicted.max()), 1e-3))
-        self.title.set_text(
-            f"t = {t}:  mean {schedule.sqrt_alpha_bars[t]:.3f} x0,  std {schedule.sqrt_one_minus_alpha_bars[t]:.3f}"
-        )
+        mean, std = (1.0, 0.0) if t < 0 else (schedule.sqrt_alpha_bars[t], schedule.sqrt_one_minus_alpha_bars[t])
+        self.title.set_text(f"t = {t + 1}:  mean {mean:.3f} x0,  std {std:.3f}")  # t + 1: the paper's step

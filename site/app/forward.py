@@ -161,9 +161,9 @@ class ForwardFigures:
     def draw_t(self) -> None:
         view = self.view
         t = view.settings["t"]
-        self.schedule.set_t(max(t - 1, 0))  # the figure's axis is the core's index t - 1
+        self.schedule.set_t(t - 1)  # the core's index; t = 0 (clean) is -1
         page.blit(element("schedule-plot"), self.plots.to_rgba(self.schedule.figure))
-        self.histogram.update(view.x_t, view.x0, max(t - 1, 0), view.schedule)
+        self.histogram.update(view.x_t, view.x0, t - 1, view.schedule)
         page.blit(element("histogram"), self.plots.to_rgba(self.histogram.figure))
         page.js.document.body.dataset.figuresT = t  # lets tests wait for the debounced figures
 

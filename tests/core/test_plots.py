@@ -46,6 +46,35 @@ def test_schedule_figure_updates():
     np.testing.assert_array_equal(np.asarray(fig.figure.canvas.buffer_rgba()), b)
 
 
+def test_schedule_figure_counts_steps_as_the_pages_do():
+    s = get_schedule("linear", 1000)
+    fig = plots.ScheduleFigure(s, width_px=600, height_px=200)
+    for ax, line in zip(fig.axes, fig.lines):
+        assert ax.get_xlim() == (0, 1000) and line.get_xdata()[0] == 1 and line.get_xdata()[-1] == 1000
+    fig.set_t(699)  # the core's index of step 700
+    assert [m.get_xdata()[0] for m in fig.markers] == [700] * 3
+    assert fig.dots[1].get_ydata()[0] == s.alpha_bars[699]
+    fig.set_t(-1)  # t = 0, the clean image: a marker at 0, no point on the curves
+    assert [m.get_xdata()[0] for m in fig.markers] == [0] * 3
+    assert all(len(dot.get_xdata()) == 0 for dot in fig.dots)
+    rendered(fig, 600, 200)
+
+
+def test_histogram_at_t_0_is_the_clean_image():
+    s = get_schedule("linear", 1000)
+    x0 = make_image("checkerboard", 32)  # two grey levels: two spikes
+    fig = plots.HistogramFigure(width_px=400, height_px=300)
+    fig.update(x0, x0, -1, s)
+    assert fig.title.get_text().startswith("t = 0:") and "std 0.000" in fig.title.get_text()
+    predicted = plots.predicted_histogram(x0, -1, s, fig.edges)
+    observed, _ = np.histogram(x0, bins=fig.edges, density=True)
+    np.testing.assert_allclose(predicted, observed)
+    assert np.count_nonzero(predicted) == 2
+    fig.update(q_sample(x0, 699, np.zeros_like(x0), s), x0, 699, s)
+    assert fig.title.get_text().startswith("t = 700:")
+    rendered(fig, 400, 300)
+
+
 def test_histogram_figure_updates():
     s = get_schedule("linear", 1000)
     x0 = make_image("face", 64)
