@@ -8,6 +8,11 @@ constants of the module it came from. Its result is checked before anything
 uses it; an error becomes a HookError naming the line of the student's code,
 with a traceback of their code only. (exec is not a sandbox: the pages run
 shared code only after the student has read it and pressed Run.)
+
+A page runs the student's code on its only thread, so an endless loop would
+freeze the tab for good. While their code runs, a trace function watches the
+lines of <your code> only and stops it after TIME_LIMIT_S with a HookError.
+(A single numpy call cannot be stopped this way, but it ends or fails by itself.)
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ import inspect
 import linecache
 import math
 import re
+import sys
 import textwrap
+import time
 import traceback
 
 import numpy as np
@@ -25,6 +32,7 @@ from . import schedules
 
 FILENAME = "<your code>"  # what tracebacks call the student's code
 SCHEDULE_HOOK = "betas"
+TIME_LIMIT_S = 2.0  # the student's code is stopped after this long (an endless loop, most likely)
 
 
 class HookError(Exception):
@@ -54,23 +62,47 @@ def load(source: str, hook_name: str, module):
     linecache.cache[FILENAME] = (len(source), None, source.splitlines(True), FILENAME)  # lines in tracebacks
     scope = namespace(module)
     try:
-        exec(compile(source, FILENAME, "exec"), scope)  # noqa: S102  (the student's own code, see the docstring)
+        code = compile(source, FILENAME, "exec")
     except Exception as error:  # noqa: BLE001  (any error in their code is reported, never raised)
         raise _explain(error) from None
+    call(exec, code, scope)  # the student's own code, see the docstring
     function = scope.get(hook_name)
     if not callable(function):
         raise HookError(f"The code must define a function named {hook_name}, as the original does.")
     return function
 
 
+class TooLong(Exception):
+    """Raised inside the student's code by the trace function once TIME_LIMIT_S has passed."""
+
+
 def call(function, *args):
-    """``function(*args)``; an exception becomes a HookError about the student's lines."""
+    """``function(*args)``, stopped after TIME_LIMIT_S; an exception becomes a HookError about the student's lines."""
+    deadline = time.monotonic() + TIME_LIMIT_S
+
+    def watch(frame, event, arg):  # called at each new frame: follow the lines of the student's frames only
+        return watch_lines if frame.f_code.co_filename == FILENAME else None
+
+    def watch_lines(frame, event, arg):
+        if time.monotonic() > deadline:
+            raise TooLong
+        return watch_lines
+
+    previous = sys.gettrace()  # a debugger's or coverage's, put back afterwards
+    sys.settrace(watch)
     try:
         return function(*args)
     except RecursionError:
         raise HookError("RecursionError: the function calls itself without end.") from None
+    except TooLong as error:
+        explained = _explain(error)  # "Line 3: TooLong" and the traceback of their lines
+        where = explained.summary.split(": ", 1)[0] + ": " if explained.summary.startswith("Line ") else ""
+        raise HookError(f"{where}stopped after {TIME_LIMIT_S:g} s: the code did not finish (an endless loop?).",
+                        explained.detail) from None
     except Exception as error:  # noqa: BLE001
         raise _explain(error) from None
+    finally:
+        sys.settrace(previous)
 
 
 def _explain(error: BaseException) -> HookError:

@@ -218,9 +218,16 @@ def test_errors_are_shown_inline_and_the_last_working_schedule_stays(watched, ba
     run_code(page, "def betas(T):\n    return np.full(T, 0.01) / undefined\n")
     assert "NameError" in error.inner_text() and "line 2, in betas" in error.inner_text()
     assert page.locator("#error").is_hidden()  # reported in the panel, not as a page failure
+
+    # An endless loop is stopped, and the tab is not frozen: the slider answers at once afterwards.
+    run_code(page, "def betas(T):\n    while True:\n        T = T + 1\n")
+    expect(page.locator("#hook-status")).to_contain_text(f"stopped after {hooks.TIME_LIMIT_S:g} s", timeout=10_000)
+    assert "in betas" in error.inner_text()
+    slider.press("ArrowLeft")
+    expect(page.locator("#readout")).to_contain_text("t = 149 of 1000", timeout=2_000)
     run_code(page, CONSTANT.replace("0.01", "0.005"))
     expect(error).to_be_hidden()
-    assert numbers(page)["alpha_bar"] == pytest.approx(0.995**150, rel=1e-12)
+    assert numbers(page)["alpha_bar"] == pytest.approx(0.995**149, rel=1e-12)
 
 
 def test_code_from_a_link_waits_for_run_and_long_code_stays_out_of_links(watched, base_url):

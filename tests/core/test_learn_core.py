@@ -2,6 +2,8 @@
 import io
 import json
 import math
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -77,6 +79,9 @@ def test_a_constant_beta_hook_is_from_betas():
     ("def schedule(T):\n    return np.full(T, 0.01)\n", ["function named betas"]),
     ("   \n", ["empty"]),
     ("def betas(T):\n    return betas(T)\n", ["RecursionError"]),
+    ("def betas(T):\n    while True:\n        pass\n", ["Line ", "stopped after 2 s", "endless loop"]),
+    ("while True:\n    pass\n", ["Line ", "stopped after 2 s"]),  # at the top level, when the code is run
+    ("def betas(T):\n    return np.array([b for b in iter(lambda: 0.01, None)])\n", ["Line 2", "stopped"]),
 ])
 def test_bad_code_gets_a_message_naming_the_problem(source, words):
     with pytest.raises(hooks.HookError) as caught:
@@ -84,6 +89,23 @@ def test_bad_code_gets_a_message_naming_the_problem(source, words):
     for word in words:
         assert word in caught.value.summary
     assert "hooks.py" not in caught.value.detail  # the traceback shows the student's code only
+
+
+def test_the_time_limit_stops_only_the_students_code_and_leaves_no_trace_function():
+    def tracer(frame, event, arg):  # a debugger's or coverage's trace function is put back afterwards
+        return None
+
+    sys.settrace(tracer)
+    try:
+        start = time.monotonic()
+        with pytest.raises(hooks.HookError):
+            hooks.schedule_from_source("def betas(T):\n    while True:\n        T += 1\n", 50)
+        assert hooks.TIME_LIMIT_S <= time.monotonic() - start < hooks.TIME_LIMIT_S + 1.0
+        assert sys.gettrace() is tracer
+    finally:
+        sys.settrace(None)
+    slow_but_finishing = "def betas(T):\n    b = [0.01] * T\n    for i in range(200_000):\n        b[i % T] += 0\n    return np.array(b)\n"
+    assert hooks.schedule_from_source(slow_but_finishing, 50).betas[0] == 0.01
 
 
 # -- export -------------------------------------------------------------------------------------------
