@@ -175,16 +175,20 @@ def site_data_files() -> dict[str, str]:
     return {f"./models/{path.name}": f"./models/{path.name}" for path in sorted((ROOT / "site" / "models").glob("*.npz"))}
 
 
+PARTIAL = re.compile(r"<!-- partial:([a-z-]+) -->\n")  # the parts the views share, from site/partials/NAME.html
+
+
 def render_pages(out: Path) -> None:
-    """Copy site/, filling each page's controls from the one table in diffusion_lab.controls."""
+    """Copy site/, filling each page's controls from the one table in diffusion_lab.controls and its partials."""
+    partials = ROOT / "site" / "partials"
     for path in sorted((ROOT / "site").rglob("*")):
         relative = path.relative_to(ROOT / "site")
-        if path.is_dir() or relative.parts[0] == "app":
+        if path.is_dir() or relative.parts[0] in ("app", "partials"):
             continue
         destination = out / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
         if path.suffix == ".html":
-            text = path.read_text()
+            text = PARTIAL.sub(lambda mark: (partials / f"{mark[1]}.html").read_text(), path.read_text())
             text = text.replace("<!-- csp -->", f'<meta http-equiv="Content-Security-Policy" '
                                                 f'content="{CONTENT_SECURITY_POLICY}">')
             for view in controls.VIEWS:
