@@ -126,16 +126,21 @@
       `width="100%" height="760" style="border:0; max-width:64rem"></iframe>`;
   }
 
+  // The offline edition's address is a file on this computer: say so, or a teacher pastes a dead link.
+  const LOCAL_ONLY = " It points at this file, which opens only on this computer: to share the lab or " +
+    "embed it in a course site, copy it from the hosted site instead.";
+
   async function copy(text, what) {
     const field = $("share-text");
+    const localOnly = location.protocol === "file:" ? LOCAL_ONLY : "";
     field.value = text;
     field.hidden = false;
     try {
       await navigator.clipboard.writeText(text);
-      $("share-status").textContent = `${what} copied to the clipboard.`;
+      $("share-status").textContent = `${what} copied to the clipboard.${localOnly}`;
     } catch (error) {
       field.select();
-      $("share-status").textContent = `Select the ${what.toLowerCase()} below and copy it (Ctrl+C or ⌘C).`;
+      $("share-status").textContent = `Select the ${what.toLowerCase()} below and copy it (Ctrl+C or ⌘C).${localOnly}`;
     }
   }
 

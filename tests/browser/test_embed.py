@@ -55,6 +55,7 @@ def test_embed_code_is_an_accessible_lazy_iframe(watched, base_url):
     code = page.input_value("#share-text")
     assert code.startswith("<iframe ") and 'title="Diffusion Lab: reverse diffusion"' in code
     assert 'loading="lazy"' in code and "embed=1" in code and "denoiser=ideal" in code
+    assert "only on this computer" not in page.inner_text("#share-status")  # said of the offline edition only
 
 
 def test_a_course_page_on_another_origin_embeds_and_resizes(watched, site, tmp_path):

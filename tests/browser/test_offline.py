@@ -151,6 +151,10 @@ def test_chromium_runs_every_view_from_disk(offline, offline_url, tmp_path):
     assert_same_image(canvas_gray(page, "frame"), noisy_gradient(seed=0))
     assert "t=1000" in page.url and page.url.endswith("#forward")
 
+    page.get_by_role("button", name="Copy embed code").click()  # a file:// address is no use to a course site
+    expect(page.locator("#share-status")).to_contain_text("opens only on this computer")
+    assert 'src="file://' in page.input_value("#share-text")
+
     page.get_by_role("link", name="Skip to the demo").press("Enter")  # in-page links keep the view
     expect(page.locator("main")).to_be_focused()
     assert page.url.endswith("#forward")
