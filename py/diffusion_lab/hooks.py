@@ -28,10 +28,11 @@ import traceback
 
 import numpy as np
 
-from . import schedules
+from . import samplers, schedules
 
 FILENAME = "<your code>"  # what tracebacks call the student's code
 SCHEDULE_HOOK = "betas"
+STEP_HOOK = "step"
 TIME_LIMIT_S = 2.0  # the student's code is stopped after this long (an endless loop, most likely)
 
 
@@ -136,3 +137,36 @@ def schedule_from_source(source: str, num_steps: int) -> schedules.Schedule:
     except ValueError as error:
         raise HookError(f"{SCHEDULE_HOOK}({num_steps}) returned something unusable: {error}") from None
     return schedules.from_betas(betas, name="custom")
+
+
+# -- the step hook: the DDPM update -------------------------------------------------------
+
+def step_template() -> str:
+    """The editable original of the DDPM step: samplers._ddpm_update as ``step(...)``."""
+    return template(samplers._ddpm_update, STEP_HOOK)
+
+
+def step_from_source(source: str):
+    """The student's ``step``, wrapped so that every call is timed and its result checked (else HookError).
+
+    Usable as ``update`` of samplers.sample: (x_t, t, eps, schedule, sigma, noise, clip) -> (x_{t-1}, x0_pred).
+    """
+    function = load(source, STEP_HOOK, samplers)
+
+    def step(x_t, t, eps, schedule, sigma, noise, clip):
+        result = call(function, x_t, t, eps, schedule, sigma, noise, clip)
+        try:
+            x_prev, x0 = result
+            x_prev, x0 = np.asarray(x_prev, dtype=np.float64), np.asarray(x0, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise HookError(f"{STEP_HOOK}(…) at t = {t + 1} must return two arrays, (x_{{t-1}}, x0_pred), "
+                            f"not {type(result).__name__}") from None
+        for name, array in (("x_{t-1}", x_prev), ("x0_pred", x0)):
+            if array.shape != x_t.shape:
+                raise HookError(f"{STEP_HOOK}(…) at t = {t + 1} returned {name} of shape {array.shape}; "
+                                f"the picture is {x_t.shape}")
+            if not np.isfinite(array).all():
+                raise HookError(f"{STEP_HOOK}(…) at t = {t + 1} returned {name} with a value that is not finite")
+        return x_prev, x0
+
+    return step

@@ -89,7 +89,12 @@ def ddpm_coefficients(t: int, schedule: Schedule, variance: str = "fixed_small")
 
 
 def _ddpm_update(x_t, t, eps, schedule, sigma, noise, clip):
-    """One DDPM step given sigma_t; returns (x_{t-1}, x0_pred). In-place ops: this is the hot loop."""
+    """One DDPM step given sigma_t; returns (x_{t-1}, x0_pred). In-place ops: this is the hot loop.
+
+    x0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)                     (eq. 4)
+    x_prev = posterior_coef_xt x_t + posterior_coef_x0 x0 + sigma noise            (eq. 7)
+    where noise ~ N(0, I) is None at t = 0 (nothing is added at the clean end).
+    """
     x0 = np.multiply(eps, -schedule.sqrt_one_minus_alpha_bars[t])
     x0 += x_t
     x0 *= 1.0 / schedule.sqrt_alpha_bars[t]
@@ -220,19 +225,24 @@ def sample(
     eta: float = 0.0,
     spacing: str = "leading",
     clip: bool = False,
+    update=None,
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """Run the reverse process from x_T; yield (t, state after the step, x0 predicted at t).
 
     "ddpm" (Ho et al. 2020, Algorithm 2) takes all T steps; "ddim" (Song et al.
     2021, eq. 12) takes ``steps`` timesteps (default T) with ``spacing``. The
     last yielded state is the clean end. Noise is drawn with
-    rng.standard_normal only when the step adds it.
+    rng.standard_normal only when the step adds it. ``update`` replaces the
+    DDPM step, with the signature and result of _ddpm_update (the pages' step hook).
     """
     x = np.asarray(x_T, dtype=np.float64)
     if sampler == "ddpm":
         if steps not in (None, schedule.num_steps):
             raise ValueError(f"DDPM takes all {schedule.num_steps} steps; use sampler='ddim' for steps={steps}")
-        return _ddpm_loop(x, denoiser, schedule, rng, _ddpm_sigmas(schedule, variance).tolist(), clip)
+        sigmas = _ddpm_sigmas(schedule, variance).tolist()
+        return _ddpm_loop(x, denoiser, schedule, rng, sigmas, clip, update or _ddpm_update)
+    if update is not None:
+        raise ValueError("update replaces the DDPM step; the DDIM sampler has its own")
     if sampler == "ddim":
         ts = timesteps(schedule.num_steps, schedule.num_steps if steps is None else steps, spacing).tolist()
         _check_ddim(ts[0], -1, eta, schedule)
@@ -240,11 +250,11 @@ def sample(
     raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
 
 
-def _ddpm_loop(x, denoiser, schedule, rng, sigmas, clip):
+def _ddpm_loop(x, denoiser, schedule, rng, sigmas, clip, update):
     for t in range(schedule.num_steps - 1, -1, -1):
         eps = denoiser.predict_noise(x, t)
         noise = rng.standard_normal(x.shape) if t > 0 and sigmas[t] > 0 else None
-        x, x0 = _ddpm_update(x, t, eps, schedule, sigmas[t], noise, clip)
+        x, x0 = update(x, t, eps, schedule, sigmas[t], noise, clip)
         yield t, x, x0
 
 

@@ -1,4 +1,5 @@
 """What the learning panel takes from the core: coefficients, the student's schedule code, export files."""
+import inspect
 import io
 import json
 import math
@@ -9,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from diffusion_lab import export, forward, hooks, samplers, schedules
+from diffusion_lab import denoisers, export, forward, hooks, images, samplers, schedules
 from diffusion_lab.schedules import SCHEDULE_NAMES, get_schedule
 
 
@@ -109,6 +110,60 @@ def test_the_time_limit_stops_only_the_students_code_and_leaves_no_trace_functio
 
 
 # -- export -------------------------------------------------------------------------------------------
+
+# -- the step hook ----------------------------------------------------------------------------------
+
+def chain(update=None, variance="fixed_small"):
+    """The states of a 50-step oracle DDPM chain on a 16x16 disc, seed 3."""
+    schedule = get_schedule("cosine", 50)
+    rng = np.random.default_rng(3)
+    x_T = rng.standard_normal((16, 16))
+    oracle = denoisers.Oracle(images.make_image("disc", 16), schedule)
+    return [x for _, x, _ in samplers.sample(x_T, oracle, schedule, rng, variance=variance, update=update)]
+
+
+def test_the_step_template_is_the_samplers_own_code_and_gives_the_same_chain():
+    source = hooks.step_template()
+    assert source.startswith("def step(x_t, t, eps, schedule, sigma, noise, clip):")
+    assert source.split("\n", 1)[1] == inspect.getsource(samplers._ddpm_update).split("\n", 1)[1]
+    for variance in samplers.VARIANCES:
+        for ours, original in zip(chain(hooks.step_from_source(source), variance), chain(variance=variance)):
+            np.testing.assert_array_equal(ours, original)
+
+
+def test_a_step_without_noise_lands_on_the_posterior_mean():
+    quiet = hooks.step_template().replace("x_prev += sigma * noise", "pass")
+    schedule = get_schedule("cosine", 50)
+    oracle_x0 = images.make_image("disc", 16)
+    x_t = np.random.default_rng(0).standard_normal((16, 16))
+    eps = samplers.eps_from_x0(x_t, 30, oracle_x0, schedule)
+    x_prev, x0 = hooks.step_from_source(quiet)(x_t, 30, eps, schedule, 0.1, np.ones_like(x_t), False)
+    mean, _ = samplers.posterior_mean_variance(oracle_x0, x_t, 30, schedule)
+    np.testing.assert_allclose(x_prev, mean, atol=1e-12)
+    np.testing.assert_allclose(x0, oracle_x0, atol=1e-12)
+    assert not np.array_equal(chain(hooks.step_from_source(quiet))[-2], chain()[-2])
+
+
+@pytest.mark.parametrize("body, words", [
+    ("return x_t", ["t = 50", "two arrays"]),
+    ("return x_t[1:], x_t", ["t = 50", "x_{t-1}", "(15, 16)", "(16, 16)"]),
+    ("return x_t, x_t * np.inf", ["t = 50", "x0_pred", "not finite"]),
+    ("return (1 / 0 if t == 20 else x_t), x_t", ["Line 2", "ZeroDivisionError"]),  # fails halfway down
+])
+def test_a_bad_step_gets_a_message_naming_the_step(body, words):
+    source = f"def step(x_t, t, eps, schedule, sigma, noise, clip):\n    {body}\n"
+    with pytest.raises(hooks.HookError) as caught:
+        chain(hooks.step_from_source(source))
+    for word in words:
+        assert word in caught.value.summary
+
+
+def test_the_step_hook_is_for_ddpm_only():
+    schedule = get_schedule("linear", 10)
+    with pytest.raises(ValueError, match="DDIM sampler has its own"):
+        samplers.sample(np.zeros((4, 4)), denoisers.Oracle(np.zeros((4, 4)), schedule), schedule,
+                        np.random.default_rng(0), sampler="ddim", update=hooks.step_from_source(hooks.step_template()))
+
 
 def test_frame_indices_are_evenly_spaced_with_both_ends():
     assert list(export.frame_indices(5)) == [0, 1, 2, 3, 4]
