@@ -170,3 +170,12 @@ def step_from_source(source: str):
         return x_prev, x0
 
     return step
+
+
+def try_step(step, schedule: schedules.Schedule, shape: tuple[int, ...]) -> None:
+    """Call a step from step_from_source at the first and the last step on random arrays; HookError if it fails."""
+    rng = np.random.default_rng(0)
+    sigmas = samplers._ddpm_sigmas(schedule, "fixed_small")
+    for t in (schedule.num_steps - 1, 0):
+        x_t, eps, noise = rng.standard_normal((3, *shape))
+        step(x_t, t, eps, schedule, float(sigmas[t]), noise if t > 0 else None, False)

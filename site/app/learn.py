@@ -1,9 +1,10 @@
-"""Read it and change it: the live equation, the code that drew the frame, the student's schedule, downloads.
+"""Read it and change it: the live equation, the code that drew the frame, the student's code, downloads.
 
 The panel under each view. A view calls it at three points: ``schedule()``
-when it rebuilds (the Schedule setting's schedule, or the student's),
+when it rebuilds (the Schedule setting's schedule, or the student's betas(T);
+the reverse view also asks ``update()`` for the student's DDPM step),
 ``show()`` when it draws, and ``changed`` comes back to the view after Run or
-Reset. The numbers come from the core (forward.coefficients,
+Reset. Each hook has an Editor and a setting of its own. The numbers come from the core (forward.coefficients,
 samplers.ddpm_coefficients and ddim_coefficients), the code from the very .py
 files this page runs (inspect reads them from Pyodide's file system), the
 student's code is run and checked by diffusion_lab.hooks, the files are made
@@ -250,10 +251,113 @@ class Unavailable(Exception):
     """A download that cannot be made yet; the message says why."""
 
 
+# -- the editors: one per hook, each with its own setting ----------------------------------------------------
+
+class Editor:
+    """One hook the student can change: its textarea, Run and Reset buttons, status line, error box and setting.
+
+    The code in use is ``in_use`` ("" = the original). ``check(source)`` raises
+    HookError if the code does not work; Run keeps the last working code in use
+    when it does. ``original()`` names what the page uses without the student's
+    code, and ``origin`` the file it comes from.
+    """
+
+    def __init__(self, panel, setting: str, ids: str, name: str, origin: str, original, check) -> None:
+        self.panel, self.settings, self.setting, self.ids = panel, panel.settings, setting, ids
+        self.name, self.origin, self.original, self.check = name, origin, original, check
+        self.in_use = ""  # the student's code the page computes with; "" = the original
+        self.seen = None  # the setting last taken into the editor
+        self.template = ""  # the editor's original
+        self.pending = False  # the editor holds code from a link that has not been run
+        self.failure = None  # the last HookError to show, if any
+        page.on(self.part(""), "keydown", self._keydown)
+        page.on(self.part("-run"), "click", lambda event: self.run())
+        page.on(self.part("-reset"), "click", lambda event: self.reset())
+
+    def part(self, suffix: str):
+        return element(self.ids + suffix)
+
+    def take_setting(self, template: str) -> None:
+        """Bring the editor in line with the settings (page load, Back/Forward, another original)."""
+        editor, code = self.part(""), self.settings[self.setting]
+        if code != self.seen:
+            self.seen, self.failure, self.pending = code, None, False
+            if not code:
+                self.in_use, editor.value = "", template
+            elif code != self.in_use:
+                editor.value = code
+                if _is_trusted(code):
+                    self.in_use = code
+                else:
+                    self.in_use, self.pending = "", True
+        elif editor.value == self.template:
+            editor.value = template  # an untouched editor follows the settings
+        self.template = template
+        self.status()
+        self.show_failure()
+
+    def status(self, text: str | None = None) -> None:
+        if text is None:
+            if self.pending:
+                text = (f"This link came with its own {self.name}, shown below. Read it, then press Run to use it; "
+                        f"until then the page uses {self.original()}.")
+            elif self.in_use:
+                text = f"In use: your {self.name}, in place of {self.original()}. Reset code goes back to the original."
+                if self.settings.local.get(self.setting) == self.in_use:
+                    text += (f" It is too long to share in a link ({len(controls.code_to_url(self.in_use))} of "
+                             f"{controls.MAX_CODE_URL_CHARS} characters): links keep the original.")
+            else:
+                text = f"In use: {self.original()}, as {self.origin} defines it. Change the code and press Run."
+        status = self.part("-status")
+        if status.textContent != text:  # a live region: say it again only when it changes
+            status.textContent = text
+
+    def show_failure(self) -> None:
+        box = self.part("-error")
+        box.hidden = self.failure is None
+        box.textContent = "" if self.failure is None else self.failure.detail
+
+    def fail(self, error, text: str) -> None:
+        self.failure = error
+        self.show_failure()
+        self.status(text)
+
+    def run(self) -> None:
+        """Run the editor's code; on success the views recompute with it, on failure the last working stays."""
+        source = self.part("").value.replace("\r\n", "\n")
+        try:
+            self.check(source)
+        except self.panel.hooks.HookError as error:
+            kept = f"your last working {self.name}" if self.in_use else self.original()
+            self.fail(error, f"Your code did not run ({error.summary}). The page keeps using {kept}.")
+            return
+        custom = "" if source == self.template else source
+        _trust(custom)
+        self.in_use, self.seen, self.pending, self.failure = custom, custom, False, None
+        if custom and not controls.fits_in_url(self.settings.controls[self.setting], custom):
+            self.settings.local[self.setting] = custom  # Settings keeps it out of the URL
+        else:
+            self.settings.local.pop(self.setting, None)
+        self.settings.set(self.setting, custom)
+        self.panel.view.changed({self.setting})
+
+    def reset(self) -> None:
+        self.in_use, self.seen, self.pending, self.failure = "", "", False, None
+        self.part("").value = self.template
+        self.settings.local.pop(self.setting, None)
+        self.settings.set(self.setting, "")
+        self.panel.view.changed({self.setting})
+
+    def _keydown(self, event) -> None:
+        if event.key == "Enter" and (event.ctrlKey or event.metaKey):  # Ctrl+Enter runs, as in notebooks
+            event.preventDefault()
+            self.run()
+
+
 # -- the panel ------------------------------------------------------------------------------------------------
 
 class Panel:
-    """What both views share: the editor and its hook, the code listing, the download buttons."""
+    """What both views share: the schedule's editor, the code listing, the download buttons."""
 
     prefix = "diffusion-lab"
 
@@ -261,38 +365,32 @@ class Panel:
         from diffusion_lab import hooks  # numpy is loaded by now
 
         self.view, self.settings, self.core, self.hooks = view, view.settings, view.core, hooks
-        self.in_use = ""  # the student's betas(T) the page computes with; "" = the Schedule setting's
-        self.seen_hook = None  # the setting last taken into the editor
-        self.template = ""  # the editor's original: the selected schedule's function
-        self.pending = False  # the editor holds code from a link that has not been run
-        self.failure = None  # the last HookError to show, if any
-        self.steps_failure = None  # the last failure of code in use with a new T
+        self.steps_failure = None  # the last failure of the student's betas(T) with a new T
         self.listing = None  # the functions the code panel shows now
         self.figures = {}  # cached <figure> per function
         self.schedules = {}  # (source, T) -> Schedule of the student's code
-        page.on(element("hook-run"), "click", lambda event: self.run())
-        page.on(element("hook-reset"), "click", lambda event: self.reset())
-        page.on(element("hook"), "keydown", self._keydown)
+        self.betas = Editor(self, "hook", "hook", "betas(T)", "schedules.py",
+                            lambda: f"the {self._schedule_label()} schedule",
+                            lambda source: self._custom(source, self.settings["steps"]))
         for what in ("frame", "strip", "animation", "arrays"):
             page.on(element(f"download-{what}"), "click", lambda event, what=what: self.download(what))
 
     # -- the schedule: the setting's, or the student's --------------------------------------------------------
     def schedule(self):
         """The schedule the view computes with (called whenever it rebuilds)."""
-        name, steps = self.settings["schedule"], self.settings["steps"]
-        self._take_setting(name)
-        if self.in_use:
+        name, steps, editor = self.settings["schedule"], self.settings["steps"], self.betas
+        editor.take_setting(self.hooks.schedule_template(name))
+        if editor.in_use:
             try:
-                schedule = self._custom(self.in_use, steps)
+                schedule = self._custom(editor.in_use, steps)
             except self.hooks.HookError as error:
-                self.failure = self.steps_failure = error
-                self._status(f"Your betas(T) does not work with T = {steps} ({error.summary}), so the page uses "
-                             f"the {self._schedule_label()} schedule until it does.")
-                self._show_failure()
+                self.steps_failure = error
+                editor.fail(error, f"Your betas(T) does not work with T = {steps} ({error.summary}), so the page "
+                                   f"uses the {self._schedule_label()} schedule until it does.")
                 return self.core.schedules.get_schedule(name, steps)
-            if self.failure is not None and self.failure is self.steps_failure:
-                self.failure = None  # it works with this T again
-                self._show_failure()
+            if editor.failure is not None and editor.failure is self.steps_failure:
+                editor.failure = None  # it works with this T again
+                editor.show_failure()
             return schedule
         return self.core.schedules.get_schedule(name, steps)
 
@@ -305,86 +403,9 @@ class Panel:
             self.schedules[key] = schedule
         return self.schedules[key]
 
-    def _take_setting(self, name: str) -> None:
-        """Bring the editor in line with the settings (page load, Back/Forward, another schedule)."""
-        editor, hook = element("hook"), self.settings["hook"]
-        template = self.hooks.schedule_template(name)
-        if hook != self.seen_hook:
-            self.seen_hook, self.failure, self.pending = hook, None, False
-            if not hook:
-                self.in_use, editor.value = "", template
-            elif hook != self.in_use:
-                editor.value = hook
-                if _is_trusted(hook):
-                    self.in_use = hook
-                else:
-                    self.in_use, self.pending = "", True
-        elif editor.value == self.template:
-            editor.value = template  # an untouched editor follows the Schedule setting
-        self.template = template
-        self._status()
-        self._show_failure()
-
     def _schedule_label(self) -> str:
         control = controls.BY_NAME["schedule"]
         return control.labels[control.choices.index(self.settings["schedule"])]
-
-    def _status(self, text: str | None = None) -> None:
-        if text is None:
-            if self.pending:
-                text = ("This link came with its own betas(T), shown below. Read it, then press Run to use it; "
-                        f"until then the page uses the {self._schedule_label()} schedule.")
-            elif self.in_use:
-                text = "In use: your betas(T), in place of the Schedule setting. Reset code goes back to the original."
-                if self.settings.local.get("hook") == self.in_use:
-                    text += (f" It is too long to share in a link ({len(controls.code_to_url(self.in_use))} of "
-                             f"{controls.MAX_CODE_URL_CHARS} characters): links keep the original schedule.")
-            else:
-                text = (f"In use: the original {self._schedule_label()} schedule, as schedules.py defines it. "
-                        "Change the code and press Run.")
-        status = element("hook-status")
-        if status.textContent != text:  # a live region: say it again only when it changes
-            status.textContent = text
-
-    def _show_failure(self) -> None:
-        box = element("hook-error")
-        box.hidden = self.failure is None
-        box.textContent = "" if self.failure is None else self.failure.detail
-
-    def run(self) -> None:
-        """Run the editor's code; on success the views recompute with it, on failure the last working stays."""
-        source = element("hook").value.replace("\r\n", "\n")
-        steps = self.settings["steps"]
-        try:
-            self._custom(source, steps)
-        except self.hooks.HookError as error:
-            self.failure = error
-            self._show_failure()
-            kept = "your last working betas(T)" if self.in_use else f"the {self._schedule_label()} schedule"
-            self._status(f"Your code did not run ({error.summary}). The page keeps using {kept}.")
-            return
-        custom = "" if source == self.template else source
-        _trust(custom)
-        self.in_use, self.seen_hook, self.pending, self.failure = custom, custom, False, None
-        hook = self.settings.controls["hook"]
-        if custom and not controls.fits_in_url(hook, custom):
-            self.settings.local["hook"] = custom  # Settings keeps it out of the URL
-        else:
-            self.settings.local.pop("hook", None)
-        self.settings.set("hook", custom)
-        self.view.changed({"hook"})
-
-    def reset(self) -> None:
-        self.in_use, self.seen_hook, self.pending, self.failure = "", "", False, None
-        element("hook").value = self.template
-        self.settings.local.pop("hook", None)
-        self.settings.set("hook", "")
-        self.view.changed({"hook"})
-
-    def _keydown(self, event) -> None:
-        if event.key == "Enter" and (event.ctrlKey or event.metaKey):  # Ctrl+Enter runs, as in notebooks
-            event.preventDefault()
-            self.run()
 
     # -- the code listing ------------------------------------------------------------------------------------
     def show_code(self, functions: list[tuple[str, object]]) -> None:
@@ -399,7 +420,7 @@ class Panel:
         element("code-listing").replaceChildren(*[self.figures[title] for title, _ in functions])
 
     def schedule_function(self) -> list[tuple[str, object]]:
-        if self.in_use:
+        if self.betas.in_use:
             return []  # the student's own is in the editor below
         function = self.core.schedules.BETAS[self.settings["schedule"]]
         return [(f"schedules.{function.__name__}", function)]
@@ -487,18 +508,62 @@ class ForwardPanel(Panel):
 
 
 class ReversePanel(Panel):
-    """The reverse view's equations (DDPM eq. 4, 7 or DDIM eq. 12), code and files."""
+    """The reverse view's equations (DDPM eq. 4, 7 or DDIM eq. 12), its step's editor, code and files."""
 
     denoiser = None  # the reverse view tells the panel which denoiser its chain uses
 
+    def __init__(self, view) -> None:
+        super().__init__(view)
+        self.step = Editor(self, "step_hook", "step-hook", "step(…)", "samplers.py", lambda: "the DDPM step",
+                           self._check_step)
+        self.updates = {}  # the student's code -> their step, checked
+        self.broken = None  # (the student's code, its HookError) when their step failed in the middle of a chain
+
     def new_chain(self, denoiser) -> None:
         self.denoiser = denoiser
+
+    # -- the DDPM step: samplers.py's, or the student's --------------------------------------------------------
+    def _check_step(self, source: str) -> None:
+        """Run the student's step on trial arrays (most mistakes show at once), and keep it."""
+        update = self.hooks.step_from_source(source)
+        size = self.settings["size"]
+        self.hooks.try_step(update, self.view.schedule, (size, size))
+        self.updates, self.broken = {source: update}, None
+
+    def update(self):
+        """The step the DDPM chain takes: the student's, or None for samplers.py's (called when the view rebuilds)."""
+        editor = self.step
+        editor.take_setting(self.hooks.step_template())
+        if not editor.in_use:
+            return None
+        if self.broken is not None and editor.in_use == self.broken[0]:
+            editor.failure = self.broken[1]
+            editor.show_failure()
+            editor.status(f"Your step(…) stopped the chain ({self.broken[1].summary}). The chain was run again with "
+                          "the DDPM step of samplers.py; change the code and press Run.")
+            return None
+        if self.settings["sampler"] != "ddpm":
+            editor.status("Your step(…) changes the DDPM sampler's step; the DDIM sampler takes its own "
+                          "(samplers._ddim_update). Choose DDPM to see yours.")
+            return None
+        if editor.in_use not in self.updates:  # code run in this tab before a reload
+            try:
+                self._check_step(editor.in_use)
+            except self.hooks.HookError as error:
+                editor.fail(error, f"Your step(…) did not run ({error.summary}); the page uses the DDPM step.")
+                return None
+        return self.updates[editor.in_use]
+
+    def step_failed(self, error) -> None:
+        """The student's step failed in the middle of the chain; the view starts it again with the original."""
+        self.broken = (self.step.in_use, error)  # update() says so
 
     def show(self) -> None:
         view, core, s = self.view, self.core, self.settings
         ddim = s["sampler"] == "ddim"
         update = core.samplers._ddim_update if ddim else core.samplers._ddpm_update
-        functions = [(f"samplers.{update.__name__}", update)]
+        students = not ddim and self.step.in_use and (self.broken is None or self.step.in_use != self.broken[0])
+        functions = [] if students else [(f"samplers.{update.__name__}", update)]  # theirs is in the editor
         if ddim:
             functions.append(("samplers.ddim_coefficients", core.samplers.ddim_coefficients))
         if self.denoiser is not None:

@@ -29,7 +29,7 @@ class ReverseView:
         self.player = page.Player("play", self.advance, frames_per_s=PLAY_FRAMES_PER_S)
         self.frames, self.final, self.times = [], None, [0]
         self.assets = {}  # site files loaded on demand: the network's weights, the digits
-        self.learn = learn.ReversePanel(self)  # equations, code, the student's schedule, downloads
+        self.learn = learn.ReversePanel(self)  # equations, code, the student's schedule and step, downloads
         self.rebuild()
         self.show_relevant_controls()
         page.on(element("play"), "click", lambda event: self.toggle_play())
@@ -76,10 +76,11 @@ class ReverseView:
         self.frames = [core.images.to_uint8(x_T)]
         self.predictions = []  # predictions[k]: the x0 the denoiser saw in frames[k]
         self.final = None
+        update = self.learn.update()  # the student's DDPM step, or None for samplers.py's
         if s["sampler"] == "ddim":
             options = {"sampler": "ddim", "steps": s["ddim_steps"], "eta": s["eta"], "spacing": s["spacing"]}
         else:
-            options = {"sampler": "ddpm", "variance": s["variance"]}
+            options = {"sampler": "ddpm", "variance": s["variance"], "update": update}
         chain = core.samplers.sample(x_T, denoiser, self.schedule, rng, **options)
         worker = asyncio.ensure_future(self.compute(chain, self.generation))
         worker.add_done_callback(page._report_task_error)
@@ -110,13 +111,18 @@ class ReverseView:
         x = None
         while generation == self.generation:
             deadline = time.perf_counter() + SLICE_S
-            for _, x, x0_pred in chain:
-                self.predictions.append(to_uint8(x0_pred))
-                self.frames.append(to_uint8(x))
-                if time.perf_counter() > deadline:
+            try:
+                for _, x, x0_pred in chain:
+                    self.predictions.append(to_uint8(x0_pred))
+                    self.frames.append(to_uint8(x))
+                    if time.perf_counter() > deadline:
+                        break
+                else:
                     break
-            else:
-                break
+            except self.learn.hooks.HookError as error:  # the student's step: start again with the original
+                self.learn.step_failed(error)
+                self.rebuild()
+                return
             if self.settings["step"] >= len(self.frames) - 2:
                 self.draw()
             await asyncio.sleep(0)

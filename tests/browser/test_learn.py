@@ -265,6 +265,64 @@ def test_the_reverse_chain_runs_with_the_students_schedule(watched, base_url):
     assert numbers(page)["alpha_bar"] == pytest.approx(0.99**100, rel=1e-12)
 
 
+def run_step(page, source: str) -> None:
+    page.get_by_label("Code of step(x_t, t, eps, schedule, sigma, noise, clip)").fill(source)
+    page.get_by_role("button", name="Run the step").click()
+
+
+def final_state(page, steps: int) -> np.ndarray:
+    """Move the slider to the end of the chain once it is computed; the picture shown there."""
+    slider = page.get_by_label("Timestep")
+    slider.focus()
+    slider.press("End")
+    page.wait_for_function(f"document.getElementById('readout').textContent === 't = 0, step {steps} of {steps}'")
+    return canvas_gray(page, "frame")
+
+
+def test_the_reverse_chain_runs_with_the_students_step_and_survives_a_broken_one(watched, base_url):
+    page = watched.open(f"{base_url}/reverse.html?steps=60&size=32&seed=4&image=disc")
+    editor = page.get_by_label("Code of step(x_t, t, eps, schedule, sigma, noise, clip)")
+    assert editor.input_value() == hooks.step_template()  # the sampler's own code, renamed
+    status = page.locator("#step-hook-status")
+    expect(status).to_contain_text("In use: the DDPM step, as samplers.py defines it")
+
+    # Without the noise, the chain lands on the posterior mean at every step: the CPython chain says where.
+    quiet = hooks.step_template().replace("x_prev += sigma * noise", "x_prev = x_prev  # no noise")
+    run_step(page, quiet)
+    expect(status).to_contain_text("In use: your step(…)")
+    assert f"step_hook={controls.code_to_url(quiet)}" in page.url
+    schedule = schedules.get_schedule("linear", 60)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((32, 32))
+    target = images.make_image("disc", 32)
+    for _, x, _ in samplers.sample(x, denoisers.Oracle(target, schedule), schedule, rng,
+                                   update=hooks.step_from_source(quiet)):
+        pass
+    assert_same_image(final_state(page, 60), x)
+    titles = page.locator("#code-listing figcaption code").all_inner_texts()
+    assert "samplers._ddpm_update" not in titles  # the step in use is the student's, in the editor
+
+    # A step that fails halfway down the chain: the error is shown and the chain runs again with the original.
+    run_step(page, quiet.replace("    return x_prev, x0", "    return (1 / 0 if t == 20 else x_prev), x0"))
+    expect(status).to_contain_text("stopped the chain", timeout=10_000)
+    assert "ZeroDivisionError" in page.inner_text("#step-hook-error") and "in step" in page.inner_text("#step-hook-error")
+    expect(page.locator("#result")).to_contain_text("identical to the target", timeout=30_000)
+    assert page.locator("#error").is_hidden()
+
+    # One that fails at once is refused on Run: the page keeps what it used.
+    run_step(page, "def step(x_t, t, eps, schedule, sigma, noise, clip):\n    return x_t\n")
+    expect(status).to_contain_text("did not run")
+    assert "two arrays" in page.inner_text("#step-hook-status")
+
+    # DDIM takes its own step, and says so; Reset brings back the original.
+    run_step(page, quiet)
+    page.get_by_label("Sampler").select_option("ddim")
+    expect(status).to_contain_text("the DDIM sampler takes its own")
+    page.get_by_role("button", name="Reset the step's code").click()
+    expect(status).to_contain_text("In use: the DDPM step, as samplers.py defines it")
+    assert "step_hook=" not in page.url and editor.input_value() == hooks.step_template()
+
+
 # -- downloads ----------------------------------------------------------------------
 
 def download(page, name: str):
