@@ -3,7 +3,6 @@
 Scrubbing the Timestep slider shows x_t from the closed form with one fixed
 noise draw (smooth and repeatable); Play and Step run the iterative chain.
 """
-import asyncio
 
 from app import learn, page
 from app.page import element

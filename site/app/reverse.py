@@ -172,7 +172,7 @@ class ReverseView:
         self.learn.show()
 
     def show_result(self) -> None:
-        images, s = self.core.images, self.settings
+        images = self.core.images
         if self.training is None:
             page.blit(element("target-frame"), images.to_rgba(self.target))
             element("target-caption").textContent = "Target (the image the oracle knows)"

@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import functools
-import http.server
 import json
 import os
 import platform
@@ -441,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         (site / "bench-floor.html").write_text(FLOOR_HTML)
         (site / "bench-floor.mjs").write_text(FLOOR_JS)
         handler = functools.partial(CountingHandler, directory=str(site))
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server = build.Server(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         url = f"http://127.0.0.1:{server.server_address[1]}"
         try:

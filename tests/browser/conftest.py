@@ -6,7 +6,6 @@ a test fails if any request leaves 127.0.0.1 or the console shows an error.
 from __future__ import annotations
 
 import functools
-import http.server
 import os
 import sys
 import threading
@@ -34,9 +33,9 @@ def site(tmp_path_factory) -> Path:
     return out
 
 
-def start_server(directory: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
+def start_server(directory: Path) -> tuple[build.Server, str]:
     handler = functools.partial(build.Handler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = build.Server(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 import build
-from conftest import READY_TIMEOUT_MS, Watched
+from conftest import READY_TIMEOUT_MS
 from test_pages import assert_same_image, canvas_gray
 from diffusion_lab import controls, images
 

@@ -7,7 +7,6 @@ does) without touching the site the other tests use.
 from __future__ import annotations
 
 import functools
-import http.server
 import os
 import shutil
 import threading
@@ -41,7 +40,7 @@ def logging_server(directory):
             asked.append(self.path.split("?")[0].lstrip("/"))
             return super().send_head()
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Logging, directory=str(directory)))
+    server = build.Server(("127.0.0.1", 0), functools.partial(Logging, directory=str(directory)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}", asked
 
