@@ -37,6 +37,9 @@ from diffusion_lab import controls  # stdlib only: numpy is not loaded yet when 
 TRUSTED_KEY = "diffusion-lab:code-you-ran"  # sessionStorage: hashes of code the student ran in this tab
 MAX_TRUSTED = 20
 ARRAY_BYTES = 8_000_000  # a .npz holds every frame of a chain up to this many bytes of pixels
+# Redrawing the MathML costs the browser about 10 ms of layout, so a scrub paints only the canvas: the
+# equations and code follow this long after the last draw, and at least this often while Play runs.
+SHOW_DELAY_S, SHOW_MAX_WAIT_S = 0.05, 0.5
 
 
 # -- MathML, built as text from numbers and fixed symbols (never from the student's text) ---------------------
@@ -372,6 +375,8 @@ class Panel:
         self.betas = Editor(self, "hook", "hook", "betas(T)", "schedules.py",
                             lambda: f"the {self._schedule_label()} schedule",
                             lambda source: self._custom(source, self.settings["steps"]))
+        self.shown = None  # the arguments of the last show(), drawn by show_now
+        self.later = page.Later(SHOW_DELAY_S, self.show_now, SHOW_MAX_WAIT_S, "The equations could not be shown.")
         for what in ("frame", "strip", "animation", "arrays"):
             page.on(element(f"download-{what}"), "click", lambda event, what=what: self.download(what))
 
@@ -406,6 +411,25 @@ class Panel:
     def _schedule_label(self) -> str:
         control = controls.BY_NAME["schedule"]
         return control.labels[control.choices.index(self.settings["schedule"])]
+
+    # -- the equations and the code, a moment after the picture -----------------------------------------------
+    def show(self, *args) -> None:
+        """Show the equations and code of what the view just drew, once the scrub pauses (see SHOW_DELAY_S).
+
+        #equation carries data-pending until then (tests wait for it to go).
+        """
+        self.shown = args
+        box = element("equation")
+        if box.dataset.pending != "true":
+            box.dataset.pending = "true"
+        self.later.schedule()
+
+    def show_now(self) -> None:
+        self.draw(*self.shown)
+        element("equation").removeAttribute("data-pending")
+
+    def draw(self, *args) -> None:
+        raise NotImplementedError
 
     # -- the code listing ------------------------------------------------------------------------------------
     def show_code(self, functions: list[tuple[str, object]]) -> None:
@@ -453,7 +477,7 @@ class Panel:
 class ForwardPanel(Panel):
     """The forward view's equations (eq. 4 and eq. 2), code and files."""
 
-    def show(self, t: int, iterated: bool) -> None:
+    def draw(self, t: int, iterated: bool) -> None:
         core, schedule = self.core, self.view.schedule
         main = ("forward.q_step", core.forward.q_step) if iterated else ("forward.q_sample", core.forward.q_sample)
         self.show_code([main, *self.schedule_function(), ("images.to_uint8", core.images.to_uint8)])
@@ -558,7 +582,7 @@ class ReversePanel(Panel):
         """The student's step failed in the middle of the chain; the view starts it again with the original."""
         self.broken = (self.step.in_use, error)  # update() says so
 
-    def show(self) -> None:
+    def draw(self) -> None:
         view, core, s = self.view, self.core, self.settings
         ddim = s["sampler"] == "ddim"
         update = core.samplers._ddim_update if ddim else core.samplers._ddpm_update

@@ -211,17 +211,27 @@ def elapsed() -> float:
 class Later:
     """Call `callback` once, `delay_s` after the last `schedule()`: a debounce on the browser's timer.
 
+    With `max_wait_s`, a stream of calls (Play) still fires at least that often.
     (Pyodide 0.27's event loop reports cancelled asyncio tasks as errors, so
     nothing here cancels a task: timers are cleared, loops check a token.)
     """
 
-    def __init__(self, delay_s: float, callback) -> None:
-        self.delay_ms, self.callback, self.handle = int(delay_s * 1000), callback, None
+    def __init__(self, delay_s: float, callback, max_wait_s: float | None = None,
+                 failure: str = "A figure could not be drawn.") -> None:
+        self.delay_ms, self.callback, self.handle, self.failure = int(delay_s * 1000), callback, None, failure
+        self.max_wait_ms = None if max_wait_s is None else max_wait_s * 1000
+        self.first = 0.0  # when the pending call was first asked for
         self.proxy = create_proxy(self._fire)
 
     def schedule(self) -> None:
+        now = js.performance.now()
+        if self.handle is None:
+            self.first = now
+        delay = self.delay_ms
+        if self.max_wait_ms is not None:
+            delay = max(0, min(delay, int(self.first + self.max_wait_ms - now)))
         self.cancel()
-        self.handle = js.setTimeout(self.proxy, self.delay_ms)
+        self.handle = js.setTimeout(self.proxy, delay)
 
     def cancel(self) -> None:
         if self.handle is not None:
@@ -233,7 +243,7 @@ class Later:
         try:
             self.callback()
         except Exception as error:  # noqa: BLE001  (the page must keep working)
-            show_error("A figure could not be drawn.", error)
+            show_error(self.failure, error)
 
 
 class Announcer:

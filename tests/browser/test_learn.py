@@ -22,13 +22,19 @@ CONSTANT = "def betas(T):\n    return np.full(T, 0.01)\n"
 CONSTANT_SCHEDULE = schedules.from_betas(np.full(1000, 0.01))
 
 
+def settled(page):
+    """Wait until the equations and code show the last frame drawn (they follow it by SHOW_DELAY_S)."""
+    page.wait_for_selector("#equation:not([data-pending])", state="attached")
+    return page
+
+
 def equation(page) -> str:
     """The equations' text as MathML holds it (textContent: innerText would restyle the letters)."""
-    return "".join(page.eval_on_selector("#equation", "e => e.textContent").split())
+    return "".join(settled(page).eval_on_selector("#equation", "e => e.textContent").split())
 
 
 def numbers(page) -> dict:
-    return json.loads(page.get_attribute("#equation", "data-numbers"))
+    return json.loads(settled(page).get_attribute("#equation", "data-numbers"))
 
 
 def three(value: float) -> str:
@@ -79,13 +85,13 @@ def test_forward_equations_carry_the_numbers_of_the_schedule_at_t(watched, base_
 
     slider = page.get_by_label("Timestep")
     slider.focus()
-    slider.press("ArrowRight")  # scrubbing updates the numbers at once
+    slider.press("ArrowRight")  # scrubbing updates the numbers (once the scrub pauses)
     c = forward.coefficients(120, schedules.get_schedule("cosine", 500))
     assert f"={three(c.signal)}x0+{three(c.noise)}ε" in equation(page)
     page.get_by_role("button", name="Step", exact=True).click()  # the chain: eq. 2 is the one applied
     expect(page.locator(".equation-line.active")).to_contain_text("One step")
     slider.press("Home")
-    assert "clean image" in page.inner_text("#equation")
+    assert "clean image" in settled(page).inner_text("#equation")
 
 
 def test_reverse_equations_carry_the_ddpm_and_ddim_coefficients_of_the_step(watched, base_url):
@@ -122,7 +128,7 @@ def test_reverse_equations_carry_the_ddpm_and_ddim_coefficients_of_the_step(watc
 # -- the code ---------------------------------------------------------------------
 
 def test_the_code_panel_shows_the_running_functions_highlighted(watched, base_url):
-    page = watched.open(f"{base_url}/forward.html?t=10&schedule=sigmoid")
+    page = settled(watched.open(f"{base_url}/forward.html?t=10&schedule=sigmoid"))
     listing = page.locator("#code-listing")
     sources = listing.locator("pre").all_inner_texts()
     for function in (forward.q_sample, schedules.sigmoid_betas, images.to_uint8):
@@ -139,7 +145,7 @@ def test_the_code_panel_shows_the_running_functions_highlighted(watched, base_ur
     try:
         reverse.goto(f"{base_url}/reverse.html?denoiser=ideal&size=16&sampler=ddim")
         reverse.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
-        texts = reverse.locator("#code-listing pre").all_inner_texts()
+        texts = settled(reverse).locator("#code-listing pre").all_inner_texts()
         for function in (samplers._ddim_update, denoisers.IdealDenoiser.predict_noise):
             assert inspect.getsource(function).rstrip("\n") in [text.rstrip("\n") for text in texts]
     finally:
@@ -299,7 +305,7 @@ def test_the_reverse_chain_runs_with_the_students_step_and_survives_a_broken_one
                                    update=hooks.step_from_source(quiet)):
         pass
     assert_same_image(final_state(page, 60), x)
-    titles = page.locator("#code-listing figcaption code").all_inner_texts()
+    titles = settled(page).locator("#code-listing figcaption code").all_inner_texts()
     assert "samplers._ddpm_update" not in titles  # the step in use is the student's, in the editor
 
     # A step that fails halfway down the chain: the error is shown and the chain runs again with the original.
