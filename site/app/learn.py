@@ -420,8 +420,8 @@ class Panel:
         """
         self.shown = args
         box = element("equation")
-        if box.dataset.pending != "true":
-            box.dataset.pending = "true"
+        if not box.hasAttribute("data-pending"):
+            box.setAttribute("data-pending", "true")
         self.later.schedule()
 
     def show_now(self) -> None:
