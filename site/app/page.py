@@ -17,6 +17,11 @@ from pyodide.ffi import create_proxy, to_js
 from diffusion_lab import controls
 
 REDUCED_MOTION_SLOWDOWN = 8
+# history.replaceState costs 2-7 ms and Chromium throttles more than 200 calls in 10 s, so the address
+# follows the time sliders and Play this long after the last tick (and at least this often); every other
+# change, Copy link and leaving the page write it at once.
+URL_DELAY_S, URL_MAX_WAIT_S = 0.25, 1.0
+TIME_SETTINGS = frozenset({"t", "step"})
 PHASES = ("runtime", "numpy", "first frame", "matplotlib", "ready")
 _started = time.perf_counter()
 _proxies = []  # event handlers must outlive the call that made them
@@ -325,12 +330,15 @@ class Settings:
         self.local = {}  # settings only this tab has, kept out of the URL
         self.notify(notices)
         self._on_change = on_change
+        self.url_later = Later(URL_DELAY_S, self.sync_url, URL_MAX_WAIT_S, "The address could not be updated.")
         for name in self.controls:
             self.write(name)
             if self.controls[name].kind != "code":
                 on(element(name), "input" if self.controls[name].widget == "range" else "change",
                    lambda event, name=name: self._changed(name))
         on(js.window, "popstate", lambda event: self.reload_from_url())
+        on(js.window, "pagehide", lambda event: self.flush_url())
+        on(js.window, "diffusion-lab:flush-url", lambda event: self.flush_url())  # js/boot.js, before Copy link
 
     def __getitem__(self, name: str):
         return self.state[name]
@@ -339,7 +347,7 @@ class Settings:
         """Change a setting from code (Play, Step, Reset) and keep the form and URL in step."""
         self.state[name] = value
         self.write(name)
-        self.sync_url()
+        self.sync_url_for({name})
 
     def write(self, name: str) -> None:
         control, value = self.controls[name], self.state[name]
@@ -377,9 +385,9 @@ class Settings:
             self.notify([f"{control.label}: out of range, using {controls._show(value)}"])
         self.state[name] = value
         changed = {name, *controls.constrain(self.state)}
-        for other in changed | {"t", "step"} & set(self.controls):
+        for other in changed | TIME_SETTINGS & set(self.controls):
             self.write(other)
-        self.sync_url()
+        self.sync_url_for(changed)
         return self._on_change(changed)
 
     def reload_from_url(self):
@@ -391,8 +399,20 @@ class Settings:
             self.write(name)
         return self._on_change(set(self.controls))
 
+    def sync_url_for(self, changed: set) -> None:
+        """Write the address now, or soon if only a time slider moved (see URL_DELAY_S)."""
+        if changed <= TIME_SETTINGS:
+            self.url_later.schedule()
+        else:
+            self.sync_url()
+
+    def flush_url(self) -> None:
+        if self.url_later.handle is not None:
+            self.sync_url()
+
     def sync_url(self) -> None:
         """Replace (not push) the history entry, so slider ticks don't flood Back."""
+        self.url_later.cancel()
         shared = {name: self.controls[name].default if self.local.get(name) == value else value
                   for name, value in self.state.items()}
         query = controls.to_query(shared, self.view, keep_flags_from=js.location.search)

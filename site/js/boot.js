@@ -147,9 +147,11 @@
   document.addEventListener("DOMContentLoaded", () => {
     applyFlags();
     const copyLink = $("copy-link");
-    if (copyLink) copyLink.addEventListener("click", () => copy(location.href, "Link"));
+    // Python writes the address a moment after a slider moves; ask it to write it now.
+    const flushUrl = () => window.dispatchEvent(new Event("diffusion-lab:flush-url"));
+    if (copyLink) copyLink.addEventListener("click", () => { flushUrl(); copy(location.href, "Link"); });
     const copyEmbed = $("copy-embed");
-    if (copyEmbed) copyEmbed.addEventListener("click", () => copy(embedCode(), "Embed code"));
+    if (copyEmbed) copyEmbed.addEventListener("click", () => { flushUrl(); copy(embedCode(), "Embed code"); });
     if (window.parent !== window && "ResizeObserver" in window) {
       new ResizeObserver(reportHeight).observe(document.documentElement);
     }
