@@ -71,7 +71,7 @@ VIEWPORT = {"width": 1280, "height": 900}
 READY_TIMEOUT_MS = 180_000
 
 FLOOR_HTML = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Floor: Pyodide + numpy</title>
+<html lang="en"><head><meta charset="utf-8"><title>Floor: Pyodide + numpy</title><link rel="icon" href="favicon.svg">
 <script type="module" src="bench-floor.mjs"></script></head>
 <body><canvas id="frame" width="64" height="64"></canvas></body></html>
 """
