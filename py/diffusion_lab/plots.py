@@ -189,6 +189,12 @@ def _normal_cdf(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.sign(z) * erf)
 
 
+def _density(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Share of all pixels of x per unit of value in each bin (pixels outside the edges still count)."""
+    counts, _ = np.histogram(np.ravel(x), bins=edges)
+    return counts / (max(np.size(x), 1) * np.diff(edges))
+
+
 def predicted_histogram(x0: np.ndarray, t: int, schedule: Schedule, edges: np.ndarray) -> np.ndarray:
     """Density per bin of q(x_t | x0) pooled over pixels: mixture of N(sqrt(alpha_bar) x0_i, 1 - alpha_bar).
 
@@ -197,8 +203,7 @@ def predicted_histogram(x0: np.ndarray, t: int, schedule: Schedule, edges: np.nd
     matches a density histogram even when the noise is narrower than a bin.
     """
     if t < 0:
-        counts, _ = np.histogram(np.ravel(x0), bins=edges)
-        return counts / (max(np.size(x0), 1) * np.diff(edges))
+        return _density(x0, edges)
     values, counts = np.unique(np.ravel(x0), return_counts=True)
     if values.size > 512:  # pool nearby grey levels; error far below a bin width
         counts, level_edges = np.histogram(values, bins=512, weights=counts)
@@ -231,8 +236,7 @@ class HistogramFigure:
 
     def update(self, x_t: np.ndarray, x0: np.ndarray, t: int, schedule: Schedule) -> None:
         """Show x_t at the core's index t (the title gives the paper's step t + 1; -1 is x_0 itself)."""
-        observed, _ = np.histogram(np.ravel(x_t), bins=self.edges, density=False)
-        observed = observed / (max(np.size(x_t), 1) * np.diff(self.edges))  # out-of-range pixels still count
+        observed = _density(x_t, self.edges)
         predicted = predicted_histogram(x0, t, schedule, self.edges)
         self.observed.set_data(observed)
         self.predicted.set_data(predicted)

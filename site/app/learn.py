@@ -4,8 +4,9 @@ The panel under each view. A view calls it at three points: ``schedule()``
 when it rebuilds (the Schedule setting's schedule, or the student's betas(T);
 the reverse view also asks ``update()`` for the student's DDPM step),
 ``show()`` when it draws, and ``changed`` comes back to the view after Run or
-Reset. Each hook has an Editor and a setting of its own. The numbers come from the core (forward.coefficients,
-samplers.ddpm_coefficients and ddim_coefficients), the code from the very .py
+Reset. Each hook has an Editor and a setting of its own. The numbers come
+from the core (forward.coefficients, samplers.ddpm_coefficients and
+ddim_coefficients), the code from the very .py
 files this page runs (inspect reads them from Pyodide's file system), the
 student's code is run and checked by diffusion_lab.hooks, the files are made
 by diffusion_lab.export. Page glue only: no arithmetic on images here.
@@ -562,11 +563,10 @@ class ReversePanel(Panel):
         editor.take_setting(self.hooks.step_template())
         if not editor.in_use:
             return None
-        if self.broken is not None and editor.in_use == self.broken[0]:
-            editor.failure = self.broken[1]
-            editor.show_failure()
-            editor.status(f"Your step(…) stopped the chain ({self.broken[1].summary}). The chain was run again with "
-                          "the DDPM step of samplers.py; change the code and press Run.")
+        if self._broken():
+            error = self.broken[1]
+            editor.fail(error, f"Your step(…) stopped the chain ({error.summary}). The chain was run again with "
+                               "the DDPM step of samplers.py; change the code and press Run.")
             return None
         if self.settings["sampler"] != "ddpm":
             editor.status("Your step(…) changes the DDPM sampler's step; the DDIM sampler takes its own "
@@ -584,11 +584,15 @@ class ReversePanel(Panel):
         """The student's step failed in the middle of the chain; the view starts it again with the original."""
         self.broken = (self.step.in_use, error)  # update() says so
 
+    def _broken(self) -> bool:
+        """Whether the step in use is the one that failed in the middle of a chain."""
+        return self.broken is not None and self.step.in_use == self.broken[0]
+
     def draw(self) -> None:
         view, core, s = self.view, self.core, self.settings
         ddim = s["sampler"] == "ddim"
         update = core.samplers._ddim_update if ddim else core.samplers._ddpm_update
-        students = not ddim and self.step.in_use and (self.broken is None or self.step.in_use != self.broken[0])
+        students = not ddim and self.step.in_use and not self._broken()
         functions = [] if students else [(f"samplers.{update.__name__}", update)]  # theirs is in the editor
         if ddim:
             functions.append(("samplers.ddim_coefficients", core.samplers.ddim_coefficients))
