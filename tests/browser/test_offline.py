@@ -124,7 +124,11 @@ def test_the_offline_edition_holds_the_same_python_and_wheels_and_loads_nothing(
     assert config["files"] == {f"./{build.PYTHON_ARCHIVE}": "./*"}  # the hosted pages get one zip, unpacked
     with zipfile.ZipFile(site / build.PYTHON_ARCHIVE) as archive:
         python = {name: archive.read(name).decode() for name in archive.namelist()}
-    assert python == {path: text for path, text in manifest["files"].items() if path.endswith(".py")}
+    scripts = set(re.findall(r'data-script="([^"]+)"', text)) - {""}  # each page's own, fetched as its <script src>
+    assert scripts == {"app/forward.py", "app/reverse.py"}
+    assert python == {path: text for path, text in manifest["files"].items() if path.endswith(".py") and path not in scripts}
+    assert all((site / script).read_text() == manifest["files"][script] for script in scripts)
+    assert not any(name.endswith(("/train.py", "/evaluate.py")) for name in manifest["files"])  # CPython only
     lock = json.loads((site / "pyodide" / "pyodide-lock.json").read_text())
     assert {entry["file_name"] for entry in lock["packages"].values()} <= set(manifest["assets"])
     for name in manifest["assets"]:
