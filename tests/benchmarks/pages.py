@@ -1,9 +1,9 @@
 """How fast the pages are, side by side with the floor of Pyodide itself (a benchmark, not a test).
 
     PYODIDE_MIRROR=DIR python tests/benchmarks/pages.py [--runs 5] [--inputs 200]
-        [--only load,scrub,reverse] [--pages forward,reverse]
+        [--only load,scrub,reverse] [--pages pyscript,forward,reverse]
 
-Builds the site into a temporary folder (build.build), adds a floor page to it,
+Builds the site into a temporary folder (build.build), adds two floor pages to it,
 serves it on 127.0.0.1 (build.Handler) and drives Debian's Chromium
 (/usr/bin/chromium, headless, through Playwright; never `playwright install`).
 
@@ -11,9 +11,11 @@ The floor page (bench-floor.html, written here) is what no page can beat: the
 same dist/pyodide files, loadPyodide, loadPackage("numpy"), `import numpy`, one
 64x64 array drawn to a canvas, nothing else. Every figure is taken in the same
 run as the floor's, and the pages are compared with it as ratios, because this
-machine is shared and its speed drifts.
+machine is shared and its speed drifts. The PyScript floor (bench-pyscript.html)
+does the same through PyScript, as the pages must: between the two floors is
+PyScript's own cost, between it and a view is the view's.
 
-- load (each run loads floor, forward and reverse in turn, each in a fresh
+- load (each run loads floor, pyscript, forward and reverse in turn, each in a fresh
   browser profile on disk; cold is the first visit, warm the second):
   - runtime: navigation start to the Python runtime being up (the floor's
     loadPyodide done; PyScript's py:ready event, just before the page script);
@@ -94,6 +96,33 @@ performance.mark("first-frame");
 performance.mark("ready");
 window.floorPyodide = pyodide;
 document.body.dataset.ready = "true";
+"""
+
+# The PyScript floor: the floor's work done the way the pages do it, through PyScript with the site's
+# pyscript.json (which has numpy installed while the runtime starts). What it costs above the floor is
+# PyScript's; what a page costs above it is the page's own.
+PYSCRIPT_FLOOR_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Floor: PyScript + numpy</title><link rel="icon" href="favicon.svg">
+<script type="module" src="pyscript/core.js"></script></head>
+<body><canvas id="frame" width="64" height="64"></canvas>
+<script type="py" src="bench-pyscript.py" config="pyscript.json"></script></body></html>
+"""
+PYSCRIPT_FLOOR_PY = """import js
+import pyodide_js
+
+await pyodide_js.loadPackage("numpy")  # installed already: as the pages ask for it
+import numpy as np
+
+gray = np.tile(np.linspace(0, 255, 64).astype(np.uint8), (64, 1))
+rgba = np.empty((64, 64, 4), np.uint8)
+rgba[..., :3] = gray[..., None]
+rgba[..., 3] = 255
+pixels = js.Uint8ClampedArray.new(rgba.size)
+pixels.assign(rgba.reshape(-1))
+js.document.getElementById("frame").getContext("2d").putImageData(js.ImageData.new(pixels, 64, 64), 0, 0)
+js.performance.mark("first-frame")
+js.performance.mark("ready")
+js.document.body.dataset.ready = "true"
 """
 
 # Runs in the floor page: the diffusion_lab files from dist into Pyodide's file system.
@@ -297,7 +326,8 @@ class Bench:
                 "cpu_first_frame": 1000 * cpu_first_frame, "bytes": sent, "requests": requests}
 
     def loads(self) -> dict:
-        pages = {"floor": "bench-floor.html", "forward": "forward.html", "reverse": "reverse.html"}
+        pages = {"floor": "bench-floor.html", "pyscript": "bench-pyscript.html", "forward": "forward.html",
+                 "reverse": "reverse.html"}
         pages = {name: path for name, path in pages.items() if name == "floor" or name in self.args.pages}
         runs = {name: {"cold": [], "warm": []} for name in pages}
         for run in range(self.args.runs):
@@ -426,7 +456,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="runs of each measurement (default 5)")
     parser.add_argument("--inputs", type=int, default=200, help="slider inputs per scrub measurement (default 200)")
     parser.add_argument("--only", default="load,scrub,reverse", help="comma-separated parts (default: all)")
-    parser.add_argument("--pages", default="forward,reverse", help="views whose loading is timed (default: both)")
+    parser.add_argument("--pages", default="pyscript,forward,reverse",
+                        help="pages whose loading is timed beside the floor (default: the PyScript floor and both views)")
     parser.add_argument("--pyodide-mirror", type=Path, default=os.environ.get("PYODIDE_MIRROR") or None,
                         metavar="DIR", help="folder with the Pyodide wheels (default: $PYODIDE_MIRROR, else the CDN)")
     args = parser.parse_args(argv)
@@ -439,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
         build.build(site, args.pyodide_mirror)
         (site / "bench-floor.html").write_text(FLOOR_HTML)
         (site / "bench-floor.mjs").write_text(FLOOR_JS)
+        (site / "bench-pyscript.html").write_text(PYSCRIPT_FLOOR_HTML)
+        (site / "bench-pyscript.py").write_text(PYSCRIPT_FLOOR_PY)
         handler = functools.partial(CountingHandler, directory=str(site))
         server = build.Server(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
