@@ -11,15 +11,17 @@ with a pyodide-lock.json trimmed to those. Nothing is fetched from another
 server at run time. It also holds the offline edition,
 dist/diffusion-lab-offline.html: every view, the Python files and that same
 runtime in one file that runs when opened from disk (see build_offline).
-For speed, each page preloads what its first frame needs, the Python files
-travel as one zip, and sw.js keeps the site in the browser for the next visit
-(see "Fast loading" below).
+For speed, Python arrives compiled: the stdlib and the wheels as bytecode,
+made by the pages' own Pyodide running under Node (see "Bytecode" below); each
+page preloads what its first frame needs, the Python files travel as one zip,
+and sw.js keeps the site in the browser for the next visit (see "Fast loading").
 
 JavaScript dependencies (PyScript, the Pyodide runtime) come from
 node_modules (`npm ci`). Wheels come from the official Pyodide CDN, or from a
 local folder holding the same files (`--pyodide-mirror` or $PYODIDE_MIRROR),
 and are cached in .cache/; each is checked against the sha256 that the
-official pyodide-lock.json gives for it.
+official pyodide-lock.json gives for it; the lock the site ships gives the
+sha256 of the compiled wheel, which Pyodide checks.
 """
 from __future__ import annotations
 
@@ -46,6 +48,7 @@ sys.path.insert(0, str(ROOT / "py"))
 from diffusion_lab import controls  # noqa: E402  (stdlib only, no numpy)
 
 PYODIDE_VERSION = "0.27.7"
+PYODIDE_PYTHON = "3.12"  # the Python of that Pyodide
 PYODIDE_CDN = f"https://cdn.jsdelivr.net/pyodide/v{PYODIDE_VERSION}/full/"
 PYODIDE_NPM = ROOT / "node_modules" / "pyodide"
 PYSCRIPT_NPM = ROOT / "node_modules" / "@pyscript" / "core" / "dist"
@@ -141,9 +144,131 @@ def copy_pyodide(out: Path, mirror: Path | None) -> list[str]:
     for name in names:
         entry = lock["packages"][name]
         shutil.copyfile(fetch_wheel(entry["file_name"], entry["sha256"], mirror), target / entry["file_name"])
-    trimmed = {"info": lock["info"], "packages": {name: lock["packages"][name] for name in names}}
+    wheels = {target / lock["packages"][name]["file_name"]: f"/lib/python{PYODIDE_PYTHON}/site-packages/"
+              for name in names}
+    compile_bytecode({target / "python_stdlib.zip": f"/lib/python{PYODIDE_PYTHON.replace('.', '')}.zip/", **wheels})
+    trimmed = {"info": lock["info"], "packages": {}}
+    for name in names:  # the lock gives each wheel's sha256, which Pyodide checks: now the compiled wheel's
+        trimmed["packages"][name] = {**lock["packages"][name],
+                                     "sha256": sha256(target / lock["packages"][name]["file_name"])}
     (target / "pyodide-lock.json").write_text(json.dumps(trimmed, indent=1, sort_keys=True))
     return names
+
+
+# -- Bytecode: Python's compiled form, made once at build time ------------------
+#
+# Pyodide's stdlib zip and wheels hold Python source, and Pyodide's file system
+# lives in memory, so every visit compiled every module it imported, the
+# runtime's own start included: in a cold visit that was 40% of the time to
+# the first frame (tests/benchmarks/pages.py: the floor page takes about 3.8 s
+# on this build's files and 7.3 s on the release's, in the same run). build.py
+# compiles them with the very interpreter the pages run (node_modules/pyodide,
+# under Node) and ships the bytecode in place of the source, as Pyodide's
+# `pyodide py-compile` does, without column tables (the ^^^ under a traceback's
+# line, which has no source line to mark anyway): the stdlib grows from 2.4 to
+# 3.2 MB, numpy from 3.1 to 3.3 MB. The site's own Python (python.zip) keeps
+# its source, which the pages show, with its bytecode beside it in __pycache__.
+
+BYTECODE_JOB = r"""
+import base64, csv, hashlib, importlib.util, io, marshal, sys, zipfile
+
+def record_hash(data):
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+def compile_archive(source, target, prefix, keep_source):
+    renamed, kept = {}, 0
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as new:
+        record = None
+        for info in old.infolist():
+            data = old.read(info)
+            if info.filename.endswith(".dist-info/RECORD"):
+                record = info
+                continue
+            code = None
+            if info.filename.endswith(".py"):
+                try:
+                    code = compile(data, prefix + info.filename, "exec", dont_inherit=True)
+                except SyntaxError:  # a template or an example, never imported: kept as it is
+                    kept += 1
+            if code is not None and keep_source:  # the bytecode where imports look first, used unchecked
+                folder, _, name = info.filename.rpartition("/")
+                cached = f"{folder}/__pycache__/{name[:-3]}.{sys.implementation.cache_tag}.pyc".lstrip("/")
+                header = importlib.util.MAGIC_NUMBER + (1).to_bytes(4, "little") + importlib.util.source_hash(data)
+                new.writestr(zipfile.ZipInfo(cached, date_time=info.date_time), header + marshal.dumps(code),
+                             zipfile.ZIP_DEFLATED)
+                renamed[info.filename] = None
+            elif code is not None:  # the bytecode in place of the source ("sourceless": no stamp to check)
+                data = importlib.util.MAGIC_NUMBER + bytes(12) + marshal.dumps(code)
+                renamed[info.filename] = (info.filename + "c", record_hash(data), len(data))
+                info = zipfile.ZipInfo(info.filename + "c", date_time=info.date_time)
+            new.writestr(info, data, zipfile.ZIP_DEFLATED)
+        if record is not None:
+            rows = list(csv.reader(io.StringIO(old.read(record).decode())))
+            text = io.StringIO()
+            csv.writer(text, lineterminator="\n").writerows(renamed.get(row[0], row) if row else row for row in rows)
+            new.writestr(record, text.getvalue(), zipfile.ZIP_DEFLATED)
+    return [len(renamed), kept]
+
+results = [compile_archive(*job) for job in jobs]
+"""
+BYTECODE_NODE = """
+import { loadPyodide } from "PYODIDE/pyodide.mjs";
+try {
+  const py = await loadPyodide({ indexURL: "PYODIDE/", env: JSON.parse(process.env.BYTECODE_ENV) });
+  py.mountNodeFS("/build", process.env.BYTECODE_DIR);
+  py.globals.set("jobs", py.toPy(JSON.parse(process.env.BYTECODE_JOBS)));
+  py.runPython(process.env.BYTECODE_JOB);
+  console.log(JSON.stringify(py.globals.get("results").toJs()));
+} catch (error) {
+  console.error(String(error));  // not the stack: it quotes a line of minified runtime
+  process.exit(1);
+}
+"""
+
+
+def compile_bytecode(archives: dict[Path, str], *, keep_source: bool = False) -> None:
+    """Compile the .py files in each archive (path -> where Pyodide puts its files), in place.
+
+    The runtime's archives get bytecode in place of source, without column
+    tables (the ^^^ under a line of a traceback, which has no source line
+    anyway): a third smaller. With `keep_source`, the source stays and the
+    bytecode comes beside it, with column tables. Compiled archives are cached
+    by the sha256 of their source, so only the first build pays (10-20 s).
+    """
+    cache = CACHE / "bytecode"
+    cache.mkdir(parents=True, exist_ok=True)
+    env = {} if keep_source else {"PYTHONNODEBUGRANGES": "1"}
+    todo = {}
+    for path, prefix in archives.items():
+        job = json.dumps([BYTECODE_JOB, BYTECODE_NODE, env]).encode()
+        key = hashlib.sha256(path.read_bytes() + job).hexdigest()[:24]  # this source, this compiler
+        cached = cache / f"{key}-{path.name}"
+        if cached.exists():
+            shutil.copyfile(cached, path)
+        else:
+            todo[path] = (prefix, cached)
+    if not todo:
+        return
+    jobs = [[f"/build/{path.name}", f"/build/compiled-{path.name}", prefix, keep_source]
+            for path, (prefix, _) in todo.items()]
+    for path in todo:
+        shutil.copyfile(path, cache / path.name)
+    env = {**os.environ, "BYTECODE_DIR": str(cache), "BYTECODE_JOBS": json.dumps(jobs), "BYTECODE_JOB": BYTECODE_JOB,
+           "BYTECODE_ENV": json.dumps(env)}
+    script = BYTECODE_NODE.replace("PYODIDE", PYODIDE_NPM.resolve().as_posix())
+    try:
+        done = subprocess.run(["node", "--input-type=module", "-e", script], env=env, capture_output=True,
+                              text=True, timeout=600)
+    except FileNotFoundError:
+        raise BuildError("Node.js is missing: build.py compiles Python's bytecode with Pyodide under Node") from None
+    if done.returncode != 0:
+        raise BuildError(f"compiling Python's bytecode under Node failed:\n{done.stderr[-3000:]}")
+    for (path, (_, cached)), (compiled, kept) in zip(todo.items(), json.loads(done.stdout.strip().splitlines()[-1])):
+        (cache / path.name).unlink()
+        (cache / f"compiled-{path.name}").replace(cached)
+        shutil.copyfile(cached, path)
+        if not keep_source:
+            print(f"compiled {path.name}: {compiled} modules to bytecode, {kept} kept as source")
 
 
 def copy_pyscript(out: Path) -> None:
@@ -242,6 +367,7 @@ def python_archive(out: Path, files: dict[str, str]) -> dict[str, str]:
                 continue
             info = zipfile.ZipInfo(path.removeprefix("./"), date_time=(1980, 1, 1, 0, 0, 0))  # same build, same bytes
             archive.writestr(info, (out / url).read_bytes(), zipfile.ZIP_DEFLATED)
+    compile_bytecode({out / PYTHON_ARCHIVE: "/home/pyodide/"}, keep_source=True)  # where PyScript unpacks it
     return {f"./{PYTHON_ARCHIVE}": "./*"}
 
 

@@ -41,6 +41,29 @@
     }
   }
 
+  // Python failed before the page's code ran. Pyodide's own message then tells a reader little (a missing
+  // wheel surfaces as "_emscripten_stack_get_current is not a function"): name the file that is missing.
+  async function findMissingFile() {
+    try {
+      const lock = await (await fetch("pyodide/pyodide-lock.json", { cache: "no-store" })).json();
+      for (const entry of Object.values(lock.packages)) {
+        const response = await fetch(`pyodide/${entry.file_name}`, { method: "HEAD", cache: "no-store" });
+        if (!response.ok) {
+          showError(`Python cannot start: this site could not load its Python package ${entry.name}.`,
+            `The file pyodide/${entry.file_name} could not be loaded (HTTP ${response.status}). ` +
+            "Whoever hosts this page should upload the complete dist/ folder from build.py.");
+          return;
+        }
+      }
+    } catch (error) {
+      // Offline, or the lock itself is missing: the message already shown stands.
+    }
+    if (!diagnosed) {
+      diagnosed = true;
+      checkWasmType();
+    }
+  }
+
   // The next visit: sw.js (written by build.py) keeps the site's files in this browser.
   // Registered once the page is ready, so it never competes with the first load; on
   // http(s) only, never in the offline edition (file://), which holds everything already.
@@ -80,7 +103,9 @@
   });
   window.addEventListener("unhandledrejection", (event) => {
     const reason = event.reason;
+    const starting = document.body.dataset.phase === "runtime";
     showError("Something went wrong while loading.", String((reason && (reason.message || reason)) || "unknown error"));
+    if (starting && /^https?:$/.test(location.protocol)) findMissingFile();
   });
   // PyScript reports Python errors that escape the page code here.
   window.addEventListener("py:error", (event) => showError("Python error.", String(event.detail || "")));

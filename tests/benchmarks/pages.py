@@ -1,9 +1,9 @@
 """How fast the pages are, side by side with the floor of Pyodide itself (a benchmark, not a test).
 
     PYODIDE_MIRROR=DIR python tests/benchmarks/pages.py [--runs 5] [--inputs 200]
-        [--only load,scrub,reverse] [--pages pyscript,forward,reverse]
+        [--only load,scrub,reverse] [--pages release,pyscript,forward,reverse]
 
-Builds the site into a temporary folder (build.build), adds two floor pages to it,
+Builds the site into a temporary folder (build.build), adds the floor pages to it,
 serves it on 127.0.0.1 (build.Handler) and drives Debian's Chromium
 (/usr/bin/chromium, headless, through Playwright; never `playwright install`).
 
@@ -13,9 +13,12 @@ same dist/pyodide files, loadPyodide, loadPackage("numpy"), `import numpy`, one
 run as the floor's, and the pages are compared with it as ratios, because this
 machine is shared and its speed drifts. The PyScript floor (bench-pyscript.html)
 does the same through PyScript, as the pages must: between the two floors is
-PyScript's own cost, between it and a view is the view's.
+PyScript's own cost, between it and a view is the view's. The release floor
+(bench-release.html) is the floor page on Pyodide's files as released, source
+and all, where the site's are compiled to bytecode by build.py: between it and
+the floor is what that compiling saves.
 
-- load (each run loads floor, pyscript, forward and reverse in turn, each in a fresh
+- load (each run loads release, floor, pyscript, forward and reverse in turn, each in a fresh
   browser profile on disk; cold is the first visit, warm the second):
   - runtime: navigation start to the Python runtime being up (the floor's
     loadPyodide done; PyScript's py:ready event, just before the page script);
@@ -246,6 +249,23 @@ class CountingHandler(build.Handler):
         return counts
 
 
+RELEASE = "pyodide-release"  # the release floor's runtime folder
+
+
+def release_runtime(site: Path, mirror: Path | None) -> None:
+    """site/pyodide-release/: the runtime and the site's wheels as Pyodide releases them (source, no bytecode)."""
+    target = site / RELEASE
+    target.mkdir()
+    for name in build.RUNTIME_FILES:
+        (target / name).write_bytes((build.PYODIDE_NPM / name).read_bytes())
+    official = json.loads((build.PYODIDE_NPM / "pyodide-lock.json").read_text())["packages"]
+    lock = json.loads((site / "pyodide" / "pyodide-lock.json").read_text())
+    for name, entry in lock["packages"].items():
+        entry["sha256"] = official[name]["sha256"]
+        (target / entry["file_name"]).write_bytes(build.fetch_wheel(entry["file_name"], entry["sha256"], mirror).read_bytes())
+    (target / "pyodide-lock.json").write_text(json.dumps(lock))
+
+
 def browser_cpu_s(profile: str) -> dict[int, float]:
     """CPU seconds used so far by each process of the browser running with `profile` (it and its children).
 
@@ -326,8 +346,8 @@ class Bench:
                 "cpu_first_frame": 1000 * cpu_first_frame, "bytes": sent, "requests": requests}
 
     def loads(self) -> dict:
-        pages = {"floor": "bench-floor.html", "pyscript": "bench-pyscript.html", "forward": "forward.html",
-                 "reverse": "reverse.html"}
+        pages = {"floor": "bench-floor.html", "release": "bench-release.html", "pyscript": "bench-pyscript.html",
+                 "forward": "forward.html", "reverse": "reverse.html"}
         pages = {name: path for name, path in pages.items() if name == "floor" or name in self.args.pages}
         runs = {name: {"cold": [], "warm": []} for name in pages}
         for run in range(self.args.runs):
@@ -359,6 +379,10 @@ class Bench:
                     for key in ("first_frame", "cpu_first_frame"):
                         ratios = [entry[key] / floor[key] for entry, floor in zip(entries, runs["floor"][visit])]
                         result[name][visit][f"{key}_ratio"] = summary(ratios)
+                if name not in ("floor", "release") and "release" in runs:
+                    ratios = [entry["first_frame"] / release["first_frame"]
+                              for entry, release in zip(entries, runs["release"][visit])]
+                    result[name][visit]["first_frame_release_ratio"] = summary(ratios)
         return result
 
     def scrub(self) -> dict:
@@ -418,17 +442,20 @@ def table(results: dict) -> str:
     lines = []
     if "loads" in results:
         loads = results["loads"]
-        lines.append(f"{'page':<9}{'visit':<6}{'runtime ms':>10}{'first frame ms':>17}{'x floor':>12}"
+        lines.append(f"{'page':<9}{'visit':<6}{'runtime ms':>10}{'first frame ms':>17}{'x floor':>12}{'x release':>10}"
                      f"{'CPU to first':>15}{'x floor':>12}{'ready ms':>16}{'kB sent':>10}{'requests':>9}")
-        lines.append(f"{'':<15}{'median':>10}{'min / median':>17}{'min / med':>12}{'frame ms, min':>15}"
+        lines.append(f"{'':<15}{'median':>10}{'min / median':>17}{'min / med':>12}{'median':>10}{'frame ms, min':>15}"
                      f"{'min / med':>12}{'min / median':>16}{'median':>10}{'median':>9}")
         for name, visits in loads.items():
             for visit, values in visits.items():
                 ff, ready, cpu = values["first_frame"], values["ready"], values["cpu_first_frame"]
                 ratios = [values.get(f"{key}_ratio") for key in ("first_frame", "cpu_first_frame")]
                 texts = [f"{r['min']:.2f} / {r['median']:.2f}" if r else "1" for r in ratios]
+                release = values.get("first_frame_release_ratio")
+                release = f"{release['median']:.2f}" if release else "1" if name == "release" else ""
                 lines.append(f"{name:<9}{visit:<6}{values['runtime']['median']:>10.0f}"
-                             f"{ff['min']:>10.0f} / {ff['median']:<5.0f}{texts[0]:>12}{cpu['min']:>15.0f}{texts[1]:>12}"
+                             f"{ff['min']:>10.0f} / {ff['median']:<5.0f}{texts[0]:>12}{release:>10}"
+                             f"{cpu['min']:>15.0f}{texts[1]:>12}"
                              f"{ready['min']:>8.0f} / {ready['median']:<5.0f}{values['bytes']['median'] / 1e3:>10.1f}"
                              f"{values['requests']['median']:>9.0f}")
         lines.append("")
@@ -456,8 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5, help="runs of each measurement (default 5)")
     parser.add_argument("--inputs", type=int, default=200, help="slider inputs per scrub measurement (default 200)")
     parser.add_argument("--only", default="load,scrub,reverse", help="comma-separated parts (default: all)")
-    parser.add_argument("--pages", default="pyscript,forward,reverse",
-                        help="pages whose loading is timed beside the floor (default: the PyScript floor and both views)")
+    parser.add_argument("--pages", default="release,pyscript,forward,reverse",
+                        help="pages whose loading is timed beside the floor (default: the other floors and both views)")
     parser.add_argument("--pyodide-mirror", type=Path, default=os.environ.get("PYODIDE_MIRROR") or None,
                         metavar="DIR", help="folder with the Pyodide wheels (default: $PYODIDE_MIRROR, else the CDN)")
     args = parser.parse_args(argv)
@@ -472,6 +499,9 @@ def main(argv: list[str] | None = None) -> int:
         (site / "bench-floor.mjs").write_text(FLOOR_JS)
         (site / "bench-pyscript.html").write_text(PYSCRIPT_FLOOR_HTML)
         (site / "bench-pyscript.py").write_text(PYSCRIPT_FLOOR_PY)
+        release_runtime(site, args.pyodide_mirror)
+        (site / "bench-release.html").write_text(FLOOR_HTML.replace("bench-floor.mjs", "bench-release.mjs"))
+        (site / "bench-release.mjs").write_text(FLOOR_JS.replace("./pyodide/", f"./{RELEASE}/"))
         handler = functools.partial(CountingHandler, directory=str(site))
         server = build.Server(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()

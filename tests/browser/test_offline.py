@@ -123,7 +123,9 @@ def test_the_offline_edition_holds_the_same_python_and_wheels_and_loads_nothing(
     config = json.loads((site / "pyscript.json").read_text())
     assert config["files"] == {f"./{build.PYTHON_ARCHIVE}": "./*"}  # the hosted pages get one zip, unpacked
     with zipfile.ZipFile(site / build.PYTHON_ARCHIVE) as archive:
-        python = {name: archive.read(name).decode() for name in archive.namelist()}
+        python = {name: archive.read(name).decode() for name in archive.namelist() if name.endswith(".py")}
+        bytecode = {name for name in archive.namelist() if name.endswith(".pyc")}  # see test_pyodide_core
+    assert len(bytecode) == len(python) and all("/__pycache__/" in name for name in bytecode)
     scripts = set(re.findall(r'data-script="([^"]+)"', text)) - {""}  # each page's own, fetched as its <script src>
     assert scripts == {"app/forward.py", "app/reverse.py"}
     assert python == {path: text for path, text in manifest["files"].items() if path.endswith(".py") and path not in scripts}

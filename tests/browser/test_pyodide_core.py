@@ -231,3 +231,34 @@ def test_same_seed_same_arrays_in_pyodide_and_cpython(watched, base_url):
           f"{kinds.count('libm') + kinds.count('sum')} through libm or sums ({identical} bit-identical anyway), "
           + "; ".join(f"{kind} max abs diff {diff:.1e} ({key})" for kind, (diff, key) in worst.items()))
     assert differ == [], f"not bit-identical: {differ}"
+
+
+BYTECODE_CHECK = """
+import asyncio, importlib.util, io, json, sys, zipfile
+import numpy, numpy.random
+from pyodide.http import pyfetch
+
+archive = zipfile.ZipFile(io.BytesIO(await (await pyfetch("python.zip")).bytes()))
+sources = [name for name in archive.namelist() if name.endswith(".py")]
+stale = []
+for name in sources:
+    folder, _, stem = name.rpartition("/")
+    pyc = archive.read(f"{folder}/__pycache__/{stem[:-3]}.{sys.implementation.cache_tag}.pyc")
+    header = importlib.util.MAGIC_NUMBER + (1).to_bytes(4, "little") + importlib.util.source_hash(archive.read(name))
+    if pyc[:16] != header:
+        stale.append(name)
+json.dumps({"modules": [numpy.__file__, numpy.random.__file__, asyncio.__file__, json.__file__],
+            "sources": len(sources), "stale": stale})
+"""
+
+
+def test_the_site_ships_bytecode_that_its_pyodide_imports(watched, base_url):
+    """build.py compiles the stdlib and the wheels with this very Pyodide, so pages import no source.
+
+    Pyodide accepts the compiled wheels (it checks each against the lock's sha256) and imports their
+    bytecode; the site's own python.zip keeps its source, with bytecode of exactly that source beside it.
+    """
+    page = start_pyodide(watched, base_url, packages=["numpy"], files={})
+    found = json.loads(page.evaluate(RUN_PYTHON, BYTECODE_CHECK))
+    assert all(path.endswith(".pyc") for path in found["modules"]), found["modules"]
+    assert found["sources"] > 10 and found["stale"] == [], found
