@@ -38,6 +38,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -251,24 +252,25 @@ def compile_bytecode(archives: dict[Path, str], *, keep_source: bool = False) ->
         return
     jobs = [[f"/build/{path.name}", f"/build/compiled-{path.name}", prefix, keep_source]
             for path, (prefix, _) in todo.items()]
-    for path in todo:
-        shutil.copyfile(path, cache / path.name)
-    env = {**os.environ, "BYTECODE_DIR": str(cache), "BYTECODE_JOBS": json.dumps(jobs), "BYTECODE_JOB": BYTECODE_JOB,
-           "BYTECODE_ENV": json.dumps(env)}
-    script = BYTECODE_NODE.replace("PYODIDE", PYODIDE_NPM.resolve().as_posix())
-    try:
-        done = subprocess.run(["node", "--input-type=module", "-e", script], env=env, capture_output=True,
-                              text=True, timeout=600)
-    except FileNotFoundError:
-        raise BuildError("Node.js is missing: build.py compiles Python's bytecode with Pyodide under Node") from None
-    if done.returncode != 0:
-        raise BuildError(f"compiling Python's bytecode under Node failed:\n{done.stderr[-3000:]}")
-    for (path, (_, cached)), (compiled, kept) in zip(todo.items(), json.loads(done.stdout.strip().splitlines()[-1])):
-        (cache / path.name).unlink()
-        (cache / f"compiled-{path.name}").replace(cached)
-        shutil.copyfile(cached, path)
-        if not keep_source:
-            print(f"compiled {path.name}: {compiled} modules to bytecode, {kept} kept as source")
+    with tempfile.TemporaryDirectory(dir=cache) as work:  # its own folder: builds may run side by side
+        for path in todo:
+            shutil.copyfile(path, Path(work, path.name))
+        env = {**os.environ, "BYTECODE_DIR": work, "BYTECODE_JOBS": json.dumps(jobs), "BYTECODE_JOB": BYTECODE_JOB,
+               "BYTECODE_ENV": json.dumps(env)}
+        script = BYTECODE_NODE.replace("PYODIDE", PYODIDE_NPM.resolve().as_posix())
+        try:
+            done = subprocess.run(["node", "--input-type=module", "-e", script], env=env, capture_output=True,
+                                  text=True, timeout=600)
+        except FileNotFoundError:
+            raise BuildError("Node.js is missing: build.py compiles Python's bytecode with Pyodide under Node") from None
+        if done.returncode != 0:
+            raise BuildError(f"compiling Python's bytecode under Node failed:\n{done.stderr[-3000:]}")
+        counts = json.loads(done.stdout.strip().splitlines()[-1])
+        for (path, (_, cached)), (compiled, kept) in zip(todo.items(), counts):
+            shutil.copyfile(Path(work, f"compiled-{path.name}"), path)
+            os.replace(Path(work, f"compiled-{path.name}"), cached)
+            if not keep_source:
+                print(f"compiled {path.name}: {compiled} modules to bytecode, {kept} kept as source")
 
 
 def copy_pyscript(out: Path) -> None:
