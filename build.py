@@ -238,10 +238,10 @@ def compile_bytecode(archives: dict[Path, str], *, keep_source: bool = False) ->
     """
     cache = CACHE / "bytecode"
     cache.mkdir(parents=True, exist_ok=True)
-    env = {} if keep_source else {"PYTHONNODEBUGRANGES": "1"}
+    python_env = {} if keep_source else {"PYTHONNODEBUGRANGES": "1"}
     todo = {}
     for path, prefix in archives.items():
-        job = json.dumps([BYTECODE_JOB, BYTECODE_NODE, env]).encode()
+        job = json.dumps([BYTECODE_JOB, BYTECODE_NODE, python_env]).encode()
         key = hashlib.sha256(path.read_bytes() + job).hexdigest()[:24]  # this source, this compiler
         cached = cache / f"{key}-{path.name}"
         if cached.exists():
@@ -256,7 +256,7 @@ def compile_bytecode(archives: dict[Path, str], *, keep_source: bool = False) ->
         for path in todo:
             shutil.copyfile(path, Path(work, path.name))
         env = {**os.environ, "BYTECODE_DIR": work, "BYTECODE_JOBS": json.dumps(jobs), "BYTECODE_JOB": BYTECODE_JOB,
-               "BYTECODE_ENV": json.dumps(env)}
+               "BYTECODE_ENV": json.dumps(python_env)}
         script = BYTECODE_NODE.replace("PYODIDE", PYODIDE_NPM.resolve().as_posix())
         try:
             done = subprocess.run(["node", "--input-type=module", "-e", script], env=env, capture_output=True,
