@@ -168,7 +168,9 @@ def copy_pyodide(out: Path, mirror: Path | None) -> list[str]:
 # `pyodide py-compile` does, without column tables (the ^^^ under a traceback's
 # line, which has no source line to mark anyway): the stdlib grows from 2.4 to
 # 3.2 MB, numpy from 3.1 to 3.3 MB. The site's own Python (python.zip) keeps
-# its source, which the pages show, with its bytecode beside it in __pycache__.
+# its source, which the pages show, with its bytecode beside it in __pycache__;
+# python.zip also brings the bytecode of PyScript's Python package, whose
+# source PyScript itself writes as each page starts (see pyscript_python).
 
 BYTECODE_JOB = r"""
 import base64, csv, hashlib, importlib.util, io, marshal, sys, zipfile
@@ -176,7 +178,7 @@ import base64, csv, hashlib, importlib.util, io, marshal, sys, zipfile
 def record_hash(data):
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
-def compile_archive(source, target, prefix, keep_source):
+def compile_archive(source, target, prefix, keep_source, written_at_start):
     renamed, kept = {}, 0
     with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as new:
         record = None
@@ -191,13 +193,18 @@ def compile_archive(source, target, prefix, keep_source):
                     code = compile(data, prefix + info.filename, "exec", dont_inherit=True)
                 except SyntaxError:  # a template or an example, never imported: kept as it is
                     kept += 1
-            if code is not None and keep_source:  # the bytecode where imports look first, used unchecked
+            if code is not None and keep_source:  # the bytecode where imports look first
                 folder, _, name = info.filename.rpartition("/")
                 cached = f"{folder}/__pycache__/{name[:-3]}.{sys.implementation.cache_tag}.pyc".lstrip("/")
-                header = importlib.util.MAGIC_NUMBER + (1).to_bytes(4, "little") + importlib.util.source_hash(data)
+                # Hash-based: used unchecked, or for a file written at start, checked against it (flags 3).
+                checked = info.filename in written_at_start
+                header = (importlib.util.MAGIC_NUMBER + (3 if checked else 1).to_bytes(4, "little")
+                          + importlib.util.source_hash(data))
                 new.writestr(zipfile.ZipInfo(cached, date_time=info.date_time), header + marshal.dumps(code),
                              zipfile.ZIP_DEFLATED)
                 renamed[info.filename] = None
+                if checked:
+                    continue  # its source comes from whoever writes it
             elif code is not None:  # the bytecode in place of the source ("sourceless": no stamp to check)
                 data = importlib.util.MAGIC_NUMBER + bytes(12) + marshal.dumps(code)
                 renamed[info.filename] = (info.filename + "c", record_hash(data), len(data))
@@ -227,21 +234,25 @@ try {
 """
 
 
-def compile_bytecode(archives: dict[Path, str], *, keep_source: bool = False) -> None:
+def compile_bytecode(archives: dict[Path, str], *, keep_source: bool = False,
+                     written_at_start: tuple[str, ...] = ()) -> None:
     """Compile the .py files in each archive (path -> where Pyodide puts its files), in place.
 
     The runtime's archives get bytecode in place of source, without column
     tables (the ^^^ under a line of a traceback, which has no source line
     anyway): a third smaller. With `keep_source`, the source stays and the
-    bytecode comes beside it, with column tables. Compiled archives are cached
-    by the sha256 of their source, so only the first build pays (10-20 s).
+    bytecode comes beside it, with column tables; the files of
+    `written_at_start`, which someone else writes as the page starts, leave
+    only bytecode that Python checks against what was written (and compiles
+    that instead if it differs). Compiled archives are cached by the sha256
+    of their source, so only the first build pays (10-20 s).
     """
     cache = CACHE / "bytecode"
     cache.mkdir(parents=True, exist_ok=True)
     python_env = {} if keep_source else {"PYTHONNODEBUGRANGES": "1"}
     todo = {}
     for path, prefix in archives.items():
-        job = json.dumps([BYTECODE_JOB, BYTECODE_NODE, python_env]).encode()
+        job = json.dumps([BYTECODE_JOB, BYTECODE_NODE, python_env, written_at_start]).encode()
         key = hashlib.sha256(path.read_bytes() + job).hexdigest()[:24]  # this source, this compiler
         cached = cache / f"{key}-{path.name}"
         if cached.exists():
@@ -250,7 +261,7 @@ def compile_bytecode(archives: dict[Path, str], *, keep_source: bool = False) ->
             todo[path] = (prefix, cached)
     if not todo:
         return
-    jobs = [[f"/build/{path.name}", f"/build/compiled-{path.name}", prefix, keep_source]
+    jobs = [[f"/build/{path.name}", f"/build/compiled-{path.name}", prefix, keep_source, list(written_at_start)]
             for path, (prefix, _) in todo.items()]
     with tempfile.TemporaryDirectory(dir=cache) as work:  # its own folder: builds may run side by side
         for path in todo:
@@ -360,17 +371,55 @@ SERVICE_WORKER_SKIP = ("py/", "examples/", "embed.js", "js/offline.js", "pyodide
 def python_archive(out: Path, files: dict[str, str]) -> dict[str, str]:
     """Zip the files of PyScript's `files` map; return the map that unpacks it where they went.
 
-    Not the page scripts (app/forward.py, ...): PyScript fetches each page's own as its <script src>.
+    Not the page script (app/start.py): PyScript fetches a page's own as its <script src>.
+    The zip also carries the bytecode of PyScript's own Python (see pyscript_python).
     """
     page_scripts = {f"./{script}" for page in out.glob("*.html") for script in PY_SCRIPT.findall(page.read_text())}
+    pyscript_files = pyscript_python()
     with zipfile.ZipFile(out / PYTHON_ARCHIVE, "w", zipfile.ZIP_DEFLATED) as archive:
-        for url, path in sorted(files.items()):
-            if url in page_scripts:
-                continue
+        sources = {path: (out / url).read_bytes() for url, path in files.items() if url not in page_scripts}
+        for path, data in sorted({**sources, **pyscript_files}.items()):
             info = zipfile.ZipInfo(path.removeprefix("./"), date_time=(1980, 1, 1, 0, 0, 0))  # same build, same bytes
-            archive.writestr(info, (out / url).read_bytes(), zipfile.ZIP_DEFLATED)
-    compile_bytecode({out / PYTHON_ARCHIVE: "/home/pyodide/"}, keep_source=True)  # where PyScript unpacks it
+            archive.writestr(info, data, zipfile.ZIP_DEFLATED)
+    compile_bytecode({out / PYTHON_ARCHIVE: "/home/pyodide/"}, keep_source=True,  # where PyScript unpacks it
+                     written_at_start=tuple(path.removeprefix("./") for path in pyscript_files))
     return {f"./{PYTHON_ARCHIVE}": "./*"}
+
+
+PYSCRIPT_PYTHON = PYSCRIPT_NPM.parent / "src" / "stdlib" / "pyscript.js"  # PyScript's Python, as its bundle has it
+PYSCRIPT_PYTHON_DUMP = "const m = await import(process.argv[1]); process.stdout.write(JSON.stringify(m.default));"
+
+
+def pyscript_python() -> dict[str, bytes]:
+    """PyScript's own Python package, as {"./pyscript/NAME.py": source}.
+
+    PyScript writes these files into ./pyscript/ as each page starts and
+    imports them (0.1-0.15 s of compiling in a cold visit). The npm package
+    keeps the very strings its bundle writes in src/stdlib/pyscript.js, a
+    module exporting {folder: {file: text}}; python.zip ships their bytecode,
+    checked against what PyScript writes, so a PyScript whose Python differs
+    only costs the compile again.
+    """
+    try:
+        done = subprocess.run(["node", "--input-type=module", "-e", PYSCRIPT_PYTHON_DUMP, PYSCRIPT_PYTHON.as_uri()],
+                              capture_output=True, text=True, timeout=60)
+    except FileNotFoundError:
+        raise BuildError("Node.js is missing: build.py reads PyScript's Python with Node") from None
+    if done.returncode != 0:
+        raise BuildError(f"could not read PyScript's Python from {PYSCRIPT_PYTHON}:\n{done.stderr[-2000:]}")
+    found = {}
+
+    def walk(folder: str, tree: dict) -> None:
+        for name, value in tree.items():
+            if isinstance(value, str):
+                found[f"{folder}/{name}"] = value.encode()
+            else:
+                walk(f"{folder}/{name}", value)
+
+    walk(".", json.loads(done.stdout))
+    if "./pyscript/__init__.py" not in found:
+        raise BuildError(f"{PYSCRIPT_PYTHON} no longer holds PyScript's Python package: update pyscript_python")
+    return found
 
 
 def pyscript_modules(out: Path) -> list[str]:

@@ -31,15 +31,21 @@ class ForwardView:
     # -- state -------------------------------------------------------------
     def rebuild(self) -> None:
         """Recompute what depends on the settings but not on t."""
-        images, np = self.core.images, self.core.np
-        s = self.settings
+        images, s = self.core.images, self.settings
         if s["image"] == "upload":
             self.x0 = images.from_pixels(self.uploaded, s["size"])
         else:
             self.x0 = images.make_image(s["image"], s["size"])
         self.schedule = self.learn.schedule()  # the Schedule setting's, or the student's betas(T)
-        self.noise = np.random.default_rng(s["seed"]).standard_normal(self.x0.shape)
+        self._noise = None  # drawn when first needed: t = 0 shows x0 (numpy.random's import costs 50-80 ms)
         self.chain = None
+
+    @property
+    def noise(self):
+        """The fixed noise draw behind every x_t of the closed form (the Seed setting's)."""
+        if self._noise is None:
+            self._noise = self.core.np.random.default_rng(self.settings["seed"]).standard_normal(self.x0.shape)
+        return self._noise
 
     def closed_form(self, t: int):
         """x_t for the page's t (0 = clean), from q(x_t | x_0) with the fixed noise draw."""
@@ -186,5 +192,3 @@ async def main() -> None:
     page.js.performance.mark("ready")
     page.js.document.body.dataset.ready = "true"
 
-
-page.run(main)

@@ -75,7 +75,12 @@ FONT_LIST = "pyodide/matplotlib-fontlist.json"  # written by build.py (matplotli
 
 
 async def load_package(name: str) -> None:
-    """Load a package bundled with the site (never micropip, never another server)."""
+    """Load a package bundled with the site (never micropip, never another server).
+
+    numpy is installed as the runtime starts (pyscript.json), so its call returns at once.
+    """
+    if getattr(pyodide_js.loadedPackages, name, None) is not None:
+        return
     failures = []
     options = to_js({"messageCallback": _quiet, "errorCallback": failures.append},
                     dict_converter=js.Object.fromEntries)

@@ -252,5 +252,3 @@ async def main() -> None:
     page.js.performance.mark("ready")
     page.js.document.body.dataset.ready = "true"
 
-
-page.run(main)

@@ -4,7 +4,8 @@
 // files, so PyScript cannot run there. build.py (build_offline) puts every view,
 // the Python files and Pyodide with its wheels into one HTML file, and this
 // classic script, inlined into that file, boots Pyodide itself and then runs the
-// same page code as the hosted site (app/forward.py or app/reverse.py):
+// same page code as the hosted site (app/start.py, which starts app/forward.py or
+// app/reverse.py):
 //
 //  1. It shows the view the address names (#forward, #reverse; anything else is
 //     the home view) from its <template>, with the hosted page's title and

@@ -262,3 +262,44 @@ def test_the_site_ships_bytecode_that_its_pyodide_imports(watched, base_url):
     found = json.loads(page.evaluate(RUN_PYTHON, BYTECODE_CHECK))
     assert all(path.endswith(".pyc") for path in found["modules"]), found["modules"]
     assert found["sources"] > 10 and found["stale"] == [], found
+
+
+# Run in a page once it is ready, as a second <script type="py">: PyScript runs it in the page's interpreter.
+PYSCRIPT_BYTECODE_CHECK = """
+import importlib.util, io, json, sys, zipfile
+from pathlib import Path
+import js
+from pyodide.http import pyfetch
+
+archive = zipfile.ZipFile(io.BytesIO(await (await pyfetch("python.zip")).bytes()))
+found = {}
+for name, module in sorted(sys.modules.items()):
+    spec = getattr(module, "__spec__", None)
+    if name.partition(".")[0] == "pyscript" and spec is not None and spec.cached is not None:
+        cached = Path(spec.cached)
+        shipped = archive.read(cached.relative_to(Path.cwd()).as_posix())
+        found[name] = {"shipped": cached.read_bytes() == shipped, "flags": int.from_bytes(shipped[4:8], "little"),
+                       "matches": shipped[8:16] == importlib.util.source_hash(Path(module.__file__).read_bytes())}
+js.document.body.dataset.check = json.dumps(found)
+"""
+RUN_PY_SCRIPT = """(code) => {
+    const script = document.createElement("script");
+    script.type = "py";
+    script.textContent = code;
+    document.body.append(script);
+}"""
+
+
+def test_pyscripts_own_python_runs_from_the_sites_bytecode(watched, base_url):
+    """PyScript writes its Python package into ./pyscript/ as a page starts; python.zip brings its bytecode.
+
+    The bytecode is checked against what PyScript wrote (hash-based, flags 3), so a PyScript whose Python
+    differs would only compile it again: here every pyscript module the page imported ran from the
+    shipped bytecode, which Python left as it came (it rewrites a pyc whose hash does not match).
+    """
+    page = watched.open(f"{base_url}/forward.html")
+    page.evaluate(RUN_PY_SCRIPT, PYSCRIPT_BYTECODE_CHECK)
+    page.wait_for_selector("body[data-check]", state="attached", timeout=30_000)
+    found = json.loads(page.evaluate("document.body.dataset.check"))
+    assert {"pyscript", "pyscript.magic_js", "pyscript.display", "pyscript.events"} <= set(found), found
+    assert all(entry == {"shipped": True, "flags": 3, "matches": True} for entry in found.values()), found
