@@ -21,6 +21,12 @@
   }
   window.diffusionLabShowError = showError;
 
+  // A file the site needs did not arrive: the usual cause is an incomplete upload.
+  function showMissingFile(title, path, status) {
+    showError(title, `The file ${path} could not be loaded (HTTP ${status}). ` +
+      "Whoever hosts this page should upload the complete dist/ folder from build.py.");
+  }
+
   let diagnosed = false;
   // Pyodide waits forever if the server sends its .wasm file with the wrong type.
   async function checkWasmType() {
@@ -28,9 +34,8 @@
       const response = await fetch("pyodide/pyodide.asm.wasm", { method: "HEAD", cache: "no-store" });
       const type = response.headers.get("content-type") || "(none)";
       if (!response.ok) {
-        showError("Python cannot start: this site is missing its Python runtime.",
-          `The file pyodide/pyodide.asm.wasm could not be loaded (HTTP ${response.status}). ` +
-          "Whoever hosts this page should upload the complete dist/ folder from build.py.");
+        showMissingFile("Python cannot start: this site is missing its Python runtime.",
+          "pyodide/pyodide.asm.wasm", response.status);
       } else if (!type.startsWith("application/wasm")) {
         showError("Python cannot start: the server sends the runtime with the wrong type.",
           `pyodide/pyodide.asm.wasm is served as "${type}" but browsers need "application/wasm". ` +
@@ -49,9 +54,8 @@
       for (const entry of Object.values(lock.packages)) {
         const response = await fetch(`pyodide/${entry.file_name}`, { method: "HEAD", cache: "no-store" });
         if (!response.ok) {
-          showError(`Python cannot start: this site could not load its Python package ${entry.name}.`,
-            `The file pyodide/${entry.file_name} could not be loaded (HTTP ${response.status}). ` +
-            "Whoever hosts this page should upload the complete dist/ folder from build.py.");
+          showMissingFile(`Python cannot start: this site could not load its Python package ${entry.name}.`,
+            `pyodide/${entry.file_name}`, response.status);
           return;
         }
       }

@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -263,6 +264,18 @@ def test_the_site_ships_bytecode_that_its_pyodide_imports(watched, base_url):
     assert all(path.endswith(".pyc") for path in found["modules"]), found["modules"]
     assert found["sources"] > 10 and found["stale"] == [], found
 
+
+
+def test_the_wheels_leave_out_what_only_builds_against_them_need(site):
+    """Type stubs, C headers and sources and static libraries (8% of numpy's wheel) serve only builds
+    against a package, which no page makes: build.py leaves them out and keeps each RECORD exact."""
+    for wheel in sorted((site / "pyodide").glob("*.whl")):
+        with zipfile.ZipFile(wheel) as archive:
+            names = set(archive.namelist())
+            record = next(name for name in names if name.endswith(".dist-info/RECORD"))
+            listed = {row.split(",")[0] for row in archive.read(record).decode().splitlines() if row}
+        assert [name for name in names if name.endswith((".pyi", ".h", ".a", ".pxd", ".pyx", ".c"))] == [], wheel
+        assert listed == names, wheel
 
 # Run in a page once it is ready, as a second <script type="py">: PyScript runs it in the page's interpreter.
 PYSCRIPT_BYTECODE_CHECK = """
