@@ -268,19 +268,21 @@ def browser_cpu_s(profile: str) -> dict[int, float]:
     costs swings much less, so the table gives both (see cpu_since).
     """
     tick = os.sysconf("SC_CLK_TCK")
-    parents, cpu, root = {}, {}, None
+    parents, cpu, named = {}, {}, set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
-            if root is None and f"--user-data-dir={profile}" in (entry / "cmdline").read_bytes().decode(errors="replace"):
-                root = int(entry.name)
+            if f"--user-data-dir={profile}" in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                named.add(int(entry.name))
         except OSError:  # the process ended meanwhile
             continue
         fields = stat[stat.rindex(")") + 2:].split()
         parents[int(entry.name)], cpu[int(entry.name)] = int(fields[1]), (int(fields[11]) + int(fields[12])) / tick
-    tree, changed = {root}, True
+    # The browser is the process with the profile whose parent has none; not the first one listed: process
+    # ids wrap around, so a child may come before its parent.
+    tree, changed = {pid for pid in named if parents.get(pid) not in named}, True
     while changed:
         grown = tree | {pid for pid, parent in parents.items() if parent in tree}
         changed, tree = grown != tree, grown
