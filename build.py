@@ -185,14 +185,13 @@ def compile_archive(source, target, prefix, keep_source, written_at_start):
     with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as new:
         record = None
         for info in old.infolist():
-            data = old.read(info)
             if info.filename.endswith(".dist-info/RECORD"):
                 record = info
                 continue
             if not keep_source and info.filename.endswith(BUILD_ONLY):
                 dropped.add(info.filename)
                 continue
-            code = None
+            data, code = old.read(info), None
             if info.filename.endswith(".py"):
                 try:
                     code = compile(data, prefix + info.filename, "exec", dont_inherit=True)
@@ -240,6 +239,18 @@ try {
 """
 
 
+def run_node(script: str, *args: str, doing: str, env: dict | None = None) -> str:
+    """Run the ES module `script` under Node (which `npm ci` needs anyway) and return what it printed."""
+    try:
+        done = subprocess.run(["node", "--input-type=module", "-e", script, *args], env=env, capture_output=True,
+                              text=True, timeout=600)
+    except FileNotFoundError:
+        raise BuildError(f"Node.js is missing: build.py needs it for {doing}") from None
+    if done.returncode != 0:
+        raise BuildError(f"{doing} under Node failed:\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
 def compile_bytecode(archives: dict[Path, str], *, keep_source: bool = False,
                      written_at_start: tuple[str, ...] = ()) -> None:
     """Compile the .py files in each archive (path -> where Pyodide puts its files), in place.
@@ -276,15 +287,9 @@ def compile_bytecode(archives: dict[Path, str], *, keep_source: bool = False,
             shutil.copyfile(path, Path(work, path.name))
         env = {**os.environ, "BYTECODE_DIR": work, "BYTECODE_JOBS": json.dumps(jobs), "BYTECODE_JOB": BYTECODE_JOB,
                "BYTECODE_ENV": json.dumps(python_env)}
-        script = BYTECODE_NODE.replace("PYODIDE", PYODIDE_NPM.resolve().as_posix())
-        try:
-            done = subprocess.run(["node", "--input-type=module", "-e", script], env=env, capture_output=True,
-                                  text=True, timeout=600)
-        except FileNotFoundError:
-            raise BuildError("Node.js is missing: build.py compiles Python's bytecode with Pyodide under Node") from None
-        if done.returncode != 0:
-            raise BuildError(f"compiling Python's bytecode under Node failed:\n{done.stderr[-3000:]}")
-        counts = json.loads(done.stdout.strip().splitlines()[-1])
+        printed = run_node(BYTECODE_NODE.replace("PYODIDE", PYODIDE_NPM.resolve().as_posix()), env=env,
+                           doing="compiling Python's bytecode with Pyodide")
+        counts = json.loads(printed.strip().splitlines()[-1])
         for (path, (_, cached)), (compiled, kept, dropped) in zip(todo.items(), counts):
             shutil.copyfile(Path(work, f"compiled-{path.name}"), path)
             os.replace(Path(work, f"compiled-{path.name}"), cached)
@@ -409,13 +414,8 @@ def pyscript_python() -> dict[str, bytes]:
     checked against what PyScript writes, so a PyScript whose Python differs
     only costs the compile again.
     """
-    try:
-        done = subprocess.run(["node", "--input-type=module", "-e", PYSCRIPT_PYTHON_DUMP, PYSCRIPT_PYTHON.as_uri()],
-                              capture_output=True, text=True, timeout=60)
-    except FileNotFoundError:
-        raise BuildError("Node.js is missing: build.py reads PyScript's Python with Node") from None
-    if done.returncode != 0:
-        raise BuildError(f"could not read PyScript's Python from {PYSCRIPT_PYTHON}:\n{done.stderr[-2000:]}")
+    tree = json.loads(run_node(PYSCRIPT_PYTHON_DUMP, PYSCRIPT_PYTHON.as_uri(),
+                               doing=f"reading PyScript's Python from {PYSCRIPT_PYTHON}"))
     found = {}
 
     def walk(folder: str, tree: dict) -> None:
@@ -425,7 +425,7 @@ def pyscript_python() -> dict[str, bytes]:
             else:
                 walk(f"{folder}/{name}", value)
 
-    walk(".", json.loads(done.stdout))
+    walk(".", tree)
     if "./pyscript/__init__.py" not in found:
         raise BuildError(f"{PYSCRIPT_PYTHON} no longer holds PyScript's Python package: update pyscript_python")
     return found
@@ -521,11 +521,10 @@ def matplotlib_font_list(out: Path) -> None:
         script = FONT_LIST_SCRIPT % (json.dumps((PYODIDE_NPM / "pyodide.mjs").as_uri()),
                                      json.dumps(str(out / "pyodide") + "/"))
         try:
-            done = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True,
-                                  timeout=600, check=True)
-            json.loads(done.stdout)["_version"]  # noqa: B018  (a font list, not an error message)
-            cached.write_text(done.stdout)
-        except (OSError, subprocess.SubprocessError, ValueError, KeyError) as error:
+            printed = run_node(script, doing="building matplotlib's font list")
+            json.loads(printed)["_version"]  # noqa: B018  (a font list, not an error message)
+            cached.write_text(printed)
+        except (BuildError, OSError, subprocess.SubprocessError, ValueError, KeyError) as error:
             print(f"  note: no prebuilt matplotlib font list ({type(error).__name__}); each page builds its own")
             (out / FONT_LIST).write_text("{}")
             return

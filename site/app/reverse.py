@@ -251,4 +251,3 @@ async def main() -> None:
     page.set_phase("ready", "Ready")
     page.js.performance.mark("ready")
     page.js.document.body.dataset.ready = "true"
-

@@ -265,7 +265,6 @@ def test_the_site_ships_bytecode_that_its_pyodide_imports(watched, base_url):
     assert found["sources"] > 10 and found["stale"] == [], found
 
 
-
 def test_the_wheels_leave_out_what_only_builds_against_them_need(site):
     """Type stubs, C headers and sources and static libraries (8% of numpy's wheel) serve only builds
     against a package, which no page makes: build.py leaves them out and keeps each RECORD exact."""
@@ -276,6 +275,7 @@ def test_the_wheels_leave_out_what_only_builds_against_them_need(site):
             listed = {row.split(",")[0] for row in archive.read(record).decode().splitlines() if row}
         assert [name for name in names if name.endswith((".pyi", ".h", ".a", ".pxd", ".pyx", ".c"))] == [], wheel
         assert listed == names, wheel
+
 
 # Run in a page once it is ready, as a second <script type="py">: PyScript runs it in the page's interpreter.
 PYSCRIPT_BYTECODE_CHECK = """
