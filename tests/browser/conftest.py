@@ -2,11 +2,19 @@
 
 Every page a test opens records its console errors, page errors and requests;
 a test fails if any request leaves 127.0.0.1 or the console shows an error.
+
+A test whose page's renderer process crashed runs once more (pytest-rerunfailures); a
+second crash fails it. Chromium's own stderr goes to a log file, and the end of the run
+lists every crash with what that log, the kernel and the machine said about it.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import re
+import shutil
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -23,6 +31,21 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 READY_TIMEOUT_MS = 90_000
+CRASH = re.compile(r"(Target|Page) crashed")
+CRASH_CLUES = re.compile(r"crash|fatal|check failed|out of memory|oom|signal|segv|shared memory|/dev/shm", re.I)
+SMALL_SHM = 4_080_218_931  # bytes: below this Debian's launcher moves shared memory to /tmp
+crashed_tests: list[str] = []
+chromium_logs: list[Path] = []
+
+
+def shared_memory_args() -> list[str]:
+    """Debian's launcher passes --disable-dev-shm-usage when /dev/shm is small, but its
+    check breaks (a shell error, no flag) where /dev/shm is mounted twice, as on our machines."""
+    try:
+        small = shutil.disk_usage("/dev/shm").free < SMALL_SHM
+    except OSError:
+        small = True
+    return ["--disable-dev-shm-usage"] if small else []
 
 
 @pytest.fixture(scope="session")
@@ -47,12 +70,73 @@ def base_url(site):
     server.shutdown()
 
 
+@contextlib.contextmanager
+def stderr_to(log: Path):
+    """Playwright's driver copies Chromium's stderr to its own under DEBUG=pw:browser, and
+    its own stderr is whatever sys.stderr is when it starts."""
+    saved = os.environ.get("DEBUG")
+    os.environ["DEBUG"] = "pw:browser"
+    try:
+        with open(log, "w") as file, contextlib.redirect_stderr(file):
+            yield
+    finally:
+        os.environ.pop("DEBUG") if saved is None else os.environ.update(DEBUG=saved)
+
+
 @pytest.fixture(scope="session")
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+def browser(tmp_path_factory):
+    log = tmp_path_factory.mktemp("chromium") / "stderr.log"
+    chromium_logs.append(log)
+    manager = sync_playwright()
+    with stderr_to(log):
+        playwright = manager.start()
+    try:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM,
+                                             args=CHROMIUM_ARGS + shared_memory_args())
         yield browser
         browser.close()
+    finally:
+        manager.__exit__(None, None, None)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if Path(item.path).parent == Path(__file__).parent:
+            item.add_marker(pytest.mark.flaky(reruns=1, only_rerun=[CRASH.pattern]))
+
+
+def pytest_runtest_logreport(report):
+    if report.outcome in ("failed", "rerun") and CRASH.search(report.longreprtext):
+        crashed_tests.append(f"{report.outcome}: {report.nodeid}")
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if not crashed_tests:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("Chromium's renderer crashed")
+    for line in crashed_tests:
+        write(line)
+    for log in chromium_logs:
+        write(f"clues in {log} (first time, count, line):")
+        clues: dict[str, list] = {}
+        for line in log.read_text(errors="replace").splitlines():
+            if CRASH_CLUES.search(line):
+                time, _, message = line.partition(" ")
+                message = re.sub(r"\[[\d:/.]+:", "[", message)  # Chromium's own pid and clock
+                clues.setdefault(message, [time, 0])[1] += 1
+        for message, (time, count) in clues.items():
+            write(f"  {time} {count}x {message[:400]}")
+    meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    write(f"memory available: {meminfo['MemAvailable'].strip()}; /dev/shm free: "
+          f"{shutil.disk_usage('/dev/shm').free >> 20} MiB; load: {os.getloadavg()}")
+    try:
+        kernel = subprocess.run(["dmesg"], capture_output=True, text=True).stdout.splitlines()
+    except OSError:
+        kernel = []
+    for line in kernel:
+        if re.search(r"chrom|oom|killed process|segfault", line, re.I):
+            write("kernel: " + line)
 
 
 class Watched:
