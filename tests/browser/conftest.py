@@ -32,7 +32,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 READY_TIMEOUT_MS = 90_000
 CRASH = re.compile(r"(Target|Page) crashed")
-CRASH_CLUES = re.compile(r"crash|fatal|check failed|out of memory|oom|signal|segv|shared memory|/dev/shm", re.I)
+CRASH_CLUES = re.compile(r"crash|fatal|check failed|out of memory|oom|signal|segv|shared memory|/dev/shm|"
+                         r"terminat|bad.?message|kill|gone", re.I)
 SMALL_SHM = 4_080_218_931  # bytes: below this Debian's launcher moves shared memory to /tmp
 crashed_tests: list[str] = []
 chromium_logs: list[Path] = []
