@@ -88,16 +88,15 @@ def stderr_to(log: Path):
 def browser(tmp_path_factory):
     log = tmp_path_factory.mktemp("chromium") / "stderr.log"
     chromium_logs.append(log)
-    manager = sync_playwright()
     with stderr_to(log):
-        playwright = manager.start()
+        playwright = sync_playwright().start()
     try:
         browser = playwright.chromium.launch(executable_path=CHROMIUM,
                                              args=CHROMIUM_ARGS + shared_memory_args())
         yield browser
         browser.close()
     finally:
-        manager.__exit__(None, None, None)
+        playwright.stop()
 
 
 def pytest_collection_modifyitems(items):
@@ -111,7 +110,7 @@ def pytest_runtest_logreport(report):
         crashed_tests.append(f"{report.outcome}: {report.nodeid}")
 
 
-def pytest_terminal_summary(terminalreporter, config):
+def pytest_terminal_summary(terminalreporter):
     if not crashed_tests:
         return
     write = terminalreporter.write_line
