@@ -497,9 +497,13 @@ await pyodide.loadPackage("matplotlib", { messageCallback() {} });
 process.stdout.write(pyodide.runPython(`
 import logging
 logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
+import json
 from matplotlib import font_manager
 font_manager.json_dump(font_manager.fontManager, "/tmp/fontlist.json")
-open("/tmp/fontlist.json").read()
+fonts = json.load(open("/tmp/fontlist.json"))
+for key in ("ttflist", "afmlist"):  # in the order of a set of paths, which differs from run to run: sort them
+    fonts[key].sort(key=lambda entry: (entry["fname"], entry["name"], entry["style"], entry["weight"]))
+json.dumps(fonts, indent=1)
 `));
 """
 
@@ -510,13 +514,16 @@ def matplotlib_font_list(out: Path) -> None:
     On its first import in a page, matplotlib reads every font it ships to build
     this list (0.4 to 0.9 s measured here), and Pyodide forgets it on reload. The pages
     install this copy first (app/page.py). Its font paths are relative to
-    matplotlib's data folder, so it fits any page. Without Node, or if Node
-    fails, the build writes an empty list and the pages build their own.
+    matplotlib's data folder, so it fits any page, and its fonts are sorted, so
+    every machine writes the same bytes (and the same build id, see
+    write_service_worker). Without Node, or if Node fails, the build writes an
+    empty list and the pages build their own.
     """
     lock = json.loads((out / "pyodide" / "pyodide-lock.json").read_text())
     if "matplotlib" not in lock["packages"]:
         return
-    cached = CACHE / f"matplotlib-fontlist-{lock['packages']['matplotlib']['sha256'][:16]}.json"
+    made_by = hashlib.sha256(FONT_LIST_SCRIPT.encode()).hexdigest()[:8]  # a new script makes a new list
+    cached = CACHE / f"matplotlib-fontlist-{lock['packages']['matplotlib']['sha256'][:16]}-{made_by}.json"
     if not cached.exists():
         script = FONT_LIST_SCRIPT % (json.dumps((PYODIDE_NPM / "pyodide.mjs").as_uri()),
                                      json.dumps(str(out / "pyodide") + "/"))

@@ -7,6 +7,7 @@ does) without touching the site the other tests use.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import threading
@@ -111,3 +112,16 @@ def test_second_visit_comes_from_the_service_worker_and_a_new_build_replaces_it(
         context.close()
         server.shutdown()
 
+
+
+def test_every_machine_builds_the_same_site(site):
+    """The build id (and so every visitor's cache) changes only when a file does, not with the machine that built it.
+
+    matplotlib finds its fonts in the order of a set of paths, which is new in every
+    Python process; the font list build.py ships is written sorted.
+    """
+    fonts = json.loads((site / build.FONT_LIST).read_text())
+    for key in ("ttflist", "afmlist"):
+        paths = [entry["fname"] for entry in fonts[key]]
+        assert len(paths) > 10, key
+        assert paths == sorted(paths), key
