@@ -29,6 +29,7 @@ class ReverseView:
         self.player = page.Player("play", self.advance, frames_per_s=PLAY_FRAMES_PER_S)
         self.frames, self.final, self.times = [], None, [0]
         self.assets = {}  # site files loaded on demand: the network's weights, the digits
+        self.strip_later = page.Later(0, self.draw_strip)  # a figure: drawn once the result is on screen
         self.learn = learn.ReversePanel(self)  # equations, code, the student's schedule and step, downloads
         self.rebuild()
         self.show_relevant_controls()
@@ -133,7 +134,7 @@ class ReverseView:
         self.draw()
         self.show_result()
         if self.plots is not None:
-            self.draw_strip()
+            self.strip_later.schedule()
 
     def show_relevant_controls(self) -> None:
         """Only the settings that matter: the sampler's own, the target's for the oracle, the data's."""
@@ -197,6 +198,8 @@ class ReverseView:
                 "set, so the network made a digit nobody drew.")
 
     def draw_strip(self) -> None:
+        if self.final is None:
+            return  # a new chain started meanwhile: it draws the strip when it is done
         total = len(self.times) - 1
         ks = sorted({round(i * total / (STRIP_FRAMES - 1)) for i in range(STRIP_FRAMES)})
         frames = [self.core.images.from_uint8(self.frames[k]) for k in ks]

@@ -1,7 +1,7 @@
 """How fast the pages are, side by side with the floor of Pyodide itself (a benchmark, not a test).
 
     PYODIDE_MIRROR=DIR python tests/benchmarks/pages.py [--runs 5] [--inputs 200]
-        [--only load,scrub,reverse] [--pages release,pyscript,forward,reverse]
+        [--only load,scrub,reverse] [--pages release,pyscript,forward,reverse] [--network 20/40]
 
 Builds the site into a temporary folder (build.build), adds the floor pages to it,
 serves it on 127.0.0.1 (build.Handler) and drives Debian's Chromium
@@ -19,7 +19,8 @@ and all, where the site's are compiled to bytecode by build.py: between it and
 the floor is what that compiling saves.
 
 - load (each run loads release, floor, pyscript, forward and reverse in turn, each in a fresh
-  browser profile on disk; cold is the first visit, warm the second):
+  browser profile on disk; cold is the first visit, warm the second; from 127.0.0.1 at once,
+  where only CPU counts, or with --network over a network as slow as a classroom's):
   - runtime: navigation start to the Python runtime being up (the floor's
     loadPyodide done; PyScript's py:ready event, just before the page script);
   - first frame: navigation start to performance.mark("first-frame"), which the
@@ -378,6 +379,8 @@ class Bench:
         """Open `path` in `context`, wait until ready, return its marks, CPU time and what the server sent."""
         CountingHandler.take()
         page = context.new_page()
+        if self.args.network:
+            self.throttle(context, page)
         errors = []
         page.on("pageerror", lambda error: errors.append(str(error)))
         # PyScript about to run the page's script: the runtime is up (the floor marks "runtime" itself).
@@ -398,6 +401,15 @@ class Bench:
             raise RuntimeError(f"{path}: {errors}")
         return {"runtime": marks["runtime"], "first_frame": marks["first-frame"], "ready": marks["ready"],
                 "cpu_first_frame": 1000 * cpu_first_frame, "bytes": sent, "requests": requests}
+
+    def throttle(self, context, page) -> None:
+        """Give the page the network of --network (Chromium's own throttling, as DevTools does)."""
+        mbit, latency_ms = self.args.network
+        session = context.new_cdp_session(page)
+        session.send("Network.enable")
+        session.send("Network.emulateNetworkConditions", {
+            "offline": False, "latency": latency_ms,
+            "downloadThroughput": mbit * 1e6 / 8, "uploadThroughput": mbit * 1e6 / 8})
 
     def loads(self) -> dict:
         pages = {"floor": "bench-floor.html", "release": "bench-release.html", "pyscript": "bench-pyscript.html",
@@ -534,8 +546,21 @@ def table(results: dict) -> str:
     if rows:
         lines.append(f"{'target':<52}{'measured':<36}verdict")
         lines += [f"{target:<52}{measured:<36}{verdict}" for target, measured, verdict in rows]
-        lines.append("(noise: the 90% interval of the median straddles the target; more --runs narrow it)")
+        if any(verdict == "noise" for _, _, verdict in rows):
+            lines.append("(noise: the 90% interval of the median straddles the target; more --runs narrow it)")
     return "\n".join(lines)
+
+
+def network(text: str) -> tuple[float, float]:
+    """--network 20 or 20/40: megabits per second and milliseconds of latency."""
+    mbit, _, latency = text.partition("/")
+    try:
+        values = float(mbit), float(latency or 40)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give megabits per second, optionally /latency in ms") from None
+    if values[0] <= 0 or values[1] < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the speed must be above 0 and the latency not below 0")
+    return values
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -545,13 +570,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="load,scrub,reverse", help="comma-separated parts (default: all)")
     parser.add_argument("--pages", default="release,pyscript,forward,reverse",
                         help="pages whose loading is timed beside the floor (default: the other floors and both views)")
+    parser.add_argument("--network", type=network, metavar="MBIT[/MS]",
+                        help="load the pages over a network of MBIT megabits per second and MS milliseconds of "
+                             "latency (default 40), as a classroom's; without it 127.0.0.1 sends at once")
     parser.add_argument("--pyodide-mirror", type=Path, default=os.environ.get("PYODIDE_MIRROR") or None,
                         metavar="DIR", help="folder with the Pyodide wheels (default: $PYODIDE_MIRROR, else the CDN)")
     args = parser.parse_args(argv)
     parts = set(args.only.split(","))
 
     results = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": machine(),
-               "runs": args.runs}
+               "runs": args.runs, "network": args.network and {"mbit": args.network[0], "latency_ms": args.network[1]}}
     with tempfile.TemporaryDirectory(prefix="diffusion-lab-bench-") as temp:
         site = Path(temp) / "dist"
         build.build(site, args.pyodide_mirror)
@@ -584,6 +612,8 @@ def main(argv: list[str] | None = None) -> int:
 
     print()
     print(table(results))
+    if args.network:
+        print(f"\nloaded over {args.network[0]:g} Mbit/s with {args.network[1]:g} ms latency (Chromium's throttling)", end="")
     print(f"\nmachine: {results['machine']['cpu']}, {results['machine']['cores']} cores, load average "
           f"{results['machine']['load_average'][0]:.1f} before / {results['machine']['load_average_after'][0]:.1f} "
           f"after; {results['machine']['chromium']}")
