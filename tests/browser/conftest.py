@@ -29,7 +29,7 @@ import build  # noqa: E402
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # Chromium 156 renders its own omnibox popup as a web page ("WebUI Top Renderer", chrome://omnibox-popup.top-chrome)
-# even headless, where no one can see it: about 1.7 s of CPU for every page a test opens, on a 2-core machine
+# even headless, where no one can see it: 1 to 2 s of CPU for every page a test opens, on a 2-core machine,
 # beside the page under test. These three features off, that renderer never starts (unknown names are ignored).
 NO_OMNIBOX_POPUP = "--disable-features=WebUIOmniboxPopup,WebUIOmniboxFullPopup,WebUIOmniboxAimPopup"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -113,7 +113,6 @@ def test_second_visit_comes_from_the_service_worker_and_a_new_build_replaces_it(
         server.shutdown()
 
 
-
 def test_every_machine_builds_the_same_site(site):
     """The build id (and so every visitor's cache) changes only when a file does, not with the machine that built it.
 
