@@ -249,8 +249,7 @@ async def main() -> None:
 
     view.plots = plots
     view.strip = plots.StripFigure(STRIP_FRAMES, width_px=800, height_px=150)
-    if view.final is not None:
-        view.draw_strip()
+    view.draw_strip()  # at once if the chain is done already, else when it is
     page.set_phase("ready", "Ready")
     page.js.performance.mark("ready")
     page.js.document.body.dataset.ready = "true"

@@ -71,11 +71,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
 
 import build  # noqa: E402
-from conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (the browser tests' Chromium and flags)
+from conftest import CHROMIUM, CHROMIUM_ARGS, shared_memory_args  # noqa: E402  (the browser tests' Chromium)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VIEWPORT = {"width": 1280, "height": 900}
 READY_TIMEOUT_MS = 180_000
+ARGS = CHROMIUM_ARGS + shared_memory_args()  # the browser tests' flags
 
 FLOOR_HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Floor: Pyodide + numpy</title><link rel="icon" href="favicon.svg">
@@ -372,7 +373,7 @@ def machine() -> dict:
 class Bench:
     def __init__(self, playwright, url: str, site: Path, args) -> None:
         self.playwright, self.url, self.site, self.args = playwright, url, site, args
-        self.browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        self.browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         self.service_worker = (site / "sw.js").exists()
 
     def visit(self, context, profile: str, path: str) -> dict:
@@ -423,7 +424,7 @@ class Bench:
                 # keeps its cache in memory and does not keep the 10 MB runtime at all).
                 with tempfile.TemporaryDirectory(prefix="diffusion-lab-profile-") as profile:
                     context = self.playwright.chromium.launch_persistent_context(
-                        profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS, viewport=VIEWPORT)
+                        profile, executable_path=CHROMIUM, args=ARGS, viewport=VIEWPORT)
                     try:
                         runs[name]["cold"].append(self.visit(context, profile, pages[name]))
                         runs[name]["warm"].append(self.visit(context, profile, pages[name]))
@@ -542,11 +543,11 @@ def table(results: dict) -> str:
         for name, values in results["reverse"].items():
             lines.append(f"{labels[name]:<52}{values['min']:>8.0f}{values['median']:>11.0f}")
         lines.append("")
-    rows = verdicts(results)
+    rows = results.get("verdicts", [])
     if rows:
         lines.append(f"{'target':<52}{'measured':<36}verdict")
-        lines += [f"{target:<52}{measured:<36}{verdict}" for target, measured, verdict in rows]
-        if any(verdict == "noise" for _, _, verdict in rows):
+        lines += [f"{row['target']:<52}{row['measured']:<36}{row['verdict']}" for row in rows]
+        if any(row["verdict"] == "noise" for row in rows):
             lines.append("(noise: the 90% interval of the median straddles the target; more --runs narrow it)")
     return "\n".join(lines)
 
