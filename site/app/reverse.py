@@ -15,6 +15,7 @@ SLICE_S = 0.02  # compute for this long, then let the browser paint
 PLAY_FRAMES_PER_S = 30
 TRAINING_IMAGES = 32
 STRIP_FRAMES = 8
+PICTURES_BUDGET_BYTES = 32 * 2**20  # per list of the chain's pictures: float32 up to 64x64 with T = 1000
 WEIGHTS = "models/digits.npz"  # the trained network (python -m diffusion_lab.train)
 DIGITS = "models/digits-train.npz"  # its training digits, for the ideal denoiser and nearest neighbours
 
@@ -74,8 +75,10 @@ class ReverseView:
         self.times = [int(t) + 1 for t in ts] + [0]
         rng = core.np.random.default_rng(s["seed"])
         x_T = rng.standard_normal(self.target.shape)
-        self.frames = [core.images.to_uint8(x_T)]
-        self.predictions = []  # predictions[k]: the x0 the denoiser saw in frames[k]
+        pictures = core.images.Pictures
+        self.frames = pictures(len(self.times), x_T.shape, PICTURES_BUDGET_BYTES)
+        self.frames.append(x_T)
+        self.predictions = pictures(len(self.times), x_T.shape, PICTURES_BUDGET_BYTES)  # [k]: the x0 seen in frames[k]
         self.final = None
         update = self.learn.update()  # the student's DDPM step, or None for samplers.py's
         if s["sampler"] == "ddim":
@@ -108,14 +111,13 @@ class ReverseView:
             self.rebuild()
 
     async def compute(self, chain, generation: int) -> None:
-        to_uint8 = self.core.images.to_uint8
         x = None
         while generation == self.generation:
             deadline = time.perf_counter() + SLICE_S
             try:
                 for _, x, x0_pred in chain:
-                    self.predictions.append(to_uint8(x0_pred))
-                    self.frames.append(to_uint8(x))
+                    self.predictions.append(x0_pred)
+                    self.frames.append(x)
                     if time.perf_counter() > deadline:
                         break
                 else:
@@ -130,7 +132,7 @@ class ReverseView:
         if generation != self.generation:
             return
         self.final = x
-        self.predictions.append(self.frames[-1])  # at the clean end the image is its own prediction
+        self.predictions.append(x)  # at the clean end the image is its own prediction
         self.draw()
         self.show_result()
         if self.plots is not None:

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from diffusion_lab.images import IMAGE_NAMES, from_pixels, from_uint8, make_image, nearest, psnr, to_rgba, to_uint8, training_set
+from diffusion_lab.images import (IMAGE_NAMES, Pictures, from_pixels, from_uint8, make_image, nearest, psnr, to_rgba,
+                                  to_uint8, training_set)
 
 
 @pytest.mark.parametrize("size", [16, 64, 256])
@@ -112,6 +113,21 @@ def test_to_uint8_and_rgba():
     np.testing.assert_array_equal(to_uint8(from_uint8(u)), u)
     np.testing.assert_array_equal(to_rgba(to_uint8(x)), rgba)  # uint8 input is taken as is
     assert from_uint8(u)[0] == -1 and from_uint8(u)[-1] == 1
+
+
+@pytest.mark.parametrize("budget, kept_as", [(3 * 4 * 4 * 4, np.float32), (3 * 4 * 4 * 4 - 1, np.uint8)])
+def test_pictures_read_back_as_the_uint8_pictures_of_the_states(budget, kept_as):
+    """Within the budget a run is kept as float32, beyond it as uint8; either way a read gives to_uint8."""
+    states = [np.random.default_rng(seed).normal(scale=1.5, size=(4, 4)) for seed in range(3)]
+    pictures = Pictures(3, (4, 4), budget)
+    assert pictures.dtype == kept_as and not pictures
+    for x in states:
+        pictures.append(x)
+    assert len(pictures) == 3
+    for k, x in enumerate(states):
+        assert pictures[k].dtype == np.uint8
+        np.testing.assert_array_equal(pictures[k], to_uint8(x))
+    np.testing.assert_array_equal(pictures[-1], to_uint8(states[-1]))
 
 
 def test_training_set():
