@@ -12,6 +12,7 @@ from app import learn, page
 from app.page import element
 
 SLICE_S = 0.02  # compute for this long, then let the browser paint
+PROGRESS_S = 0.25  # how often the readout counts the steps done (each count costs the page a layout)
 PLAY_FRAMES_PER_S = 30
 TRAINING_IMAGES = 32
 STRIP_FRAMES = 8
@@ -44,6 +45,7 @@ class ReverseView:
         core, s = self.core, self.settings
         self.player.stop()
         self.generation += 1
+        element("result").textContent = ""  # the last chain's, until this one has its own
         missing = [path for path in self.assets_needed() if path not in self.assets]
         if missing:
             self.frames, self.final, self.times = [], None, [0]  # nothing to show or play until the chain starts
@@ -112,6 +114,7 @@ class ReverseView:
 
     async def compute(self, chain, generation: int) -> None:
         x = None
+        progress_at = time.perf_counter() + PROGRESS_S
         while generation == self.generation:
             deadline = time.perf_counter() + SLICE_S
             try:
@@ -128,6 +131,9 @@ class ReverseView:
                 return
             if self.settings["step"] >= len(self.frames) - 2:
                 self.draw()
+            elif time.perf_counter() > progress_at:
+                self.show_readout()  # how far the chain has come
+                progress_at = time.perf_counter() + PROGRESS_S
             await asyncio.sleep(0)
         if generation != self.generation:
             return
@@ -160,19 +166,25 @@ class ReverseView:
         if not self.frames:
             return  # still loading what the chain needs
         images = self.core.images
-        k = min(self.settings["step"], len(self.frames) - 1)
+        k = self.show_readout()
         t, total = self.times[k], len(self.times) - 1
         page.blit(element("frame"), images.to_rgba(self.frames[k]))
         if k < len(self.predictions):
             page.blit(element("x0-frame"), images.to_rgba(self.predictions[k]))
-        done = "" if len(self.frames) > total else f" (computing: {len(self.frames) - 1} of {total} steps done)"
-        element("readout").textContent = f"t = {t}, step {k} of {total}{done}"
         description = f"Noisy picture x_t at t = {t}, reverse step {k} of {total}"
         element("frame").setAttribute("aria-label", description)
         page.announce(description)
         element("step-value").textContent = f"t = {t}"
         element("step").setAttribute("aria-valuetext", f"t = {t}, step {k} of {total}")
         self.learn.show()
+
+    def show_readout(self) -> int:
+        """t and the step shown, and while the chain is computed how far it has come; returns the step."""
+        k = min(self.settings["step"], len(self.frames) - 1)
+        total = len(self.times) - 1
+        done = "" if len(self.frames) > total else f" (computing: {len(self.frames) - 1} of {total} steps done)"
+        element("readout").textContent = f"t = {self.times[k]}, step {k} of {total}{done}"
+        return k
 
     def show_result(self) -> None:
         images = self.core.images

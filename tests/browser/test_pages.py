@@ -169,6 +169,25 @@ def test_reverse_view_starts_from_the_seeded_noise(watched, base_url):
     assert f"#{index + 1}" in page.inner_text("#result")
 
 
+def test_reverse_view_shows_how_far_a_long_chain_has_come(watched, base_url):
+    page = watched.open(f"{base_url}/reverse.html?size=256&steps=300", ready=False)  # seconds of computing
+    halfway = """() => {
+        const done = /computing: (\\d+) of 300 steps done/.exec(document.getElementById('readout').textContent);
+        return done !== null && Number(done[1]) >= 150;
+    }"""
+    page.wait_for_function(halfway, timeout=60_000)  # the count follows the chain, not just its first slice
+    assert page.inner_text("#result") == ""
+    page.wait_for_function("document.getElementById('result').textContent.startsWith('Result')", timeout=60_000)
+    assert "computing" not in readout(page)
+
+    seed = page.get_by_label("Seed", exact=True)
+    seed.fill("5")
+    seed.press("Enter")
+    assert page.inner_text("#result") == ""  # no result of the last seed beside the new chain
+    assert "computing:" in readout(page)
+    page.wait_for_function("document.getElementById('result').textContent.startsWith('Result')", timeout=60_000)
+
+
 def test_controls_are_disabled_until_python_is_ready(watched, base_url):
     page = watched.open(f"{base_url}/forward.html", ready=False)
     assert page.get_by_label("Schedule").is_disabled()
