@@ -49,6 +49,7 @@ class ReverseView:
         missing = [path for path in self.assets_needed() if path not in self.assets]
         if missing:
             self.frames, self.final, self.times = [], None, [0]  # nothing to show or play until the chain starts
+            self.show_target()
             task = asyncio.ensure_future(self.load_assets(missing, self.generation))
             task.add_done_callback(page._report_task_error)
             return
@@ -69,6 +70,10 @@ class ReverseView:
             else:
                 denoiser = core.denoisers.IdealDenoiser(self.training, self.schedule)
         self.learn.new_chain(denoiser)
+        if self.training is None:
+            self.show_target(self.target, "Target (the image the oracle knows)")
+        else:
+            self.show_target()  # the nearest training image, once the chain is done
         if s["sampler"] == "ddim":
             ts = core.samplers.timesteps(s["steps"], s["ddim_steps"], s["spacing"])
         else:
@@ -171,6 +176,7 @@ class ReverseView:
         page.blit(element("frame"), images.to_rgba(self.frames[k]))
         if k < len(self.predictions):
             page.blit(element("x0-frame"), images.to_rgba(self.predictions[k]))
+            element("x0-frame").setAttribute("aria-label", "Predicted clean picture at the current step")
         description = f"Noisy picture x_t at t = {t}, reverse step {k} of {total}"
         element("frame").setAttribute("aria-label", description)
         page.announce(description)
@@ -189,18 +195,24 @@ class ReverseView:
     def show_result(self) -> None:
         images = self.core.images
         if self.training is None:
-            page.blit(element("target-frame"), images.to_rgba(self.target))
-            element("target-caption").textContent = "Target (the image the oracle knows)"
             psnr = images.psnr(self.final, self.target)
             quality = "identical to the target" if psnr > 100 else f"PSNR {psnr:.1f} dB against the target"
             element("result").textContent = f"Result: {quality}."
         else:
             index, distance = images.nearest(self.final, self.training)
-            page.blit(element("target-frame"), images.to_rgba(self.training[index]))
-            element("target-caption").textContent = f"Nearest training image (#{index + 1} of {len(self.training)})"
+            self.show_target(self.training[index], f"Nearest training image (#{index + 1} of {len(self.training)})")
             element("result").textContent = f"Result: RMS distance {distance:.3f} to training image #{index + 1}. " + \
                 self.verdict(distance)
-        element("x0-frame").setAttribute("aria-label", "Predicted clean picture at the current step")
+
+    def show_target(self, picture=None, caption: str = "Nearest training image: once the chain is done") -> None:
+        """The picture beside the chain and its caption; a blank canvas while there is none to show."""
+        canvas = element("target-frame")
+        if picture is None:
+            canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height)
+        else:
+            page.blit(canvas, self.core.images.to_rgba(picture))
+        element("target-caption").textContent = caption
+        canvas.setAttribute("aria-label", caption)
 
     def verdict(self, distance: float) -> str:
         """New or memorised? Measured against how far real unseen digits lie from the training set."""

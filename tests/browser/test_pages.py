@@ -177,6 +177,8 @@ def test_reverse_view_shows_how_far_a_long_chain_has_come(watched, base_url):
     }"""
     page.wait_for_function(halfway, timeout=60_000)  # the count follows the chain, not just its first slice
     assert page.inner_text("#result") == ""
+    assert page.inner_text("#target-caption") == "Target (the image the oracle knows)"  # known from the start
+    assert_same_image(canvas_gray(page, "target-frame"), images.make_image("gradient", 256))
     page.wait_for_function("document.getElementById('result').textContent.startsWith('Result')", timeout=60_000)
     assert "computing" not in readout(page)
 
@@ -186,6 +188,12 @@ def test_reverse_view_shows_how_far_a_long_chain_has_come(watched, base_url):
     assert page.inner_text("#result") == ""  # no result of the last seed beside the new chain
     assert "computing:" in readout(page)
     page.wait_for_function("document.getElementById('result').textContent.startsWith('Result')", timeout=60_000)
+
+    page.get_by_label("Denoiser").select_option("ideal")
+    assert page.inner_text("#target-caption") == "Nearest training image: once the chain is done"
+    assert page.inner_text("#result") == ""
+    page.wait_for_function("document.getElementById('result').textContent.startsWith('Result')", timeout=60_000)
+    assert page.inner_text("#target-caption").startswith("Nearest training image (#")
 
 
 def test_controls_are_disabled_until_python_is_ready(watched, base_url):
