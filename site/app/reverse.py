@@ -16,7 +16,7 @@ PROGRESS_S = 0.25  # how often the readout counts the steps done (each count cos
 PLAY_FRAMES_PER_S = 30
 TRAINING_IMAGES = 32
 STRIP_FRAMES = 8
-PICTURES_BUDGET_BYTES = 32 * 2**20  # per list of the chain's pictures: float32 up to 64x64 with T = 1000
+PICTURES_BUDGET_BYTES = 32 * 2**20  # per list of the chain's pictures: float32 up to 80x80 with T = 1000
 WEIGHTS = "models/digits.npz"  # the trained network (python -m diffusion_lab.train)
 DIGITS = "models/digits-train.npz"  # its training digits, for the ideal denoiser and nearest neighbours
 
