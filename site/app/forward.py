@@ -135,9 +135,7 @@ class ForwardView:
             return
         self.uploaded = pixels
         self.settings.use_local_choice("image", "upload", "Your picture")
-        self.player.stop()
-        self.rebuild()
-        self.draw()
+        self.changed({"image"})  # a new picture: the strip and every x_t follow, as for any other image
 
 
 class ForwardFigures:

@@ -654,6 +654,9 @@ class ReversePanel(Panel):
 
     def make_frame(self, export):
         view = self.view
+        if not view.frames:
+            raise Unavailable("The chain starts once the trained network and its digits have loaded: "
+                              "try again in a moment.")
         k = min(self.settings["step"], len(view.frames) - 1)
         return export.png(view.frames[k]), f"{self.prefix}-reverse-step{k}-t{view.times[k]}.png", "image/png"
 

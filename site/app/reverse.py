@@ -106,7 +106,13 @@ class ReverseView:
         """Fetch the network or the digits the first time a setting needs them, then start the chain."""
         element("readout").textContent = "Loading the trained network and its digits…"
         for path in paths:
-            data = await page.site_file(path)
+            try:
+                data = await page.site_file(path)
+            except Exception as error:  # noqa: BLE001  (offline, or the site is incomplete: say so, keep working)
+                if generation == self.generation:
+                    element("readout").textContent = (f"The trained network could not be loaded ({error}). "
+                                                      "Choose another denoiser, then this one again to retry.")
+                return
             if path == WEIGHTS:
                 from diffusion_lab import network
 

@@ -14,6 +14,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
+from conftest import Watched
+
 from diffusion_lab import denoisers, forward, images, samplers, schedules
 
 
@@ -130,8 +132,13 @@ def test_an_uploaded_png_becomes_the_image(watched, base_url, tmp_path):
     path = tmp_path / "mine.png"
     Image.fromarray(pixels).save(path)
     page = watched.open(f"{base_url}/forward.html")
+    strip_sum = """() => { const c = document.getElementById('strip');
+                           return c.getContext('2d').getImageData(0, 0, c.width, c.height).data
+                                   .reduce((sum, value, i) => sum + value * (i % 7 + 1), 0); }"""
+    gradient_strip = page.evaluate(strip_sum)
     page.get_by_label("Upload a picture").set_input_files(str(path))
     page.wait_for_function("document.getElementById('image').value === 'upload'")
+    page.wait_for_function(f"({strip_sum})() !== {gradient_strip}", timeout=10_000)  # the strip follows too
     shown = canvas_gray(page, "frame")
     assert_same_image(shown, images.from_pixels(np.dstack([pixels, np.full((40, 60), 255, np.uint8)]), 64))
     assert "image=" not in page.url  # the picture stays in the tab, out of links
@@ -194,6 +201,28 @@ def test_reverse_view_shows_how_far_a_long_chain_has_come(watched, base_url):
     assert page.inner_text("#result") == ""
     page.wait_for_function("document.getElementById('result').textContent.startsWith('Result')", timeout=60_000)
     assert page.inner_text("#target-caption").startswith("Nearest training image (#")
+
+
+def test_reverse_view_says_when_the_trained_network_cannot_be_loaded(browser, base_url):
+    context = browser.new_context(service_workers="block")  # a worker would answer from its cache, past the route
+    try:
+        watched = Watched(context.new_page())
+        page = watched.open(f"{base_url}/reverse.html")
+        page.route("**/models/**", lambda route: route.abort())  # offline, or an incomplete site
+        denoiser = page.get_by_label("Denoiser")
+        denoiser.select_option("trained")
+        page.wait_for_function("document.getElementById('readout').textContent.includes('could not be loaded')")
+        page.get_by_role("button", name="Download frame (PNG)").click()
+        expect(page.locator("#export-status")).to_contain_text("once the trained network")
+        page.unroute("**/models/**")
+        denoiser.select_option("oracle")
+        denoiser.select_option("trained")  # and back: it loads this time
+        page.wait_for_function("document.getElementById('result').textContent.startsWith('Result')", timeout=60_000)
+        assert "training image" in page.inner_text("#result")
+        aborted = [error for error in watched.errors if error.endswith("net::ERR_FAILED")]
+        assert aborted and len(aborted) == len(watched.errors)  # the browser's line for each refused request only
+    finally:
+        context.close()
 
 
 def test_controls_are_disabled_until_python_is_ready(watched, base_url):
