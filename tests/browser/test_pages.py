@@ -48,6 +48,11 @@ def readout(page) -> str:
     return page.inner_text("#readout")
 
 
+def wait_for_result(page) -> None:
+    """Until the reverse view shows the result of its chain (a new chain clears the last one's first)."""
+    page.wait_for_function("document.getElementById('result').textContent.startsWith('Result')", timeout=60_000)
+
+
 def test_forward_view_opens_on_the_clean_gradient(watched, base_url):
     page = watched.open(f"{base_url}/forward.html")
     shown = canvas_gray(page, "frame")
@@ -186,7 +191,7 @@ def test_reverse_view_shows_how_far_a_long_chain_has_come(watched, base_url):
     assert page.inner_text("#result") == ""
     assert page.inner_text("#target-caption") == "Target (the image the oracle knows)"  # known from the start
     assert_same_image(canvas_gray(page, "target-frame"), images.make_image("gradient", 256))
-    page.wait_for_function("document.getElementById('result').textContent.startsWith('Result')", timeout=60_000)
+    wait_for_result(page)
     assert "computing" not in readout(page)
 
     seed = page.get_by_label("Seed", exact=True)
@@ -194,12 +199,12 @@ def test_reverse_view_shows_how_far_a_long_chain_has_come(watched, base_url):
     seed.press("Enter")
     assert page.inner_text("#result") == ""  # no result of the last seed beside the new chain
     assert "computing:" in readout(page)
-    page.wait_for_function("document.getElementById('result').textContent.startsWith('Result')", timeout=60_000)
+    wait_for_result(page)
 
     page.get_by_label("Denoiser").select_option("ideal")
     assert page.inner_text("#target-caption") == "Nearest training image: once the chain is done"
     assert page.inner_text("#result") == ""
-    page.wait_for_function("document.getElementById('result').textContent.startsWith('Result')", timeout=60_000)
+    wait_for_result(page)
     assert page.inner_text("#target-caption").startswith("Nearest training image (#")
 
 
@@ -217,7 +222,7 @@ def test_reverse_view_says_when_the_trained_network_cannot_be_loaded(browser, ba
         page.unroute("**/models/**")
         denoiser.select_option("oracle")
         denoiser.select_option("trained")  # and back: it loads this time
-        page.wait_for_function("document.getElementById('result').textContent.startsWith('Result')", timeout=60_000)
+        wait_for_result(page)
         assert "training image" in page.inner_text("#result")
         aborted = [error for error in watched.errors if error.endswith("net::ERR_FAILED")]
         assert aborted and len(aborted) == len(watched.errors)  # the browser's line for each refused request only
@@ -262,7 +267,7 @@ def test_the_trained_network_makes_a_new_digit(watched, base_url):
     slider = page.get_by_label("Timestep")
     slider.focus()
     slider.press("End")
-    page.wait_for_function("document.getElementById('result').textContent.startsWith('Result')", timeout=60_000)
+    wait_for_result(page)
     schedule = schedules.get_schedule("linear", 1000)
     denoiser = network.TrainedDenoiser.load(str(root / "site/models/digits.npz"), schedule)
     rng = np.random.default_rng(11)
@@ -282,6 +287,6 @@ def test_the_ideal_denoiser_of_the_digits_copies_one(watched, base_url):
     slider = page.get_by_label("Timestep")
     slider.focus()
     slider.press("End")
-    page.wait_for_function("document.getElementById('result').textContent.startsWith('Result')", timeout=60_000)
+    wait_for_result(page)
     assert "RMS distance 0.00" in page.inner_text("#result")
     assert "reproduce its training images" in page.inner_text("#result")
