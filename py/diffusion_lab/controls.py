@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import math
 import re
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ IMAGE_CHOICES = ("gradient", "checkerboard", "disc", "stripes", "face", "landsca
 SCHEDULE_CHOICES = ("linear", "scaled_linear", "cosine", "sigmoid")
 MAX_SEED = 2**31 - 1
 MAX_CODE_URL_CHARS = 2000  # a "code" value travels as base64url; longer code stays in the tab, out of links
+TAB_KEY = re.compile(r"tab\.[0-9a-f]{16}")  # what a link holds instead of longer code (see tab_key)
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,21 @@ def code_from_url(raw: str) -> str:
         raise ValueError(raw) from None
 
 
+def tab_key(source: str) -> str:
+    """What a link holds in place of code too long for it: the key of the copy its browser tab keeps.
+
+    Such a link brings the code back in that tab (a reload, Back and Forward),
+    and elsewhere says the code stayed there; see `parse_query`'s `kept_code`.
+    """
+    return "tab." + hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
+
+
+def code_in_url(source: str) -> str:
+    """The URL value of code: its base64url, or its tab_key when that would be too long for a link."""
+    raw = code_to_url(source)
+    return raw if len(raw) <= MAX_CODE_URL_CHARS else tab_key(source)
+
+
 def fits_in_url(control: Control, value: object) -> bool:
     """Whether a link can hold `value` (code is limited to MAX_CODE_URL_CHARS)."""
     return control.kind != "code" or len(code_to_url(value)) <= MAX_CODE_URL_CHARS
@@ -159,11 +176,14 @@ def constrain(state: dict[str, object]) -> list[str]:
     return changed
 
 
-def parse_query(query: str, view: str) -> tuple[dict[str, object], list[str]]:
+def parse_query(query: str, view: str, *, kept_code: Callable[[str], str | None] = lambda key: None,
+                ) -> tuple[dict[str, object], list[str]]:
     """State of `view` from a URL query string, and notices naming what was replaced.
 
     Unknown names are ignored, duplicated names keep the last value, values of
     the wrong type fall back to the default, numbers out of range are clamped.
+    Code too long for a link comes as its tab_key: `kept_code(key)` gives the
+    code the browser tab kept under that key, or None (another tab or browser).
     """
     state = defaults(view)
     notices = []
@@ -174,6 +194,14 @@ def parse_query(query: str, view: str) -> tuple[dict[str, object], list[str]]:
         control = known.get(key)
         if control is None:
             notices.append(f"ignored unknown setting “{_short(key)}”")
+            continue
+        if control.kind == "code" and TAB_KEY.fullmatch(raw):
+            source = kept_code(raw)
+            if source is None or tab_key(source) != raw:
+                notices.append(f"{control.label}: this link names code that was too long for a link and stays in "
+                               "the browser tab where it was run, using the original")
+                source = control.default
+            state[key] = source
             continue
         try:
             value = coerce(control, raw)
@@ -192,12 +220,12 @@ def parse_query(query: str, view: str) -> tuple[dict[str, object], list[str]]:
 
 
 def to_query(state: dict[str, object], view: str, *, keep_flags_from: str = "") -> str:
-    """The shortest query string that `parse_query` turns back into `state`.
+    """The shortest query string that `parse_query` turns back into `state` (long code through its kept_code).
 
     Presentation flags (embed, hide, lock) found in `keep_flags_from` are kept:
     the page owns them (js/boot.js applies them), not the state.
     """
-    pairs = [(control.name, code_to_url(state[control.name]) if control.kind == "code" else _show(state[control.name]))
+    pairs = [(control.name, code_in_url(state[control.name]) if control.kind == "code" else _show(state[control.name]))
              for control in controls_for(view) if state.get(control.name, control.default) != control.default]
     flags = [(key, raw) for key, raw in parse_qsl(keep_flags_from.lstrip("?"), keep_blank_values=True)
              if key in FLAG_NAMES]

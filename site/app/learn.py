@@ -307,9 +307,10 @@ class Editor:
                         f"until then the page uses {self.original()}.")
             elif self.in_use:
                 text = f"In use: your {self.name}, in place of {self.original()}. Reset code goes back to the original."
-                if self.settings.local.get(self.setting) == self.in_use:
+                if not controls.fits_in_url(self.settings.controls[self.setting], self.in_use):
                     text += (f" It is too long to share in a link ({len(controls.code_to_url(self.in_use))} of "
-                             f"{controls.MAX_CODE_URL_CHARS} characters): links keep the original.")
+                             f"{controls.MAX_CODE_URL_CHARS} characters): this tab keeps it when you reload, "
+                             "but a copied link brings the original.")
             else:
                 text = f"In use: {self.original()}, as {self.origin} defines it. Change the code and press Run."
         status = self.part("-status")
@@ -338,17 +339,14 @@ class Editor:
         custom = "" if source == self.template else source
         _trust(custom)
         self.in_use, self.seen, self.pending, self.failure = custom, custom, False, None
-        if custom and not controls.fits_in_url(self.settings.controls[self.setting], custom):
-            self.settings.local[self.setting] = custom  # Settings keeps it out of the URL
-        else:
-            self.settings.local.pop(self.setting, None)
+        if not controls.fits_in_url(self.settings.controls[self.setting], custom):
+            page.keep_in_tab(custom)  # the link holds its key (controls.tab_key)
         self.settings.set(self.setting, custom)
         self.panel.view.changed({self.setting})
 
     def reset(self) -> None:
         self.in_use, self.seen, self.pending, self.failure = "", "", False, None
         self.part("").value = self.template
-        self.settings.local.pop(self.setting, None)
         self.settings.set(self.setting, "")
         self.panel.view.changed({self.setting})
 

@@ -6,6 +6,7 @@ Page glue only: reads controls, calls diffusion_lab, draws. It uses `js` and
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 import traceback
@@ -22,6 +23,8 @@ REDUCED_MOTION_SLOWDOWN = 8
 # change, Copy link and leaving the page write it at once.
 URL_DELAY_S, URL_MAX_WAIT_S = 0.25, 1.0
 TIME_SETTINGS = frozenset({"t", "step"})
+KEPT_CODE_KEY = "diffusion-lab:code-too-long-for-links"  # sessionStorage: {controls.tab_key(code): code}
+MAX_KEPT_CODE = 8  # the last codes too long for links run in this tab
 PHASES = ("runtime", "numpy", "first frame", "matplotlib", "ready")
 _started = time.perf_counter()
 _proxies = []  # event handlers must outlive the call that made them
@@ -321,6 +324,33 @@ class Player:
         self.button.setAttribute("aria-pressed", "true" if playing else "false")
 
 
+# -- code too long for a link: the browser tab keeps it (see controls.tab_key) ------------------------------
+
+def _kept_code() -> dict[str, str]:
+    try:
+        kept = json.loads(js.sessionStorage.getItem(KEPT_CODE_KEY) or "{}")
+    except Exception:  # noqa: BLE001  (storage off or not ours: the link then says the code stayed behind)
+        return {}
+    return kept if isinstance(kept, dict) else {}
+
+
+def keep_in_tab(source: str) -> None:
+    """Keep code too long for a link in this tab, so a reload or Back brings it back from its key."""
+    key = controls.tab_key(source)
+    kept = {k: v for k, v in _kept_code().items() if k != key}
+    kept[key] = source
+    try:
+        js.sessionStorage.setItem(KEPT_CODE_KEY, json.dumps(dict(list(kept.items())[-MAX_KEPT_CODE:])))
+    except Exception:  # noqa: BLE001  (full or off: the code works until the tab reloads)
+        pass
+
+
+def kept_in_tab(key: str) -> str | None:
+    """The code this tab kept under `key`, or None."""
+    source = _kept_code().get(key)
+    return source if isinstance(source, str) else None
+
+
 class Settings:
     """The form of one view, backed by the controls table and mirrored in the URL.
 
@@ -331,8 +361,8 @@ class Settings:
     def __init__(self, view: str, on_change) -> None:
         self.view = view
         self.controls = {control.name: control for control in controls.controls_for(view)}
-        self.state, notices = controls.parse_query(js.location.search, view)
-        self.local = {}  # settings only this tab has, kept out of the URL
+        self.state, notices = controls.parse_query(js.location.search, view, kept_code=kept_in_tab)
+        self.local = {}  # choices only this tab has (an uploaded picture), kept out of the URL
         self.notify(notices)
         self._on_change = on_change
         self.url_later = Later(URL_DELAY_S, self.sync_url, URL_MAX_WAIT_S, "The address could not be updated.")
@@ -397,7 +427,7 @@ class Settings:
 
     def reload_from_url(self):
         """Back/Forward to another entry of this page: take its settings, as a fresh load would."""
-        self.state, notices = controls.parse_query(js.location.search, self.view)
+        self.state, notices = controls.parse_query(js.location.search, self.view, kept_code=kept_in_tab)
         self.local = {}
         self.notify(notices)
         for name in self.controls:

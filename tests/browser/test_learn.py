@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from conftest import READY_TIMEOUT_MS
+from conftest import READY_TIMEOUT_MS, Watched
 from diffusion_lab import controls, denoisers, export, forward, hooks, images, plots, samplers, schedules
 from test_offline import offline, offline_url, usb_stick  # noqa: F401  (fixtures)
 from test_pages import assert_same_image, canvas_gray, canvas_rgba
@@ -238,7 +238,7 @@ def test_errors_are_shown_inline_and_the_last_working_schedule_stays(watched, ba
     assert numbers(page)["alpha_bar"] == pytest.approx(0.995**149, rel=1e-12)
 
 
-def test_code_from_a_link_waits_for_run_and_long_code_stays_out_of_links(watched, base_url):
+def test_code_from_a_link_waits_for_run_and_long_code_stays_in_its_tab(watched, shared_context, base_url):
     page = watched.open(f"{base_url}/forward.html?t=300&hook={controls.code_to_url(CONSTANT)}")
     x0 = images.make_image("gradient", 64)
     assert page.get_by_label("Code of betas(T)").input_value() == CONSTANT
@@ -252,8 +252,26 @@ def test_code_from_a_link_waits_for_run_and_long_code_stays_out_of_links(watched
     run_code(page, long_code)
     assert "too long to share" in page.inner_text("#hook-status")
     expect(page).to_have_url(re.compile(r"[?&]t=300(&|$)"))
-    assert "hook=" not in page.url
+    assert f"hook={controls.tab_key(long_code)}" in page.url and len(page.url) < 200
     assert_same_image(canvas_gray(page, "frame"), forward.q_sample(x0, 299, noise_of(0), CONSTANT_SCHEDULE))
+
+    # A reload keeps it in use: the tab kept it.
+    page.reload()
+    page.wait_for_selector("body[data-ready='true']")
+    assert page.get_by_label("Code of betas(T)").input_value() == long_code
+    assert "In use: your betas(T)" in page.inner_text("#hook-status")
+    assert_same_image(canvas_gray(page, "frame"), forward.q_sample(x0, 299, noise_of(0), CONSTANT_SCHEDULE))
+    assert page.locator("#notices li").count() == 0
+
+    # The same link in another tab: the code stayed behind, and the page says so.
+    other = Watched(shared_context.new_page())
+    try:
+        other.open(page.url)
+        expect(other.page.locator("#notices")).to_contain_text("too long for a link and stays in the browser tab")
+        assert_same_image(canvas_gray(other.page, "frame"), forward.q_sample(x0, 299, noise_of(0), linear))
+        assert other.errors == []
+    finally:
+        other.page.close()
 
 
 def test_the_reverse_chain_runs_with_the_students_schedule(watched, base_url):

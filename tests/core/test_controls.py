@@ -145,3 +145,21 @@ def test_code_travels_as_base64url_and_bad_or_long_code_is_refused():
                                                    "using the original"]
     hook = controls.BY_NAME["hook"]
     assert controls.fits_in_url(hook, "x" * 1500) and not controls.fits_in_url(hook, "x" * 1501)
+
+
+def test_code_too_long_for_a_link_comes_back_only_where_the_tab_kept_it():
+    source = "def betas(T):\n    return np.full(T, 0.01)\n" + "# a long comment\n" * 150
+    key = controls.tab_key(source)
+    query = controls.to_query({**controls.defaults("forward"), "hook": source, "t": 3}, "forward")
+    assert query == f"t=3&hook={key}" and len(query) < 40
+
+    kept = {key: source}
+    assert controls.parse_query(query, "forward", kept_code=kept.get) == (
+        {**controls.defaults("forward"), "hook": source, "t": 3}, [])
+    for kept_code in (lambda key: None, {key: source + "# not the same code\n"}.get):  # another tab; a stale copy
+        state, notices = controls.parse_query(query, "forward", kept_code=kept_code)
+        assert state == {**controls.defaults("forward"), "t": 3}
+        assert notices == ["Code of betas(T): this link names code that was too long for a link and stays in the "
+                           "browser tab where it was run, using the original"]
+    state, notices = controls.parse_query("hook=tab.not-a-key", "forward", kept_code=kept.get)
+    assert state["hook"] == "" and "is not valid" in notices[0]
