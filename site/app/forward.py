@@ -133,6 +133,7 @@ class ForwardView:
         pixels = await page.read_picture(files.item(0), self.core.np)
         if pixels is None:
             return
+        page.clear_notices("upload")  # an earlier file's refusal no longer applies
         self.uploaded = pixels
         self.settings.use_local_choice("image", "upload", "Your picture")
         self.changed({"image"})  # a new picture: the strip and every x_t follow, as for any other image

@@ -25,6 +25,7 @@ URL_DELAY_S, URL_MAX_WAIT_S = 0.25, 1.0
 TIME_SETTINGS = frozenset({"t", "step"})
 KEPT_CODE_KEY = "diffusion-lab:code-too-long-for-links"  # sessionStorage: {controls.tab_key(code): code}
 MAX_KEPT_CODE = 8  # the last codes too long for links run in this tab
+MAX_NOTICES = 8  # more than any one bad link gives; older notices go
 PHASES = ("runtime", "numpy", "first frame", "matplotlib", "ready")
 _started = time.perf_counter()
 _proxies = []  # event handlers must outlive the call that made them
@@ -175,15 +176,15 @@ async def read_picture(file, np):
     read in memory only. Returns None (after telling the student) on failure.
     """
     if file.size == 0:
-        show_notice(f"“{file.name}” is empty: choose a picture file.")
+        show_notice(f"“{file.name}” is empty: choose a picture file.", "upload")
         return None
     if not str(file.type).startswith("image/") or file.type == "image/svg+xml":
-        show_notice(f"“{file.name}” is not a picture this page can read (PNG, JPEG, GIF, WebP or BMP).")
+        show_notice(f"“{file.name}” is not a picture this page can read (PNG, JPEG, GIF, WebP or BMP).", "upload")
         return None
     try:
         probe = await js.createImageBitmap(file)
     except Exception:  # noqa: BLE001  (a JS DOMException: corrupt or unsupported)
-        show_notice(f"“{file.name}” could not be decoded: the file may be damaged or not an image.")
+        show_notice(f"“{file.name}” could not be decoded: the file may be damaged or not an image.", "upload")
         return None
     width, height = probe.width, probe.height
     probe.close()
@@ -201,10 +202,34 @@ async def read_picture(file, np):
     return np.asarray(data.to_py(), dtype=np.uint8).reshape(height, width, 4)
 
 
-def show_notice(text: str) -> None:
+def show_notice(text: str, about: str = "") -> None:
+    """Tell the student something was refused or replaced, below the title (js/boot.js makes ✕ dismiss it).
+
+    A notice `about` the same thing (a setting's name, "upload") replaces the last one, and the same
+    text is moved to the end rather than repeated; only the newest MAX_NOTICES stay.
+    """
+    box = element("notices")
+    for item in list(box.children):
+        if item.firstChild.textContent == text or (about and item.dataset.about == about):
+            item.remove()
     item = js.document.createElement("li")
-    item.textContent = text  # text, never HTML: notices may echo the URL or a file name
-    element("notices").appendChild(item)
+    item.dataset.about = about
+    words = js.document.createElement("span")
+    words.textContent = text  # text, never HTML: notices may echo the URL or a file name
+    dismiss = js.document.createElement("button")
+    dismiss.type, dismiss.className, dismiss.textContent = "button", "dismiss", "✕"
+    dismiss.setAttribute("aria-label", "Dismiss this notice")
+    item.append(words, " ", dismiss)
+    box.appendChild(item)
+    while box.children.length > MAX_NOTICES:
+        box.firstElementChild.remove()
+
+
+def clear_notices(about: str) -> None:
+    """Remove the notices about `about` (it is fine now)."""
+    for item in list(element("notices").children):
+        if item.dataset.about == about:
+            item.remove()
 
 
 def blit(canvas, rgba) -> None:
@@ -412,14 +437,21 @@ class Settings:
         try:
             value = controls.coerce(control, raw)
         except ValueError:
-            self.notify([f"{control.label}: “{controls._short(raw)}” is not valid, kept {controls._show(self.state[name])}"])
+            show_notice(f"{control.label}: “{controls._short(raw)}” is not valid, kept {controls._show(self.state[name])}",
+                        name)
             self.write(name)
             return None
         if controls.is_number(control) and controls.clamp(control, value) != value:
             value = controls.clamp(control, value)
-            self.notify([f"{control.label}: out of range, using {controls._show(value)}"])
+            show_notice(f"{control.label}: out of range, using {controls._show(value)}", name)
+        else:
+            clear_notices(name)
         self.state[name] = value
-        changed = {name, *controls.constrain(self.state)}
+        adjusted = controls.constrain(self.state)
+        for other in set(adjusted) - TIME_SETTINGS:  # a slider's new range shows itself; a number box does not
+            show_notice(f"{self.controls[other].label}: adjusted to {controls._show(self.state[other])} to fit the "
+                        "other settings", other)
+        changed = {name, *adjusted}
         for other in changed | TIME_SETTINGS & set(self.controls):
             self.write(other)
         self.sync_url_for(changed)

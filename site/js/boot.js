@@ -173,8 +173,20 @@
     }
   }
 
+  // A notice's ✕ (app/page.py show_notice) dismisses it; the focus moves to the next one's, if any.
+  function dismissNotice(event) {
+    const button = event.target.closest("button.dismiss");
+    if (!button) return;
+    const item = button.closest("li");
+    const next = item.nextElementSibling || item.previousElementSibling;
+    item.remove();
+    if (next) next.querySelector("button.dismiss").focus();
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     applyFlags();
+    const notices = $("notices");
+    if (notices) notices.addEventListener("click", dismissNotice);
     const copyLink = $("copy-link");
     // Python writes the address a moment after a slider moves; ask it to write it now.
     const flushUrl = () => window.dispatchEvent(new Event("diffusion-lab:flush-url"));

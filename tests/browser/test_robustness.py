@@ -10,6 +10,7 @@ import threading
 import numpy as np
 import pytest
 from PIL import Image
+from playwright.sync_api import expect
 
 import build
 from conftest import READY_TIMEOUT_MS
@@ -90,6 +91,46 @@ def test_bad_uploads_get_a_message_and_keep_the_image(watched, base_url, name, m
     assert message in notices(page) and name in notices(page)
     assert np.array_equal(canvas_gray(page, "frame"), before)
     assert page.get_by_label("Image", exact=True).input_value() == "disc"
+    assert_still_working(page)
+
+
+def test_notices_do_not_pile_up_and_can_be_dismissed(watched, base_url):
+    page = watched.open(f"{base_url}/forward.html?image=disc")
+    seed, items = page.get_by_label("Seed"), page.locator("#notices li")
+    for _ in range(3):  # the same mistake again: one notice, not three
+        seed.fill("1.5")
+        seed.press("Enter")
+    expect(items).to_have_count(1)
+    assert "Seed: “1.5” is not valid, kept 0" in items.first.inner_text()
+    seed.fill("7")
+    seed.press("Enter")
+    expect(items).to_have_count(0)  # fine now: the notice about the seed goes
+
+    upload(page, "notes.txt", "text/plain", b"not a picture")
+    expect(items).to_have_count(1)
+    upload(page, "empty.png", "image/png", b"")  # a second refusal replaces the first
+    expect(items).to_have_count(1)
+    assert "empty.png" in items.first.inner_text()
+    upload(page, "good.png", "image/png", png_bytes(np.full((32, 32, 3), 90, np.uint8)))
+    expect(page.get_by_label("Image", exact=True)).to_have_value("upload")
+    expect(items).to_have_count(0)  # a picture arrived: the refusals no longer apply
+
+    page.goto(f"{base_url}/reverse.html?sampler=ddim&ddim_steps=50&steps=100&size=16")
+    page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+    page.get_by_label("Steps T").fill("20")
+    page.get_by_label("Steps T").press("Enter")
+    expect(items).to_have_count(1)
+    assert "DDIM steps: adjusted to 20" in items.first.inner_text()
+    assert page.get_by_label("DDIM steps").input_value() == "20"
+    page.get_by_label("Seed").fill("-3")
+    page.get_by_label("Seed").press("Enter")
+    expect(items).to_have_count(2)
+    page.get_by_role("button", name="Dismiss this notice").first.click()  # by mouse
+    expect(items).to_have_count(1)
+    assert "Seed: out of range" in items.first.inner_text()
+    expect(page.get_by_role("button", name="Dismiss this notice")).to_be_focused()  # the next one's
+    page.keyboard.press("Enter")  # and by keyboard
+    expect(page.locator("#notices")).to_be_hidden()
     assert_still_working(page)
 
 
