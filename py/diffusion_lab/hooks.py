@@ -37,9 +37,13 @@ TIME_LIMIT_S = 2.0  # the student's code is stopped after this long (an endless 
 
 
 class HookError(Exception):
-    """The student's code did not work: ``summary`` in one line, ``detail`` the traceback of their code."""
+    """The student's code did not work: ``summary`` in one line, ``detail`` the traceback of their code.
+
+    The page puts the summary inside a sentence of its own, so it never ends in a full stop.
+    """
 
     def __init__(self, summary: str, detail: str = ""):
+        summary = summary.rstrip().removesuffix(".")
         super().__init__(summary)
         self.summary, self.detail = summary, detail or summary
 
@@ -59,7 +63,7 @@ def namespace(module) -> dict:
 def load(source: str, hook_name: str, module):
     """Run ``source`` and return the function it defines as ``hook_name``, or raise HookError."""
     if not source.strip():
-        raise HookError(f"The code is empty: write a function {hook_name}(…), or press Reset.")
+        raise HookError(f"The code is empty: write a function {hook_name}(…), or press Reset")
     linecache.cache[FILENAME] = (len(source), None, source.splitlines(True), FILENAME)  # lines in tracebacks
     scope = namespace(module)
     try:
@@ -69,7 +73,7 @@ def load(source: str, hook_name: str, module):
     call(exec, code, scope)  # the student's own code, see the docstring
     function = scope.get(hook_name)
     if not callable(function):
-        raise HookError(f"The code must define a function named {hook_name}, as the original does.")
+        raise HookError(f"The code must define a function named {hook_name}, as the original does")
     return function
 
 
@@ -94,12 +98,13 @@ def call(function, *args):
     try:
         return function(*args)
     except RecursionError:
-        raise HookError("RecursionError: the function calls itself without end.") from None
+        raise HookError("RecursionError: the function calls itself without end") from None
     except TooLong as error:
-        explained = _explain(error)  # "Line 3: TooLong" and the traceback of their lines
+        explained = _explain(error)  # "Line 3: TooLong" and the traceback of their lines, ending in our class
         where = explained.summary.split(": ", 1)[0] + ": " if explained.summary.startswith("Line ") else ""
-        raise HookError(f"{where}stopped after {TIME_LIMIT_S:g} s: the code did not finish (an endless loop?).",
-                        explained.detail) from None
+        traceback_lines = explained.detail.rsplit("\n", 1)[0] if explained.detail.count("\n") else ""
+        detail = f"{traceback_lines}\nStopped here: still running after {TIME_LIMIT_S:g} s.".lstrip("\n")
+        raise HookError(f"{where}stopped after {TIME_LIMIT_S:g} s; is it an endless loop?", detail) from None
     except Exception as error:  # noqa: BLE001
         raise _explain(error) from None
     finally:

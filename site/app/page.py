@@ -25,7 +25,6 @@ URL_DELAY_S, URL_MAX_WAIT_S = 0.25, 1.0
 TIME_SETTINGS = frozenset({"t", "step"})
 KEPT_CODE_KEY = "diffusion-lab:code-too-long-for-links"  # sessionStorage: {controls.tab_key(code): code}
 MAX_KEPT_CODE = 8  # the last codes too long for links run in this tab
-MAX_NOTICES = 8  # more than any one bad link gives; older notices go
 PHASES = ("runtime", "numpy", "first frame", "matplotlib", "ready")
 _started = time.perf_counter()
 _proxies = []  # event handlers must outlive the call that made them
@@ -203,33 +202,16 @@ async def read_picture(file, np):
 
 
 def show_notice(text: str, about: str = "") -> None:
-    """Tell the student something was refused or replaced, below the title (js/boot.js makes ✕ dismiss it).
+    """Tell the student something was refused or replaced (js/boot.js shows it; see diffusionLabNotice there).
 
-    A notice `about` the same thing (a setting's name, "upload") replaces the last one, and the same
-    text is moved to the end rather than repeated; only the newest MAX_NOTICES stay.
+    A notice `about` the same thing (a setting's name, "upload") replaces the last one about it.
     """
-    box = element("notices")
-    for item in list(box.children):
-        if item.firstChild.textContent == text or (about and item.dataset.about == about):
-            item.remove()
-    item = js.document.createElement("li")
-    item.dataset.about = about
-    words = js.document.createElement("span")
-    words.textContent = text  # text, never HTML: notices may echo the URL or a file name
-    dismiss = js.document.createElement("button")
-    dismiss.type, dismiss.className, dismiss.textContent = "button", "dismiss", "✕"
-    dismiss.setAttribute("aria-label", "Dismiss this notice")
-    item.append(words, " ", dismiss)
-    box.appendChild(item)
-    while box.children.length > MAX_NOTICES:
-        box.firstElementChild.remove()
+    js.diffusionLabNotice(text, about)
 
 
 def clear_notices(about: str) -> None:
     """Remove the notices about `about` (it is fine now)."""
-    for item in list(element("notices").children):
-        if item.dataset.about == about:
-            item.remove()
+    js.diffusionLabClearNotices(about)
 
 
 def blit(canvas, rgba) -> None:
@@ -399,6 +381,8 @@ class Settings:
         on(js.window, "popstate", lambda event: self.reload_from_url())
         on(js.window, "pagehide", lambda event: self.flush_url())
         on(js.window, "diffusion-lab:flush-url", lambda event: self.flush_url())  # js/boot.js, before Copy link
+        if notices:
+            self.sync_url()  # the address shows the values in use, not the ones replaced
 
     def __getitem__(self, name: str):
         return self.state[name]
@@ -462,6 +446,8 @@ class Settings:
         self.state, notices = controls.parse_query(js.location.search, self.view, kept_code=kept_in_tab)
         self.local = {}
         self.notify(notices)
+        if notices:
+            self.sync_url()
         for name in self.controls:
             self.write(name)
         return self._on_change(set(self.controls))

@@ -163,10 +163,13 @@ class ReverseView:
                  "dataset": s["denoiser"] == "ideal", "size": oracle or s["dataset"] == "shapes"}
         for name, visible in shown.items():
             element(name).closest(".field").hidden = not visible
+        # The Image box goes too when none of its fields is left (the trained network's digits have one size).
+        box = element("image").closest("fieldset")
+        box.classList.toggle("empty", all(field.hidden for field in box.querySelectorAll(".field")))
 
     def changed(self, names: set) -> None:
-        self.show_relevant_controls()
         if names - {"step"}:
+            self.show_relevant_controls()
             self.settings.set("step", 0)
             self.rebuild()
         else:

@@ -123,14 +123,19 @@
   const list = (key) => (params.get(key) || "").split(",").map((name) => name.trim()).filter(Boolean);
 
   function applyFlags() {
+    const groups = [...new Set([...document.querySelectorAll("fieldset[data-group]")].map((set) => set.dataset.group))];
     for (const group of list("hide")) {
+      if (!groups.includes(group)) notice(`hide: ignored “${group.slice(0, 40)}”, not a group of this page (${groups.join(", ")})`);
       for (const fieldset of document.querySelectorAll(`fieldset[data-group="${CSS.escape(group)}"]`)) {
         fieldset.hidden = true;
       }
     }
     for (const name of list("lock")) {
       const control = document.querySelector(`#controls [name="${CSS.escape(name)}"]`);
-      if (!control) continue;
+      if (!control) {
+        notice(`lock: ignored “${name.slice(0, 40)}”, not a control of this page`);
+        continue;
+      }
       control.disabled = true;
       control.dataset.locked = "true";
       if (name === "t" || name === "step") {
@@ -173,7 +178,36 @@
     }
   }
 
-  // A notice's ✕ (app/page.py show_notice) dismisses it; the focus moves to the next one's, if any.
+  // ---- Notices: what a link, a file or a setting asked for that the page refused or replaced ----
+  // Text only, never HTML (notices echo the URL and file names). The same text moves to the end instead of
+  // repeating, a notice about the same thing (a setting's name, "upload") replaces the last one about it,
+  // only the newest MAX_NOTICES stay, and each has a button that dismisses it.
+  const MAX_NOTICES = 8; // more than any one bad link gives
+  function notice(text, about = "") {
+    const box = $("notices");
+    if (!box) return;
+    for (const item of [...box.children]) {
+      if (item.firstChild.textContent === text || (about && item.dataset.about === about)) item.remove();
+    }
+    const item = document.createElement("li");
+    item.dataset.about = about;
+    const words = document.createElement("span");
+    words.textContent = text;
+    const dismiss = document.createElement("button");
+    dismiss.type = "button";
+    dismiss.className = "dismiss";
+    dismiss.textContent = "✕";
+    dismiss.setAttribute("aria-label", "Dismiss this notice");
+    item.append(words, " ", dismiss);
+    box.append(item);
+    while (box.children.length > MAX_NOTICES) box.firstElementChild.remove();
+  }
+  window.diffusionLabNotice = notice;
+  window.diffusionLabClearNotices = (about) => {
+    for (const item of document.querySelectorAll("#notices > li")) if (item.dataset.about === about) item.remove();
+  };
+
+  // A notice's button dismisses it; the focus moves to the next one's, if any.
   function dismissNotice(event) {
     const button = event.target.closest("button.dismiss");
     if (!button) return;

@@ -87,6 +87,7 @@ style="border:0"></iframe></body></html>""")
         assert frame.locator("fieldset[data-group='process']").is_hidden()
         assert frame.locator(".site-header").is_hidden()
         assert frame.get_by_label("Timestep").is_visible()
+        assert frame.locator("#notices li").count() == 0  # every flag was understood
         # Locked settings hold, after Python enabled the form.
         assert frame.locator("#schedule").is_disabled() and frame.locator("#seed").is_disabled()
         assert frame.locator("#schedule").input_value() == "cosine"
@@ -97,3 +98,12 @@ style="border:0"></iframe></body></html>""")
     finally:
         host.shutdown()
         server.shutdown()
+
+
+def test_a_mistyped_flag_gets_a_notice_and_the_others_still_apply(watched, base_url):
+    page = watched.open(f"{base_url}/forward.html?embed=1&hide=imgae,time&lock=sede,schedule")
+    text = page.inner_text("#notices")
+    assert "hide: ignored “imgae”, not a group of this page (image, process, time, share, code, export)" in text
+    assert "lock: ignored “sede”" in text
+    assert page.locator("fieldset[data-group='time']").is_hidden()
+    assert page.locator("#schedule").is_disabled() and page.locator("#seed").is_enabled()

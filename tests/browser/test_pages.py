@@ -264,6 +264,7 @@ def test_the_trained_network_makes_a_new_digit(watched, base_url):
     root = Path(__file__).resolve().parents[2]
     page = watched.open(f"{base_url}/reverse.html?denoiser=trained&sampler=ddim&ddim_steps=50&seed=11")
     assert page.get_by_label("Training set").is_hidden()  # the network knows only the digits
+    assert page.get_by_role("group", name="Image").is_hidden()  # no box left empty: the digits have one size
     slider = page.get_by_label("Timestep")
     slider.focus()
     slider.press("End")

@@ -48,6 +48,7 @@ def test_bad_url_parameters_get_a_notice_and_a_working_page(watched, base_url, q
         assert word in text
     state, _ = controls.parse_query(query, "forward")
     assert page.get_by_label("Timestep").input_value() == str(state["t"])
+    assert page.url.endswith(f"/forward.html?{controls.to_query(state, 'forward')}".rstrip("?"))  # what is in use
     assert_still_working(page)
 
 

@@ -90,6 +90,8 @@ def test_bad_code_gets_a_message_naming_the_problem(source, words):
     for word in words:
         assert word in caught.value.summary
     assert "hooks.py" not in caught.value.detail  # the traceback shows the student's code only
+    assert "TooLong" not in caught.value.summary + caught.value.detail  # no names of ours
+    assert not caught.value.summary.endswith(".")  # the page puts it in a sentence of its own
 
 
 def test_the_time_limit_stops_only_the_students_code_and_leaves_no_trace_function():
