@@ -333,6 +333,7 @@ def site_data_files() -> dict[str, str]:
 
 
 PARTIAL = re.compile(r"<!-- partial:([a-z-]+) -->\n")  # the parts the views share, from site/partials/NAME.html
+CONTROLS_MARK = re.compile(r"<!-- controls:(?P<view>[a-z]+):(?P<groups>[a-z,]+) -->")  # fieldsets of controls.py
 
 
 def render_pages(out: Path) -> None:
@@ -348,8 +349,8 @@ def render_pages(out: Path) -> None:
             text = PARTIAL.sub(lambda mark: (partials / f"{mark[1]}.html").read_text(), path.read_text())
             text = text.replace("<!-- csp -->", f'<meta http-equiv="Content-Security-Policy" '
                                                 f'content="{CONTENT_SECURITY_POLICY}">')
-            for view in controls.VIEWS:
-                text = text.replace(f"<!-- controls:{view} -->", controls.form_html(view, escape=html.escape))
+            text = CONTROLS_MARK.sub(lambda mark: controls.form_html(
+                mark["view"], escape=html.escape, groups=tuple(mark["groups"].split(","))), text)
             destination.write_text(text)
         else:
             shutil.copyfile(path, destination)

@@ -232,14 +232,18 @@ def to_query(state: dict[str, object], view: str, *, keep_flags_from: str = "") 
     return urlencode(pairs + flags)
 
 
-def form_html(view: str, *, escape: Callable[[str], str]) -> str:
-    """The controls of `view`, grouped in fieldsets, disabled until Python is ready.
+def form_html(view: str, *, escape: Callable[[str], str], groups: tuple[str, ...] = GROUPS) -> str:
+    """The controls of `view` in `groups` (of GROUPS), a fieldset each, disabled until Python is ready.
 
-    Only the GROUPS of the settings form: the code panel of the page has its own editor for "code".
+    The code panel of the page has its own editor for "code". The pages place
+    the "time" group under the picture and the others in the settings form.
     """
     legends = {"image": "Image", "process": "Noise schedule", "sampler": "Denoising", "time": "Time"}
+    unknown = set(groups) - set(GROUPS)
+    if unknown:
+        raise ValueError(f"no such group of controls: {', '.join(sorted(unknown))}")
     parts = []
-    for group in GROUPS:
+    for group in groups:
         members = [control for control in controls_for(view) if control.group == group]
         if not members:
             continue

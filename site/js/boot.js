@@ -131,7 +131,7 @@
       }
     }
     for (const name of list("lock")) {
-      const control = document.querySelector(`#controls [name="${CSS.escape(name)}"]`);
+      const control = document.querySelector(`fieldset[data-group] [name="${CSS.escape(name)}"]`);
       if (!control) {
         notice(`lock: ignored “${name.slice(0, 40)}”, not a control of this page`);
         continue;
