@@ -18,7 +18,7 @@ PyScript's own cost, between it and a view is the view's. The release floor
 and all, where the site's are compiled to bytecode by build.py: between it and
 the floor is what that compiling saves.
 
-- load (each run loads release, floor, pyscript, forward and reverse in turn, each in a fresh
+- load (each run loads release, floor, pyscript, forward and reverse in an order of balanced_orders, each in a fresh
   browser profile on disk; cold is the first visit, warm the second; from 127.0.0.1 at once,
   where only CPU counts, or with --network over a network as slow as a classroom's):
   - runtime: navigation start to the Python runtime being up (the floor's
@@ -301,6 +301,24 @@ def cpu_since(profile: str, before: dict[int, float]) -> float:
     return sum(max(0.0, used - before.get(pid, 0.0)) for pid, used in browser_cpu_s(profile).items())
 
 
+def balanced_orders(n: int) -> list[list[int]]:
+    """Orders of n pages in which each page comes first equally often and follows every other equally often.
+
+    A Williams design: a visit is slowed by what the machine still does for the
+    visit before it, so no page may always follow the same one (a rotation puts
+    every page after the same neighbour). n orders when n is even, 2n when odd.
+    """
+    first, low, high = [0], 1, n - 1
+    while len(first) < n:
+        first.append(low)
+        low += 1
+        if len(first) < n:
+            first.append(high)
+            high -= 1
+    orders = [[(page + shift) % n for page in first] for shift in range(n)]
+    return orders + [order[::-1] for order in orders] if n % 2 else orders
+
+
 def summary(values: list[float]) -> dict:
     return {"min": min(values), "median": statistics.median(values), "n": len(values)}
 
@@ -421,8 +439,9 @@ class Bench:
                  "forward": "forward.html", "reverse": "reverse.html"}
         pages = {name: path for name, path in pages.items() if name == "floor" or name in self.args.pages}
         runs = {name: {"cold": [], "warm": []} for name in pages}
+        orders = balanced_orders(len(pages))
         for run in range(self.args.runs):
-            names = list(pages)[run % len(pages):] + list(pages)[:run % len(pages)]  # rotate: none always first
+            names = [list(pages)[i] for i in orders[run % len(orders)]]
             for name in names:
                 # A fresh profile on disk, as a student's browser has (an incognito context
                 # keeps its cache in memory and does not keep the 10 MB runtime at all).
