@@ -72,6 +72,11 @@
     target.focus();
     target.scrollIntoView();
   });
+  // The hosted site's way round, file.html#forward?t=300 (a link edited by hand), means ?t=300#forward here.
+  const settingsAfterView = /^#([\w-]+)\?(.*)$/.exec(location.hash);
+  if (settingsAfterView && manifest.views.includes(settingsAfterView[1])) {
+    history.replaceState(history.state, "", `${location.pathname}?${settingsAfterView[2]}#${settingsAfterView[1]}`);
+  }
   const shown = viewName();
   window.addEventListener("hashchange", () => viewName() !== shown && location.reload());
 

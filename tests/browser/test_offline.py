@@ -99,11 +99,11 @@ def assert_same_image(shown: np.ndarray, expected_float: np.ndarray) -> None:
     assert difference.max() <= 1 and (difference == 0).mean() > 0.999
 
 
-def noisy_gradient(seed: int) -> np.ndarray:
-    """x_T of the forward view's default image and schedule, from its closed form."""
+def noisy_gradient(seed: int, t: int = 1000) -> np.ndarray:
+    """x_t (x_T by default) of the forward view's default image and schedule, from its closed form."""
     x0 = images.make_image("gradient", 64)
     noise = np.random.default_rng(seed).standard_normal(x0.shape)
-    return forward.q_sample(x0, 999, noise, schedules.get_schedule("linear", 1000))
+    return forward.q_sample(x0, t - 1, noise, schedules.get_schedule("linear", 1000))
 
 
 # -- the file ---------------------------------------------------------------------
@@ -182,6 +182,15 @@ def test_chromium_runs_every_view_from_disk(offline, offline_url, tmp_path):
     offline.wait_for_readout("step 1000 of 1000")
     assert_same_image(canvas_gray(page, "frame"), images.make_image("gradient", 64))
     assert "identical to the target" in page.inner_text("#result")
+
+
+def test_settings_written_after_the_view_open_that_view_with_them(offline, offline_url):
+    page = offline.page
+    page.goto(f"{offline_url}#forward?t=300&seed=2")  # the way round a hosted link has them
+    offline.wait_ready("forward")
+    offline.wait_for_readout("t = 300 of 1000")
+    assert_same_image(canvas_gray(page, "frame"), noisy_gradient(seed=2, t=300))
+    expect(page).to_have_url(re.compile(r"\?t=300&seed=2#forward$"))
 
 
 def test_a_truncated_download_says_so(offline, usb_stick, tmp_path):
