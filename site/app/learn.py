@@ -690,10 +690,7 @@ def _digest(source: str) -> str:
 
 
 def _trusted_digests() -> list[str]:
-    try:
-        return json.loads(js.sessionStorage.getItem(TRUSTED_KEY) or "[]")
-    except Exception:  # noqa: BLE001  (storage may be off; then shared code always waits for Run)
-        return []
+    return page.tab_value(TRUSTED_KEY, [])  # storage off: shared code always waits for Run
 
 
 def _is_trusted(source: str) -> bool:
@@ -704,7 +701,4 @@ def _trust(source: str) -> None:
     if not source:
         return
     digests = [d for d in _trusted_digests() if d != _digest(source)] + [_digest(source)]
-    try:
-        js.sessionStorage.setItem(TRUSTED_KEY, json.dumps(digests[-MAX_TRUSTED:]))
-    except Exception:  # noqa: BLE001
-        pass
+    page.keep_tab_value(TRUSTED_KEY, digests[-MAX_TRUSTED:])

@@ -331,30 +331,36 @@ class Player:
         self.button.setAttribute("aria-pressed", "true" if playing else "false")
 
 
-# -- code too long for a link: the browser tab keeps it (see controls.tab_key) ------------------------------
+# -- what this browser tab keeps across reloads (sessionStorage) -----------------------------------------------
 
-def _kept_code() -> dict[str, str]:
+def tab_value(key: str, empty):
+    """The JSON value this tab keeps under `key`, or `empty` if none of its type (or storage is off)."""
     try:
-        kept = json.loads(js.sessionStorage.getItem(KEPT_CODE_KEY) or "{}")
-    except Exception:  # noqa: BLE001  (storage off or not ours: the link then says the code stayed behind)
-        return {}
-    return kept if isinstance(kept, dict) else {}
+        value = json.loads(js.sessionStorage.getItem(key) or "null")
+    except Exception:  # noqa: BLE001  (storage off or not ours: as if nothing were kept)
+        return empty
+    return value if isinstance(value, type(empty)) else empty
+
+
+def keep_tab_value(key: str, value) -> None:
+    """Keep a JSON value in this tab; if storage is full or off, it lasts until the tab reloads."""
+    try:
+        js.sessionStorage.setItem(key, json.dumps(value))
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def keep_in_tab(source: str) -> None:
     """Keep code too long for a link in this tab, so a reload or Back brings it back from its key."""
     key = controls.tab_key(source)
-    kept = {k: v for k, v in _kept_code().items() if k != key}
+    kept = {k: v for k, v in tab_value(KEPT_CODE_KEY, {}).items() if k != key}
     kept[key] = source
-    try:
-        js.sessionStorage.setItem(KEPT_CODE_KEY, json.dumps(dict(list(kept.items())[-MAX_KEPT_CODE:])))
-    except Exception:  # noqa: BLE001  (full or off: the code works until the tab reloads)
-        pass
+    keep_tab_value(KEPT_CODE_KEY, dict(list(kept.items())[-MAX_KEPT_CODE:]))
 
 
 def kept_in_tab(key: str) -> str | None:
-    """The code this tab kept under `key`, or None."""
-    source = _kept_code().get(key)
+    """The code this tab kept under `key` (see controls.tab_key), or None."""
+    source = tab_value(KEPT_CODE_KEY, {}).get(key)
     return source if isinstance(source, str) else None
 
 

@@ -183,12 +183,14 @@
   // repeating, a notice about the same thing (a setting's name, "upload") replaces the last one about it,
   // only the newest MAX_NOTICES stay, and each has a button that dismisses it.
   const MAX_NOTICES = 8; // more than any one bad link gives
+  function clearNotices(about) {
+    for (const item of document.querySelectorAll("#notices > li")) if (item.dataset.about === about) item.remove();
+  }
   function notice(text, about = "") {
     const box = $("notices");
     if (!box) return;
-    for (const item of [...box.children]) {
-      if (item.firstChild.textContent === text || (about && item.dataset.about === about)) item.remove();
-    }
+    for (const item of [...box.children]) if (item.firstChild.textContent === text) item.remove();
+    if (about) clearNotices(about);
     const item = document.createElement("li");
     item.dataset.about = about;
     const words = document.createElement("span");
@@ -203,9 +205,7 @@
     while (box.children.length > MAX_NOTICES) box.firstElementChild.remove();
   }
   window.diffusionLabNotice = notice;
-  window.diffusionLabClearNotices = (about) => {
-    for (const item of document.querySelectorAll("#notices > li")) if (item.dataset.about === about) item.remove();
-  };
+  window.diffusionLabClearNotices = clearNotices;
 
   // A notice's button dismisses it; the focus moves to the next one's, if any.
   function dismissNotice(event) {
