@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import hashlib
 import html
 import inspect
 import io
@@ -685,20 +684,17 @@ class ReversePanel(Panel):
 
 # -- code the student ran in this tab ---------------------------------------------------------------------------
 
-def _digest(source: str) -> str:
-    return hashlib.sha256(source.encode("utf-8")).hexdigest()
-
-
 def _trusted_digests() -> list[str]:
     return page.tab_value(TRUSTED_KEY, [])  # storage off: shared code always waits for Run
 
 
 def _is_trusted(source: str) -> bool:
-    return _digest(source) in _trusted_digests()
+    return controls.digest(source) in _trusted_digests()
 
 
 def _trust(source: str) -> None:
     if not source:
         return
-    digests = [d for d in _trusted_digests() if d != _digest(source)] + [_digest(source)]
+    key = controls.digest(source)
+    digests = [d for d in _trusted_digests() if d != key] + [key]
     page.keep_tab_value(TRUSTED_KEY, digests[-MAX_TRUSTED:])
