@@ -47,14 +47,15 @@ CONTROLS: tuple[Control, ...] = (
     Control("image", "Image", "choice", "gradient", VIEWS, "image", IMAGE_CHOICES,
             ("Gradient", "Checkerboard", "Disc", "Stripes", "Face", "Landscape", "Cells")),
     Control("size", "Size (pixels)", "int", 64, VIEWS, "image", low=16, high=256, step=16,
-            help="Images are square, 16 to 256 pixels."),
+            help="Images are square, 16 to 256 pixels in steps of 16."),
     Control("schedule", "Schedule", "choice", "linear", VIEWS, "process", SCHEDULE_CHOICES,
             ("Linear (DDPM)", "Scaled linear (Stable Diffusion)", "Cosine (improved DDPM)", "Sigmoid")),
     Control("steps", "Steps T", "int", 1000, VIEWS, "process", low=2, high=1000),
     Control("seed", "Seed", "int", 0, VIEWS, "process", low=0, high=MAX_SEED),
     Control("denoiser", "Denoiser", "choice", "oracle", ("reverse",), "sampler", ("oracle", "ideal", "trained"),
-            ("Oracle (knows the clean image)", "Ideal denoiser of the training set",
-             "Trained network (8×8 digits)")),
+            ("Oracle (knows x₀)", "Ideal denoiser", "Trained network"),
+            help="The oracle knows the clean image x₀; the ideal denoiser is the exact best one for the training "
+                 "set; the network learned 8×8 digits."),
     Control("dataset", "Training set", "choice", "shapes", ("reverse",), "sampler", ("shapes", "digits"),
             ("32 built-in shapes", "Handwritten digits (8×8)"),
             help="What the ideal denoiser knows; the network learned the digits."),
@@ -170,9 +171,6 @@ def constrain(state: dict[str, object]) -> list[str]:
             state[name] = limit
             changed.append(name)
 
-    if state.get("denoiser") == "trained" and state.get("dataset") != "digits":
-        state["dataset"] = "digits"  # the network was trained on the digits only
-        changed.append("dataset")
     at_most("t", state.get("steps"))
     at_most("ddim_steps", state.get("steps"))  # before "step", whose limit it may be
     at_most("step", state.get("ddim_steps") if state.get("sampler") == "ddim" else state.get("steps"))
@@ -220,9 +218,15 @@ def parse_query(query: str, view: str, *, kept_code: Callable[[str], str | None]
             value = clamp(control, value)
             notices.append(f"{control.label}: {_short(raw)} is out of range, using {_show(value)}")
         state[key] = value
-    for name in constrain(state):
-        notices.append(f"{BY_NAME[name].label}: adjusted to {_show(state[name])} to fit the other settings")
+    notices += [adjusted_notice(name, state) for name in constrain(state)]
     return state, notices
+
+
+def adjusted_notice(name: str, state: dict[str, object]) -> str:
+    """What to tell the student of a setting `constrain` changed."""
+    if name == "size":
+        return f"{BY_NAME[name].label}: rounded to {_show(state[name])}, a multiple of 16"
+    return f"{BY_NAME[name].label}: adjusted to {_show(state[name])} to fit the other settings"
 
 
 def to_query(state: dict[str, object], view: str, *, keep_flags_from: str = "") -> str:

@@ -128,7 +128,7 @@ class ScheduleFigure:
             (dot,) = ax.plot([], [], marker="o", color="black", markersize=4, linestyle="none")
             self.dots.append(dot)
         self.axes[0].set_yscale("log")
-        self.figure.subplots_adjust(left=0.08, right=0.98, bottom=0.2, top=0.86, wspace=0.4)
+        self.figure.subplots_adjust(left=0.08, right=0.965, bottom=0.2, top=0.86, wspace=0.4)  # room for "1000"
         self.t = 0
         self._background = None
         self.figure._diffusion_lab_render = self.render  # so to_rgba(self.figure) blits too

@@ -130,7 +130,7 @@ def product(t: int) -> str:
 def note(label: str, markup: str) -> str:
     """A line of fixed text (trusted markup written here) in place of an equation."""
     return (f'<li class="equation-line"><span class="equation-label">{html.escape(label)}</span>'
-            f'<span class="equation-maths">{markup}</span></li>')
+            f'<span class="equation-maths"><span>{markup}</span></span></li>')  # one item: x<sub>0</sub> holds
 
 
 def line(label: str, *pieces, active: bool = False) -> str:

@@ -423,6 +423,7 @@ class Settings:
         raw = element(name).value
         if self.local.get(name) == raw:
             self.state[name] = raw
+            self.sync_url()  # the link goes back to the default: the picture stays in this tab
             return self._on_change({name})
         try:
             value = controls.coerce(control, raw)
@@ -439,8 +440,7 @@ class Settings:
         self.state[name] = value
         adjusted = controls.constrain(self.state)
         for other in set(adjusted) - TIME_SETTINGS:  # a slider's new range shows itself; a number box does not
-            show_notice(f"{self.controls[other].label}: adjusted to {controls._show(self.state[other])} to fit the "
-                        "other settings", other)
+            show_notice(controls.adjusted_notice(other, self.state), other)
         changed = {name, *adjusted}
         for other in changed | TIME_SETTINGS & set(self.controls):
             self.write(other)
@@ -477,6 +477,9 @@ class Settings:
         query = controls.to_query(shared, self.view, keep_flags_from=js.location.search)
         url = js.location.pathname + (f"?{query}" if query else "") + js.location.hash
         js.history.replaceState(js.history.state, "", url)
+        # js/boot.js says so when a link is copied: the link brings the default in place of these.
+        local = [self.controls[name].label for name, value in self.state.items() if self.local.get(name) == value]
+        js.document.body.dataset.notInLink = ", ".join(local)
 
     def notify(self, notices: list[str]) -> None:
         for text in notices:

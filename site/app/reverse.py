@@ -59,7 +59,7 @@ class ReverseView:
             self.training = None
             denoiser = core.denoisers.Oracle(self.target, self.schedule)
         else:
-            if s["dataset"] == "digits":
+            if self.uses_digits():
                 self.training, self.novelty = self.assets[DIGITS]
             else:
                 self.training, self.novelty = core.images.training_set(s["size"], TRAINING_IMAGES), None
@@ -97,10 +97,17 @@ class ReverseView:
         worker.add_done_callback(page._report_task_error)
         self.draw()
 
-    def assets_needed(self) -> list[str]:
+    def uses_digits(self) -> bool:
+        """Whether the denoiser knows the digits: the network, trained on them only, or the ideal one of them.
+
+        The Training set setting is the ideal denoiser's; the network leaves it as it was.
+        """
         s = self.settings
-        return ([WEIGHTS] if s["denoiser"] == "trained" else []) + \
-               ([DIGITS] if s["denoiser"] != "oracle" and s["dataset"] == "digits" else [])
+        return s["denoiser"] == "trained" or (s["denoiser"] == "ideal" and s["dataset"] == "digits")
+
+    def assets_needed(self) -> list[str]:
+        return ([WEIGHTS] if self.settings["denoiser"] == "trained" else []) + \
+               ([DIGITS] if self.uses_digits() else [])
 
     async def load_assets(self, paths: list[str], generation: int) -> None:
         """Fetch the network or the digits the first time a setting needs them, then start the chain."""
@@ -160,7 +167,7 @@ class ReverseView:
         s = self.settings
         ddim, oracle = s["sampler"] == "ddim", s["denoiser"] == "oracle"
         shown = {"ddim_steps": ddim, "eta": ddim, "spacing": ddim, "variance": not ddim, "image": oracle,
-                 "dataset": s["denoiser"] == "ideal", "size": oracle or s["dataset"] == "shapes"}
+                 "dataset": s["denoiser"] == "ideal", "size": not self.uses_digits()}
         for name, visible in shown.items():
             element(name).closest(".field").hidden = not visible
         # The Image box goes too when none of its fields is left (the trained network's digits have one size).

@@ -140,6 +140,10 @@
       control.dataset.locked = "true";
       if (name === "t" || name === "step") {
         for (const id of ["play", "step-button", "reset"]) $(id).disabled = true;
+        const note = document.createElement("p");  // say why Play does nothing
+        note.className = "help";
+        note.textContent = "The link that opened this page fixes the time at this step, so Play and Step are off.";
+        control.closest(".field").append(note);
       }
     }
   }
@@ -166,7 +170,10 @@
 
   async function copy(text, what) {
     const field = $("share-text");
-    const localOnly = location.protocol === "file:" ? LOCAL_ONLY : "";
+    let localOnly = location.protocol === "file:" ? LOCAL_ONLY : "";
+    const notInLink = document.body.dataset.notInLink;  // set by app/page.py: an uploaded picture
+    if (notInLink) localOnly += ` Your own choice of ${notInLink.toLowerCase()} stays in this browser: ` +
+      "the link opens with the default instead.";
     field.value = text;
     field.hidden = false;
     try {

@@ -108,3 +108,14 @@ def test_a_mistyped_flag_gets_a_notice_and_the_others_still_apply(watched, base_
     assert page.locator("fieldset[data-group='time']").count() == 2
     assert all(box.is_hidden() for box in page.locator("fieldset[data-group='time']").all())
     assert page.locator("#schedule").is_disabled() and page.locator("#seed").is_enabled()
+
+
+def test_a_locked_time_looks_locked_and_says_why_play_does_nothing(watched, base_url):
+    page = watched.open(f"{base_url}/forward.html?embed=1&t=300&lock=t")
+    for name in ("Play", "Step", "Reset"):
+        button = page.get_by_role("button", name=name, exact=True)
+        expect(button).to_be_disabled()
+        assert float(button.evaluate("b => getComputedStyle(b).opacity")) < 0.7  # touch shows no cursor
+    expect(page.get_by_text("The link that opened this page fixes the time at this step")).to_be_visible()
+    expect(page.get_by_label("Timestep")).to_be_disabled()
+    assert page.inner_text("#readout").startswith("t = 300")

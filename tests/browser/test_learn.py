@@ -93,6 +93,12 @@ def test_forward_equations_carry_the_numbers_of_the_schedule_at_t(watched, base_
     expect(page.locator(".equation-line.active")).to_contain_text("One step")
     slider.press("Home")
     assert "clean image" in settled(page).inner_text("#equation")
+    gap = page.evaluate("""() => {  // the subscript of x₀ sits right after its x, not a flex gap away
+        const sub = document.querySelector('#equation sub'), x = sub.previousSibling, range = document.createRange();
+        range.setStart(x, x.length - 1);
+        range.setEnd(x, x.length);
+        return sub.getBoundingClientRect().left - range.getBoundingClientRect().right; }""")
+    assert -1 <= gap <= 2
 
 
 def test_reverse_equations_carry_the_ddpm_and_ddim_coefficients_of_the_step(watched, base_url):

@@ -147,6 +147,15 @@ def test_an_uploaded_png_becomes_the_image(watched, base_url, tmp_path):
     shown = canvas_gray(page, "frame")
     assert_same_image(shown, images.from_pixels(np.dstack([pixels, np.full((40, 60), 255, np.uint8)]), 64))
     assert "image=" not in page.url  # the picture stays in the tab, out of links
+    image = page.get_by_label("Image", exact=True)
+    image.select_option("face")
+    page.wait_for_function("location.search.includes('image=face')")
+    image.select_option("upload")  # the student's picture again, from the list
+    page.wait_for_function("!location.search.includes('image=')")
+    assert np.array_equal(canvas_gray(page, "frame"), shown)
+    page.get_by_role("button", name="Copy link").click()
+    expect(page.locator("#share-status")).to_contain_text(
+        "Your own choice of image stays in this browser: the link opens with the default instead.")
 
 
 def test_reverse_view_with_the_oracle_ends_on_the_clean_image(watched, base_url):
@@ -281,6 +290,26 @@ def test_the_trained_network_makes_a_new_digit(watched, base_url):
     result = page.inner_text("#result")
     assert f"#{index + 1}" in result and f"{distance:.3f}" in result
     assert ("New" in result) == (distance >= novelty["held_out_nn_p5"])
+
+
+def test_the_trained_network_leaves_the_ideal_denoisers_training_set_alone(watched, base_url):
+    """The network knows only the digits, but choosing it does not change the (hidden) Training set setting."""
+    page = watched.open(f"{base_url}/reverse.html?denoiser=ideal")
+    denoiser = page.get_by_label("Denoiser")
+    denoiser.select_option("trained")
+    slider = page.get_by_label("Timestep")
+    slider.focus()
+    slider.press("End")
+    wait_for_result(page)
+    assert canvas_gray(page, "frame").shape == (8, 8)  # the network's digits
+    assert page.locator("#notices li").count() == 0  # nothing said about a setting that is hidden
+    assert "dataset" not in page.url
+    denoiser.select_option("ideal")
+    assert page.get_by_label("Training set").input_value() == "shapes"
+    slider.focus()
+    slider.press("End")
+    wait_for_result(page)
+    assert canvas_gray(page, "frame").shape == (64, 64)  # the shapes, as chosen before
 
 
 def test_the_ideal_denoiser_of_the_digits_copies_one(watched, base_url):

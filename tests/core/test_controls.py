@@ -110,6 +110,15 @@ def test_duplicated_names_keep_the_last_value_and_dependent_limits_hold():
     assert state["ddim_steps"] == 100 and state["step"] == 99
 
 
+def test_each_adjustment_says_why():
+    state, notices = controls.parse_query("size=100&sampler=ddim&steps=20", "reverse")
+    assert state["size"] == 96 and state["ddim_steps"] == 20
+    assert sorted(notices) == ["DDIM steps: adjusted to 20 to fit the other settings",
+                               "Size (pixels): rounded to 96, a multiple of 16"]
+    state, notices = controls.parse_query("denoiser=trained", "reverse")  # the network needs no Training set
+    assert state["dataset"] == "shapes" and notices == []
+
+
 def test_injection_is_echoed_short_and_as_text():
     state, notices = controls.parse_query("schedule=<img src=x onerror=alert(1)>" + "A" * 500, "forward")
     assert state["schedule"] == "linear"
