@@ -2,7 +2,9 @@
 
 A page redraws a figure every frame, and updating a reused figure costs about
 a third of creating one, so each figure is a class built once and updated in
-place; ``to_rgba`` renders it for a canvas. Sizes are in pixels at DPI 100.
+place; ``to_rgba`` renders it for a canvas. Sizes are in pixels at DPI 100; a
+``scale`` draws the same figure with that many pixels per pixel, for a screen
+whose CSS pixel holds several (text keeps its size relative to the figure).
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ HIST_RANGE = (-4.0, 4.0)  # fixed x-range of the pixel histogram: pure noise fit
 HIST_BINS = 80
 
 
-def _figure(width_px: int, height_px: int) -> Figure:
+def _figure(width_px: int, height_px: int, scale: float = 1.0) -> Figure:
     if width_px < 50 or height_px < 50:
         raise ValueError(f"figure must be at least 50x50 px, got {width_px}x{height_px}")
-    fig = Figure(figsize=(width_px / DPI, height_px / DPI), dpi=DPI)
+    if not 1.0 <= scale <= 4.0:
+        raise ValueError(f"scale must be between 1 and 4, got {scale}")
+    fig = Figure(figsize=(width_px / DPI, height_px / DPI), dpi=DPI * scale)
     FigureCanvasAgg(fig)
     return fig
 
@@ -60,11 +64,11 @@ class StripFigure:
 
     GAP = 0.08  # gap between frames, as a fraction of the frame width
 
-    def __init__(self, n_frames: int, *, width_px: int, height_px: int):
+    def __init__(self, n_frames: int, *, width_px: int, height_px: int, scale: float = 1.0):
         if n_frames < 1:
             raise ValueError(f"n_frames must be >= 1, got {n_frames}")
         self.n_frames = n_frames
-        self.figure = _figure(width_px, height_px)
+        self.figure = _figure(width_px, height_px, scale)
         self.ax = self.figure.add_axes((0.005, 0.01, 0.99, 0.8))
         self.ax.set_axis_off()
         cmap = matplotlib.colormaps["gray"].with_extremes(bad="white")
@@ -110,16 +114,19 @@ class ScheduleFigure:
     The axis counts steps as the papers (and the pages) do, 1..T, so the core's
     index i is drawn at i + 1, and ``set_t(-1)`` marks t = 0, the clean image.
     Moving t only redraws the markers over a cached background (blitting).
+    ``stacked`` puts the panels one above the other, for a narrow screen.
     """
 
-    def __init__(self, schedule: Schedule, *, width_px: int, height_px: int):
-        self.figure = _figure(width_px, height_px)
-        self.axes = self.figure.subplots(1, 3)
+    def __init__(self, schedule: Schedule, *, width_px: int, height_px: int, scale: float = 1.0,
+                 stacked: bool = False):
+        self.figure = _figure(width_px, height_px, scale)
+        self.axes = self.figure.subplots(3, 1, sharex=True) if stacked else self.figure.subplots(1, 3)
         titles = (r"$\beta_t$ (log scale)", r"$\bar\alpha_t$", r"$\log\,\mathrm{SNR}_t$")
         self.lines, self.markers, self.dots = [], [], []
         for ax, title in zip(self.axes, titles):
             ax.set_title(title, fontsize=10)
-            ax.set_xlabel("step t", fontsize=9)
+            if ax is self.axes[-1] or not stacked:
+                ax.set_xlabel("step t", fontsize=9)
             ax.tick_params(labelsize=8)
             ax.grid(True, alpha=0.3)
             (line,) = ax.plot([], [], color="tab:blue", linewidth=1.5)
@@ -128,7 +135,10 @@ class ScheduleFigure:
             (dot,) = ax.plot([], [], marker="o", color="black", markersize=4, linestyle="none")
             self.dots.append(dot)
         self.axes[0].set_yscale("log")
-        self.figure.subplots_adjust(left=0.08, right=0.965, bottom=0.2, top=0.86, wspace=0.4)  # room for "1000"
+        if stacked:
+            self.figure.subplots_adjust(left=0.2, right=0.94, bottom=0.1, top=0.94, hspace=0.45)
+        else:
+            self.figure.subplots_adjust(left=0.08, right=0.965, bottom=0.2, top=0.86, wspace=0.4)  # room for "1000"
         self.t = 0
         self._background = None
         self.figure._diffusion_lab_render = self.render  # so to_rgba(self.figure) blits too
@@ -215,10 +225,15 @@ def predicted_histogram(x0: np.ndarray, t: int, schedule: Schedule, edges: np.nd
 
 
 class HistogramFigure:
-    """Pixel histogram of x_t (grey bars) against the density predicted by q(x_t | x0) (dashed line)."""
+    """Pixel histogram of x_t (grey bars) against the density predicted by q(x_t | x0) (dashed line).
 
-    def __init__(self, *, width_px: int, height_px: int):
-        self.figure = _figure(width_px, height_px)
+    ``compact`` (a narrow screen, where the text takes more of the figure) leaves
+    the legend room above the bars.
+    """
+
+    def __init__(self, *, width_px: int, height_px: int, scale: float = 1.0, compact: bool = False):
+        self.figure = _figure(width_px, height_px, scale)
+        self.headroom = 1.6 if compact else 1.1  # the y-range over the highest bar
         self.ax = self.figure.subplots()
         self.edges = np.linspace(*HIST_RANGE, HIST_BINS + 1)
         zeros = np.zeros(HIST_BINS)
@@ -232,7 +247,8 @@ class HistogramFigure:
         self.ax.tick_params(labelsize=8)
         self.ax.legend(fontsize=8, loc="upper right")
         self.title = self.ax.set_title("", fontsize=10)
-        self.figure.subplots_adjust(left=0.14, right=0.97, bottom=0.16, top=0.88)
+        self.figure.subplots_adjust(left=0.16 if compact else 0.14, right=0.97, bottom=0.2 if compact else 0.16,
+                                    top=0.88)
 
     def update(self, x_t: np.ndarray, x0: np.ndarray, t: int, schedule: Schedule) -> None:
         """Show x_t at the core's index t (the title gives the paper's step t + 1; -1 is x_0 itself)."""
@@ -240,6 +256,6 @@ class HistogramFigure:
         predicted = predicted_histogram(x0, t, schedule, self.edges)
         self.observed.set_data(observed)
         self.predicted.set_data(predicted)
-        self.ax.set_ylim(0, 1.1 * max(float(observed.max()), float(predicted.max()), 1e-3))
+        self.ax.set_ylim(0, self.headroom * max(float(observed.max()), float(predicted.max()), 1e-3))
         mean, std = (1.0, 0.0) if t < 0 else (schedule.sqrt_alpha_bars[t], schedule.sqrt_one_minus_alpha_bars[t])
         self.title.set_text(f"t = {t + 1}:  mean {mean:.3f} x0,  std {std:.3f}")  # t + 1: the paper's step

@@ -9,7 +9,6 @@ from app.page import element
 
 PLAY_INTERVAL_S = 0.03
 FIGURE_DELAY_S = 0.04
-STRIP_FRAMES = 8
 
 
 class ForwardView:
@@ -146,9 +145,15 @@ class ForwardFigures:
         from diffusion_lab import plots
 
         self.plots, self.view = plots, view
-        self.schedule = plots.ScheduleFigure(view.schedule, width_px=480, height_px=300)
-        self.histogram = plots.HistogramFigure(width_px=480, height_px=300)
-        self.strip = plots.StripFigure(STRIP_FRAMES, width_px=800, height_px=150)
+        width, scale = page.figure_fit("schedule-plot", 480)  # 480 x 300 on a wide screen
+        narrow = width < page.NARROW_FIGURE_PX
+        self.schedule = plots.ScheduleFigure(view.schedule, width_px=width, scale=scale, stacked=narrow,
+                                             height_px=round(width * (1.3 if narrow else 0.625)))
+        width, scale = page.figure_fit("histogram", 480)
+        narrow = width < page.NARROW_FIGURE_PX
+        self.histogram = plots.HistogramFigure(width_px=width, scale=scale, compact=narrow,
+                                               height_px=round(width * (0.75 if narrow else 0.625)))
+        self.strip = page.strip_figure(plots)
         self.pending = page.Later(FIGURE_DELAY_S, self.draw_t)
         self.new_settings()
 
@@ -156,7 +161,8 @@ class ForwardFigures:
         """Redraw what depends on the settings but not on t: the strip and the schedule curves."""
         view = self.view
         steps = view.schedule.num_steps
-        ts = sorted({round(k * steps / (STRIP_FRAMES - 1)) for k in range(STRIP_FRAMES)})
+        frames = self.strip.n_frames
+        ts = sorted({round(k * steps / (frames - 1)) for k in range(frames)})
         self.strip.update([view.closed_form(t) for t in ts], [f"t = {t}" for t in ts])
         page.blit(element("strip"), self.plots.to_rgba(self.strip.figure))
         self.schedule.set_schedule(view.schedule)

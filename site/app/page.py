@@ -165,6 +165,30 @@ def import_core():
                                  samplers=samplers, denoisers=denoisers)
 
 
+# -- figures sized to where they show ----------------------------------------------------------------------------
+
+MAX_FIGURE_SCALE = 2.0  # figure pixels per CSS pixel at most on a dense screen: drawing costs their square
+NARROW_FIGURE_PX = 420  # below this, the schedule's panels stack and the histogram leaves its legend room
+STRIP_FRAMES = 8  # pictures in the strip of evenly spaced steps; STRIP_FRAMES_NARROW on a phone
+STRIP_FRAMES_NARROW = 5
+STRIP_NARROW_PX = 560
+
+
+def figure_fit(canvas_id: str, widest: int) -> tuple[int, float]:
+    """The width in CSS pixels a figure's canvas shows at (at most `widest`, its width on a wide screen) and
+    the scale to draw it at: its text then shows at the size it was made for, not shrunk onto a phone."""
+    box = int(element(canvas_id).parentElement.clientWidth)
+    width = min(widest, box) if box >= 120 else widest  # 0: hidden by a hide= flag, drawn as on a wide screen
+    return width, min(MAX_FIGURE_SCALE, max(1.0, float(js.window.devicePixelRatio or 1)))
+
+
+def strip_figure(plots):
+    """The strip of evenly spaced steps, fitted to its canvas (#strip); its n_frames is how many it shows."""
+    width, scale = figure_fit("strip", 800)
+    frames = STRIP_FRAMES if width >= STRIP_NARROW_PX else STRIP_FRAMES_NARROW
+    return plots.StripFigure(frames, width_px=width, height_px=round(1.5 * width / frames), scale=scale)
+
+
 MAX_DECODE_SIDE = 2048  # big pictures are scaled down while decoding, never held at full size
 
 

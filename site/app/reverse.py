@@ -15,7 +15,6 @@ SLICE_S = 0.02  # compute for this long, then let the browser paint
 PROGRESS_S = 0.25  # how often the readout counts the steps done (each count costs the page a layout)
 PLAY_FRAMES_PER_S = 30
 TRAINING_IMAGES = 32
-STRIP_FRAMES = 8
 PICTURES_BUDGET_BYTES = 32 * 2**20  # per list of the chain's pictures: float32 up to 80x80 with T = 1000
 WEIGHTS = "models/digits.npz"  # the trained network (python -m diffusion_lab.train)
 DIGITS = "models/digits-train.npz"  # its training digits, for the ideal denoiser and nearest neighbours
@@ -243,7 +242,8 @@ class ReverseView:
         if self.final is None:
             return  # a new chain started meanwhile: it draws the strip when it is done
         total = len(self.times) - 1
-        ks = sorted({round(i * total / (STRIP_FRAMES - 1)) for i in range(STRIP_FRAMES)})
+        frames = self.strip.n_frames
+        ks = sorted({round(i * total / (frames - 1)) for i in range(frames)})
         frames = [self.core.images.from_uint8(self.frames[k]) for k in ks]
         self.strip.update(frames, [f"t = {self.times[k]}" for k in ks])
         page.blit(element("strip"), self.plots.to_rgba(self.strip.figure))
@@ -290,7 +290,7 @@ async def main() -> None:
     from diffusion_lab import plots
 
     view.plots = plots
-    view.strip = plots.StripFigure(STRIP_FRAMES, width_px=800, height_px=150)
+    view.strip = page.strip_figure(plots)
     view.draw_strip()  # at once if the chain is done already, else when it is
     page.set_phase("ready", "Ready")
     page.js.performance.mark("ready")

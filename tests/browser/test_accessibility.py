@@ -88,6 +88,12 @@ def test_usable_at_320_px_without_horizontal_scrolling_and_the_picture_near_the_
         picture, slider = page.locator("#frame").bounding_box(), page.get_by_label("Timestep").bounding_box()
         assert picture["y"] < 640 and slider["y"] > picture["y"] + picture["height"]
         assert slider["y"] + slider["height"] - picture["y"] <= 640
+        # Each figure is drawn at the size it shows (2 pixels per CSS pixel here), so its text is not shrunk.
+        for figure in page.locator(".plot canvas").all():
+            figure.evaluate("(c, timeout) => new Promise((done, fail) => { const start = performance.now();"
+                            " (function check() { if (Math.abs(c.width / c.clientWidth - 2) < 0.05) done();"
+                            " else if (performance.now() - start > timeout) fail(new Error(`${c.id}: ${c.width} px"
+                            " shown at ${c.clientWidth}`)); else setTimeout(check, 100); })(); })", 60_000)
     finally:
         context.close()
 

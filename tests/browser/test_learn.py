@@ -174,8 +174,8 @@ def test_a_constant_beta_changes_the_plot_and_the_frames(watched, base_url):
     # The schedule figure now draws the constant betas: closer to CPython's drawing of them than of linear.
     after = wait_for_new_pixels(page, "schedule-plot", before)
 
-    def drawn(schedule):
-        figure = plots.ScheduleFigure(schedule, width_px=480, height_px=300)
+    def drawn(schedule):  # at the size the page drew it, which fits its box
+        figure = plots.ScheduleFigure(schedule, width_px=after.shape[1], height_px=after.shape[0])
         figure.set_t(149)
         return plots.to_rgba(figure)[..., :3].astype(int)
 

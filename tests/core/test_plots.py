@@ -115,3 +115,27 @@ def test_strip_figure_function_and_save_png(tmp_path):
     plots.save_png(fig, path)
     with Image.open(path) as image:
         assert image.size == (390, 190)
+
+
+def test_a_narrow_screens_figures_keep_their_text_size():
+    """A phone's figures: drawn at 2 pixels per CSS pixel, the schedule's panels stacked, the legend clear."""
+    schedule = get_schedule("cosine", 1000)
+    wide = plots.ScheduleFigure(schedule, width_px=328, height_px=205)
+    stacked = plots.ScheduleFigure(schedule, width_px=328, height_px=426, scale=2, stacked=True)
+    rendered(stacked, 656, 852)
+    tops = [ax.get_position().y0 for ax in stacked.axes]
+    assert tops == sorted(tops, reverse=True) and len({ax.get_position().x0 for ax in stacked.axes}) == 1
+    assert len({ax.get_position().y0 for ax in wide.axes}) == 1  # side by side
+    # Text keeps its size in figure units: twice the pixels for twice the scale.
+    label = lambda fig: fig.axes[0].title.get_window_extent(fig.figure.canvas.get_renderer()).height  # noqa: E731
+    assert label(stacked) == pytest.approx(2 * label(wide), rel=0.05)
+    x0 = make_image("face", 64)
+    compact = plots.HistogramFigure(width_px=328, height_px=246, scale=2, compact=True)
+    compact.update(q_sample(x0, 300, np.random.default_rng(0).standard_normal(x0.shape), schedule), x0, 300, schedule)
+    rendered(compact, 656, 492)
+    renderer = compact.figure.canvas.get_renderer()
+    legend = compact.ax.get_legend().get_window_extent(renderer)
+    bars = compact.ax.transData.transform((0, max(compact.observed.get_data().values)))[1]
+    assert legend.y0 > bars  # the legend sits above the tallest bar
+    with pytest.raises(ValueError):
+        plots.StripFigure(5, width_px=328, height_px=98, scale=0.5)
