@@ -374,6 +374,7 @@ class Panel:
                             lambda: f"the {self._schedule_label()} schedule",
                             lambda source: self._custom(source, self.settings["steps"]))
         self.shown = None  # the arguments of the last show(), drawn by show_now
+        self.unavailable = ""  # the download's "try again" message on show, if any
         self.later = page.Later(SHOW_DELAY_S, self.show_now, SHOW_MAX_WAIT_S, "The equations could not be shown.")
         for what in ("frame", "strip", "animation", "arrays"):
             page.on(element(f"download-{what}"), "click", lambda event, what=what: self.download(what))
@@ -464,12 +465,26 @@ class Panel:
             data, name, mime = getattr(self, f"make_{what}")(export)
         except Unavailable as reason:
             status.textContent = str(reason)
+            self.unavailable = status.textContent  # gone once what it waited for is there (ready)
             return
         save(data, name, mime)
         status.textContent = f"Downloaded {name} ({size_text(len(data))})."
 
     def settings_record(self) -> dict:
         return {"view": self.settings.view, **self.settings.state}
+
+    def ready(self) -> None:
+        """What a download waited for is there: its "try again" message goes."""
+        status = element("export-status")
+        if self.unavailable and status.textContent == self.unavailable:
+            status.textContent = ""
+        self.unavailable = ""
+
+    def waiting(self, text: str) -> None:
+        """No chain to explain yet (the network is loading, or could not): say so in place of the equations."""
+        self.later.cancel()
+        self.show_equation([note("Waiting", html.escape(text))], {})
+        element("equation").removeAttribute("data-pending")
 
 
 class ForwardPanel(Panel):

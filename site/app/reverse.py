@@ -48,7 +48,7 @@ class ReverseView:
         missing = [path for path in self.assets_needed() if path not in self.assets]
         if missing:
             self.frames, self.final, self.times = [], None, [0]  # nothing to show or play until the chain starts
-            self.show_target()
+            self.show_waiting("Loading the trained network and its digits…")
             task = asyncio.ensure_future(self.load_assets(missing, self.generation))
             task.add_done_callback(page._report_task_error)
             return
@@ -110,14 +110,13 @@ class ReverseView:
 
     async def load_assets(self, paths: list[str], generation: int) -> None:
         """Fetch the network or the digits the first time a setting needs them, then start the chain."""
-        element("readout").textContent = "Loading the trained network and its digits…"
         for path in paths:
             try:
                 data = await page.site_file(path)
             except Exception as error:  # noqa: BLE001  (offline, or the site is incomplete: say so, keep working)
                 if generation == self.generation:
-                    element("readout").textContent = (f"The trained network could not be loaded ({error}). "
-                                                      "Choose another denoiser, then this one again to retry.")
+                    self.show_waiting(f"The trained network could not be loaded ({error}). "
+                                      "Choose another denoiser, then this one again to retry.")
                 return
             if path == WEIGHTS:
                 from diffusion_lab import network
@@ -158,6 +157,7 @@ class ReverseView:
         self.predictions.append(x)  # at the clean end the image is its own prediction
         self.draw()
         self.show_result()
+        self.learn.ready()
         if self.plots is not None:
             self.strip_later.schedule()
 
@@ -219,6 +219,19 @@ class ReverseView:
             element("result").textContent = f"Result: RMS distance {distance:.3f} to training image #{index + 1}. " + \
                 self.verdict(distance)
 
+    def show_waiting(self, text: str) -> None:
+        """No chain yet: blank pictures (not the last chain's), the reason in the readout and the equations."""
+        self.player.stop()
+        for id_ in ("frame", "x0-frame", "strip"):
+            canvas = element(id_)
+            canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height)
+        element("frame").setAttribute("aria-label", "Noisy picture x_t: none yet")
+        element("x0-frame").setAttribute("aria-label", "Predicted clean picture: none yet")
+        self.show_target()
+        element("readout").textContent = text
+        element("step-value").textContent = "t = –"
+        self.learn.waiting(text)
+
     def show_target(self, picture=None, caption: str = "Nearest training image: once the chain is done") -> None:
         """The picture beside the chain and its caption; a blank canvas while there is none to show."""
         canvas = element("target-frame")
@@ -268,6 +281,8 @@ class ReverseView:
         return True
 
     def toggle_play(self) -> None:
+        if not self.frames:
+            return  # no chain yet: the readout says why
         if not self.player.playing and self.settings["step"] >= len(self.times) - 1:
             self.settings.set("step", 0)
         self.player.toggle()

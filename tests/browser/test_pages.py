@@ -226,6 +226,14 @@ def test_reverse_view_says_when_the_trained_network_cannot_be_loaded(browser, ba
         denoiser = page.get_by_label("Denoiser")
         denoiser.select_option("trained")
         page.wait_for_function("document.getElementById('readout').textContent.includes('could not be loaded')")
+        # Nothing of the oracle's chain is left beside the message: blank pictures, the reason in the equations.
+        for canvas in ("frame", "x0-frame", "strip"):
+            assert page.evaluate("""(id) => { const c = document.getElementById(id);
+                return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.every((v) => v === 0); }""",
+                                 canvas)
+        expect(page.locator("#equation")).to_contain_text("could not be loaded")
+        page.get_by_role("button", name="Play").click()  # nothing to play: it stays Play
+        expect(page.get_by_role("button", name="Play")).to_have_attribute("aria-pressed", "false")
         page.get_by_role("button", name="Download frame (PNG)").click()
         expect(page.locator("#export-status")).to_contain_text("once the trained network")
         page.unroute("**/models/**")
@@ -233,6 +241,7 @@ def test_reverse_view_says_when_the_trained_network_cannot_be_loaded(browser, ba
         denoiser.select_option("trained")  # and back: it loads this time
         wait_for_result(page)
         assert "training image" in page.inner_text("#result")
+        expect(page.locator("#export-status")).to_have_text("")  # its "try again" is out of date now
         aborted = [error for error in watched.errors if error.endswith("net::ERR_FAILED")]
         assert aborted and len(aborted) == len(watched.errors)  # the browser's line for each refused request only
     finally:
