@@ -162,13 +162,22 @@ def fits_in_url(control: Control, value: object) -> bool:
     return control.kind != "code" or len(code_to_url(value)) <= MAX_CODE_URL_CHARS
 
 
-def constrain(state: dict[str, object]) -> list[str]:
-    """Apply the rules that tie controls together; return the names that changed."""
+def constrain(state: dict[str, object], wanted: dict[str, object] | None = None) -> list[str]:
+    """Apply the rules that tie controls together; return the names that changed.
+
+    `wanted` holds the values the student chose: one lowered to fit another
+    setting goes back up towards it when that setting allows again (DDIM steps
+    50, lowered to 20 with Steps T 20, is 50 again with Steps T 1000).
+    """
     changed = []
+    wanted = wanted or {}
 
     def at_most(name: str, limit) -> None:
-        if name in state and limit is not None and state[name] > limit:
-            state[name] = limit
+        if name not in state or limit is None:
+            return
+        value = min(max(state[name], wanted.get(name, state[name])), limit)
+        if value != state[name]:
+            state[name] = value
             changed.append(name)
 
     at_most("t", state.get("steps"))

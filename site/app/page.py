@@ -400,6 +400,7 @@ class Settings:
         self.controls = {control.name: control for control in controls.controls_for(view)}
         self.state, notices = controls.parse_query(js.location.search, view, kept_code=kept_in_tab)
         self.local = {}  # choices only this tab has (an uploaded picture), kept out of the URL
+        self.wanted = dict(self.state)  # the values chosen, which one lowered to fit another goes back to
         self.notify(notices)
         self._on_change = on_change
         self.url_later = Later(URL_DELAY_S, self.sync_url, URL_MAX_WAIT_S, "The address could not be updated.")
@@ -419,7 +420,7 @@ class Settings:
 
     def set(self, name: str, value) -> None:
         """Change a setting from code (Play, Step, Reset) and keep the form and URL in step."""
-        self.state[name] = value
+        self.state[name] = self.wanted[name] = value
         self.write(name)
         self.sync_url_for({name})
 
@@ -461,10 +462,13 @@ class Settings:
             show_notice(f"{control.label}: out of range, using {controls._show(value)}", name)
         else:
             clear_notices(name)
-        self.state[name] = value
-        adjusted = controls.constrain(self.state)
+        self.state[name] = self.wanted[name] = value
+        adjusted = controls.constrain(self.state, self.wanted)
         for other in set(adjusted) - TIME_SETTINGS:  # a slider's new range shows itself; a number box does not
-            show_notice(controls.adjusted_notice(other, self.state), other)
+            if self.state[other] == self.wanted.get(other):
+                clear_notices(other)  # back to what the student chose
+            else:
+                show_notice(controls.adjusted_notice(other, self.state), other)
         changed = {name, *adjusted}
         for other in changed | TIME_SETTINGS & set(self.controls):
             self.write(other)
@@ -474,7 +478,7 @@ class Settings:
     def reload_from_url(self):
         """Back/Forward to another entry of this page: take its settings, as a fresh load would."""
         self.state, notices = controls.parse_query(js.location.search, self.view, kept_code=kept_in_tab)
-        self.local = {}
+        self.local, self.wanted = {}, dict(self.state)
         self.notify(notices)
         if notices:
             self.sync_url()

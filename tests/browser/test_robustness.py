@@ -123,6 +123,12 @@ def test_notices_do_not_pile_up_and_can_be_dismissed(watched, base_url):
     expect(items).to_have_count(1)
     assert "DDIM steps: adjusted to 20" in items.first.inner_text()
     assert page.get_by_label("DDIM steps").input_value() == "20"
+    page.get_by_label("Steps T").fill("100")  # room again: DDIM steps goes back to the link's 50
+    page.get_by_label("Steps T").press("Enter")
+    expect(page.get_by_label("DDIM steps")).to_have_value("50")
+    expect(items).to_have_count(0)
+    page.get_by_label("Steps T").fill("20")
+    page.get_by_label("Steps T").press("Enter")
     page.get_by_label("Seed").fill("-3")
     page.get_by_label("Seed").press("Enter")
     expect(items).to_have_count(2)

@@ -119,6 +119,22 @@ def test_each_adjustment_says_why():
     assert state["dataset"] == "shapes" and notices == []
 
 
+def test_a_setting_lowered_to_fit_another_goes_back_to_the_students_choice():
+    state = controls.defaults("reverse") | {"sampler": "ddim", "ddim_steps": 50}
+    wanted = {"ddim_steps": 50}
+    state["steps"] = 20
+    assert controls.constrain(state, wanted) == ["ddim_steps"] and state["ddim_steps"] == 20
+    state["steps"] = 30
+    assert controls.constrain(state, wanted) == ["ddim_steps"] and state["ddim_steps"] == 30
+    state["steps"] = 1000
+    assert controls.constrain(state, wanted) == ["ddim_steps"] and state["ddim_steps"] == 50
+    assert controls.constrain(state, wanted) == []
+    state["steps"] = 20
+    controls.constrain(state)  # without the student's choices a lowered value stays
+    state["steps"] = 1000
+    assert controls.constrain(state) == [] and state["ddim_steps"] == 20
+
+
 def test_injection_is_echoed_short_and_as_text():
     state, notices = controls.parse_query("schedule=<img src=x onerror=alert(1)>" + "A" * 500, "forward")
     assert state["schedule"] == "linear"
