@@ -14,6 +14,7 @@ import base64
 import binascii
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import parse_qsl, urlencode
@@ -201,7 +202,11 @@ def parse_query(query: str, view: str, *, kept_code: Callable[[str], str | None]
     state = defaults(view)
     notices = []
     known = {control.name: control for control in controls_for(view)}
-    for key, raw in parse_qsl(query.lstrip("?"), keep_blank_values=True):
+    pairs = parse_qsl(query.lstrip("?"), keep_blank_values=True)
+    last, counts = dict(pairs), Counter(key for key, _ in pairs)
+    for key in sorted(key for key, count in counts.items() if count > 1 and key in known):
+        notices.append(f"{known[key].label}: given more than once, using the last (“{_short(last[key])}”)")
+    for key, raw in pairs:
         if key in FLAG_NAMES:
             continue
         control = known.get(key)

@@ -307,8 +307,9 @@ class Editor:
             elif self.in_use:
                 text = f"In use: your {self.name}, in place of {self.original()}. Reset code goes back to the original."
                 if not controls.fits_in_url(self.settings.controls[self.setting], self.in_use):
-                    text += (f" It is too long to share in a link ({len(controls.code_to_url(self.in_use))} of "
-                             f"{controls.MAX_CODE_URL_CHARS} characters): this tab keeps it when you reload, "
+                    text += (f" It is too long to share in a link (written for a link it takes "
+                             f"{len(controls.code_to_url(self.in_use))} characters; a link holds "
+                             f"{controls.MAX_CODE_URL_CHARS}): this tab keeps it when you reload, "
                              "but a copied link brings the original.")
             else:
                 text = f"In use: {self.original()}, as {self.origin} defines it. Change the code and press Run."

@@ -104,8 +104,9 @@ def test_bad_values_are_replaced_with_a_notice_naming_them():
 
 
 def test_duplicated_names_keep_the_last_value_and_dependent_limits_hold():
-    state, _ = controls.parse_query("t=10&t=700&steps=300", "forward")
+    state, notices = controls.parse_query("t=10&t=700&steps=300", "forward")
     assert state["steps"] == 300 and state["t"] == 300
+    assert "Timestep: given more than once, using the last (“700”)" in notices
     state, _ = controls.parse_query("sampler=ddim&ddim_steps=900&steps=100&step=99", "reverse")
     assert state["ddim_steps"] == 100 and state["step"] == 99
 
