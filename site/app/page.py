@@ -248,6 +248,11 @@ def blit(canvas, rgba) -> None:
     canvas.getContext("2d").putImageData(js.ImageData.new(pixels, width, height), 0, 0)
 
 
+def clear(canvas) -> None:
+    """Blank a canvas (transparent: the page shows through) until there is a picture for it."""
+    canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height)
+
+
 def elapsed() -> float:
     return time.perf_counter() - _started
 

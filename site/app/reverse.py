@@ -223,8 +223,7 @@ class ReverseView:
         """No chain yet: blank pictures (not the last chain's), the reason in the readout and the equations."""
         self.player.stop()
         for id_ in ("frame", "x0-frame", "strip"):
-            canvas = element(id_)
-            canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height)
+            page.clear(element(id_))
         element("frame").setAttribute("aria-label", "Noisy picture x_t: none yet")
         element("x0-frame").setAttribute("aria-label", "Predicted clean picture: none yet")
         self.show_target()
@@ -236,7 +235,7 @@ class ReverseView:
         """The picture beside the chain and its caption; a blank canvas while there is none to show."""
         canvas = element("target-frame")
         if picture is None:
-            canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height)
+            page.clear(canvas)
         else:
             page.blit(canvas, self.core.images.to_rgba(picture))
         element("target-caption").textContent = caption
