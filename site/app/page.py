@@ -505,14 +505,13 @@ class Settings:
     def sync_url(self) -> None:
         """Replace (not push) the history entry, so slider ticks don't flood Back."""
         self.url_later.cancel()
-        shared = {name: self.controls[name].default if self.local.get(name) == value else value
-                  for name, value in self.state.items()}
+        here_only = [name for name, value in self.state.items() if self.local.get(name) == value]
+        shared = {**self.state, **{name: self.controls[name].default for name in here_only}}
         query = controls.to_query(shared, self.view, keep_flags_from=js.location.search)
         url = js.location.pathname + (f"?{query}" if query else "") + js.location.hash
         js.history.replaceState(js.history.state, "", url)
         # js/boot.js says so when a link is copied: the link brings the default in place of these.
-        local = [self.controls[name].label for name, value in self.state.items() if self.local.get(name) == value]
-        js.document.body.dataset.notInLink = ", ".join(local)
+        js.document.body.dataset.notInLink = ", ".join(self.controls[name].label for name in here_only)
 
     def notify(self, notices: list[str]) -> None:
         for text in notices:

@@ -221,7 +221,6 @@ class ReverseView:
 
     def show_waiting(self, text: str) -> None:
         """No chain yet: blank pictures (not the last chain's), the reason in the readout and the equations."""
-        self.player.stop()
         for id_ in ("frame", "x0-frame", "strip"):
             page.clear(element(id_))
         element("frame").setAttribute("aria-label", "Noisy picture x_t: none yet")

@@ -170,18 +170,18 @@
 
   async function copy(text, what) {
     const field = $("share-text");
-    let localOnly = location.protocol === "file:" ? LOCAL_ONLY : "";
+    let caveats = location.protocol === "file:" ? LOCAL_ONLY : "";  // what the copy will not bring
     const notInLink = document.body.dataset.notInLink;  // set by app/page.py: an uploaded picture
-    if (notInLink) localOnly += ` Your own choice of ${notInLink.toLowerCase()} stays in this browser: ` +
+    if (notInLink) caveats += ` Your own choice of ${notInLink.toLowerCase()} stays in this browser: ` +
       "the link opens with the default instead.";
     field.value = text;
     field.hidden = false;
     try {
       await navigator.clipboard.writeText(text);
-      $("share-status").textContent = `${what} copied to the clipboard.${localOnly}`;
+      $("share-status").textContent = `${what} copied to the clipboard.${caveats}`;
     } catch (error) {
       field.select();
-      $("share-status").textContent = `Select the ${what.toLowerCase()} below and copy it (Ctrl+C or ⌘C).${localOnly}`;
+      $("share-status").textContent = `Select the ${what.toLowerCase()} below and copy it (Ctrl+C or ⌘C).${caveats}`;
     }
   }
 
