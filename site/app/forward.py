@@ -9,6 +9,7 @@ from app.page import element
 
 PLAY_INTERVAL_S = 0.03
 FIGURE_DELAY_S = 0.04
+PLOT_WIDEST = 480  # the schedule and histogram plots on a wide screen: 480 x 300
 
 
 class ForwardView:
@@ -145,16 +146,29 @@ class ForwardFigures:
         from diffusion_lab import plots
 
         self.plots, self.view = plots, view
-        width, scale = page.figure_fit("schedule-plot", 480)  # 480 x 300 on a wide screen
-        narrow = width < page.NARROW_FIGURE_PX
-        self.schedule = plots.ScheduleFigure(view.schedule, width_px=width, scale=scale, stacked=narrow,
-                                             height_px=round(width * (1.3 if narrow else 0.625)))
-        width, scale = page.figure_fit("histogram", 480)
-        narrow = width < page.NARROW_FIGURE_PX
-        self.histogram = plots.HistogramFigure(width_px=width, scale=scale, compact=narrow,
-                                               height_px=round(width * (0.75 if narrow else 0.625)))
-        self.strip = page.strip_figure(plots)
         self.pending = page.Later(FIGURE_DELAY_S, self.draw_t)
+        self.fit()
+        self.new_settings()
+        page.refit_on_resize(self.fits, self.refit)
+
+    @staticmethod
+    def fits() -> tuple:
+        return (page.figure_fit("schedule-plot", PLOT_WIDEST), page.figure_fit("histogram", PLOT_WIDEST),
+                page.figure_fit("strip", page.STRIP_WIDEST))
+
+    def fit(self) -> None:
+        """Make the figures at the width their canvases show at (see page.figure_fit)."""
+        (width, scale), (hist_width, hist_scale), _ = self.fits()
+        narrow = width < page.NARROW_FIGURE_PX
+        self.schedule = self.plots.ScheduleFigure(self.view.schedule, width_px=width, scale=scale, stacked=narrow,
+                                                  height_px=round(width * (1.3 if narrow else 0.625)))
+        narrow = hist_width < page.NARROW_FIGURE_PX
+        self.histogram = self.plots.HistogramFigure(width_px=hist_width, scale=hist_scale, compact=narrow,
+                                                    height_px=round(hist_width * (0.75 if narrow else 0.625)))
+        self.strip = page.strip_figure(self.plots)
+
+    def refit(self) -> None:
+        self.fit()
         self.new_settings()
 
     def new_settings(self) -> None:

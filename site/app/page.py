@@ -182,11 +182,33 @@ def figure_fit(canvas_id: str, widest: int) -> tuple[int, float]:
     return width, min(MAX_FIGURE_SCALE, max(1.0, float(js.window.devicePixelRatio or 1)))
 
 
+STRIP_WIDEST = 800  # the strip's width on a wide screen
+
+
 def strip_figure(plots):
     """The strip of evenly spaced steps, fitted to its canvas (#strip); its n_frames is how many it shows."""
-    width, scale = figure_fit("strip", 800)
+    width, scale = figure_fit("strip", STRIP_WIDEST)
     frames = STRIP_FRAMES if width >= STRIP_NARROW_PX else STRIP_FRAMES_NARROW
     return plots.StripFigure(frames, width_px=width, height_px=round(1.5 * width / frames), scale=scale)
+
+
+RESIZE_DELAY_S = 0.3  # a phone turned or a window dragged: the figures are redrawn once it settles
+
+
+def refit_on_resize(fits, refit) -> None:
+    """Redraw figures at a new width: `refit()` once the window settles at a size where `fits()` (the
+    figure_fit of each figure) differs from the last. A phone's toolbar showing, which changes only the
+    height, redraws nothing."""
+    last = [fits()]
+
+    def settled() -> None:
+        now = fits()
+        if now != last[0]:
+            last[0] = now
+            refit()
+
+    later = Later(RESIZE_DELAY_S, settled, failure="The figures could not be redrawn at the new size.")
+    on(js.window, "resize", lambda event: later.schedule())
 
 
 MAX_DECODE_SIDE = 2048  # big pictures are scaled down while decoding, never held at full size

@@ -249,6 +249,12 @@ class ReverseView:
         return (f"New: real unseen digits lie a median {self.novelty['held_out_nn_median']:.3f} from the training "
                 "set, so the network made a digit nobody drew.")
 
+    def fit_strip(self) -> None:
+        """Make the strip at the width its canvas shows at, and draw it (at once if the chain is done, else
+        when it is)."""
+        self.strip = page.strip_figure(self.plots)
+        self.draw_strip()
+
     def draw_strip(self) -> None:
         if self.final is None:
             return  # a new chain started meanwhile: it draws the strip when it is done
@@ -303,8 +309,8 @@ async def main() -> None:
     from diffusion_lab import plots
 
     view.plots = plots
-    view.strip = page.strip_figure(plots)
-    view.draw_strip()  # at once if the chain is done already, else when it is
+    view.fit_strip()
+    page.refit_on_resize(lambda: page.figure_fit("strip", page.STRIP_WIDEST), view.fit_strip)
     page.set_phase("ready", "Ready")
     page.js.performance.mark("ready")
     page.js.document.body.dataset.ready = "true"

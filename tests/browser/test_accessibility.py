@@ -89,11 +89,38 @@ def test_usable_at_320_px_without_horizontal_scrolling_and_the_picture_near_the_
         assert picture["y"] < 640 and slider["y"] > picture["y"] + picture["height"]
         assert slider["y"] + slider["height"] - picture["y"] <= 640
         # Each figure is drawn at the size it shows (2 pixels per CSS pixel here), so its text is not shrunk.
-        for figure in page.locator(".plot canvas").all():
-            figure.evaluate("(c, timeout) => new Promise((done, fail) => { const start = performance.now();"
-                            " (function check() { if (Math.abs(c.width / c.clientWidth - 2) < 0.05) done();"
-                            " else if (performance.now() - start > timeout) fail(new Error(`${c.id}: ${c.width} px"
-                            " shown at ${c.clientWidth}`)); else setTimeout(check, 100); })(); })", 60_000)
+        wait_until_figures_show_at_their_size(page, 60_000)
+    finally:
+        context.close()
+
+
+def wait_until_figures_show_at_their_size(page, timeout_ms: int) -> dict[str, float]:
+    """Wait until every figure canvas holds 2 pixels per CSS pixel it shows at; its height / width by id."""
+    shapes = {}
+    for figure in page.locator(".plot canvas").all():
+        shapes[figure.get_attribute("id")] = figure.evaluate(
+            "(c, timeout) => new Promise((done, fail) => { const start = performance.now();"
+            " (function check() { if (Math.abs(c.width / c.clientWidth - 2) < 0.05) done(c.height / c.width);"
+            " else if (performance.now() - start > timeout) fail(new Error(`${c.id}: ${c.width} px"
+            " shown at ${c.clientWidth}`)); else setTimeout(check, 100); })(); })", timeout_ms)
+    return shapes
+
+
+@pytest.mark.parametrize("path", ["forward.html", "reverse.html?denoiser=ideal"])
+def test_turning_a_phone_redraws_the_figures_for_its_new_width(browser, base_url, path):
+    context = browser.new_context(viewport={"width": 640, "height": 360}, device_scale_factor=2)
+    try:
+        page = context.new_page()
+        page.goto(f"{base_url}/{path}")
+        page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+        wide = wait_until_figures_show_at_their_size(page, 60_000)
+        page.set_viewport_size({"width": 360, "height": 640})
+        upright = wait_until_figures_show_at_their_size(page, 10_000)
+        # The strip went from 8 steps to 5, each 1.5 times as high as wide.
+        assert wide["strip"] == pytest.approx(1.5 / 8, rel=0.05)
+        assert upright["strip"] == pytest.approx(1.5 / 5, rel=0.05)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert page.locator("#error").is_hidden()
     finally:
         context.close()
 
