@@ -201,6 +201,7 @@ def parse_query(query: str, view: str, *, kept_code: Callable[[str], str | None]
     """
     state = defaults(view)
     notices = []
+    step_out_of_range = None  # told once the chain's length is known: the step is a place in the chain
     known = {control.name: control for control in controls_for(view)}
     pairs = parse_qsl(query.lstrip("?"), keep_blank_values=True)
     last, counts = dict(pairs), Counter(key for key, _ in pairs)
@@ -230,9 +231,17 @@ def parse_query(query: str, view: str, *, kept_code: Callable[[str], str | None]
             continue
         if is_number(control) and clamp(control, value) != value:
             value = clamp(control, value)
-            notices.append(f"{control.label}: {_short(raw)} is out of range, using {_show(value)}")
+            if key == "step":
+                step_out_of_range = raw
+            else:
+                notices.append(f"{control.label}: {_short(raw)} is out of range, using {_show(value)}")
         state[key] = value
-    notices += [adjusted_notice(name, state) for name in constrain(state)]
+    adjusted = constrain(state)
+    if step_out_of_range is not None:
+        adjusted = [name for name in adjusted if name != "step"]  # one notice says where the step landed
+        notices.append(f"{BY_NAME['step'].label}: {_short(step_out_of_range)} is out of range, using "
+                       f"{_chain_position(state)}")
+    notices += [adjusted_notice(name, state) for name in adjusted]
     return state, notices
 
 
@@ -240,7 +249,18 @@ def adjusted_notice(name: str, state: dict[str, object]) -> str:
     """What to tell the student of a setting `constrain` changed."""
     if name == "size":
         return f"{BY_NAME[name].label}: rounded to {_show(state[name])}, a multiple of 16"
-    return f"{BY_NAME[name].label}: adjusted to {_show(state[name])} to fit the other settings"
+    value = _chain_position(state) if name == "step" else _show(state[name])
+    return f"{BY_NAME[name].label}: adjusted to {value} to fit the other settings"
+
+
+def _chain_position(state: dict[str, object]) -> str:
+    """The reverse view's step as its page shows it: which step of the chain, and t at either end.
+
+    Its slider counts steps from x_T, so a bare number reads as the wrong t.
+    """
+    last = state["ddim_steps"] if state["sampler"] == "ddim" else state["steps"]
+    ends = {0: f" (t = {state['steps']}, pure noise)", last: " (t = 0, the end of the chain)"}
+    return f"step {state['step']} of {last}{ends.get(state['step'], '')}"
 
 
 def to_query(state: dict[str, object], view: str, *, keep_flags_from: str = "") -> str:

@@ -120,6 +120,21 @@ def test_each_adjustment_says_why():
     assert state["dataset"] == "shapes" and notices == []
 
 
+def test_the_reverse_views_step_is_told_as_a_place_in_the_chain():
+    # Its slider counts steps from x_T: "using 1000" would read as t = 1000, where the page shows t = 0.
+    state, notices = controls.parse_query("step=5000&steps=100", "reverse")
+    assert state["step"] == 100
+    assert notices == ["Timestep: 5000 is out of range, using step 100 of 100 (t = 0, the end of the chain)"]
+    state, notices = controls.parse_query("step=-3&sampler=ddim&ddim_steps=20", "reverse")
+    assert notices == ["Timestep: -3 is out of range, using step 0 of 20 (t = 1000, pure noise)"]
+    state, notices = controls.parse_query("step=80&sampler=ddim&ddim_steps=50", "reverse")
+    assert notices == ["Timestep: adjusted to step 50 of 50 (t = 0, the end of the chain) to fit the other settings"]
+    state = controls.defaults("reverse") | {"step": 30}
+    assert controls.adjusted_notice("step", state) == "Timestep: adjusted to step 30 of 1000 to fit the other settings"
+    _, notices = controls.parse_query("t=5000", "forward")  # the forward view's slider is t itself
+    assert notices == ["Timestep: 5000 is out of range, using 1000"]
+
+
 def test_a_setting_lowered_to_fit_another_goes_back_to_the_students_choice():
     state = controls.defaults("reverse") | {"sampler": "ddim", "ddim_steps": 50}
     wanted = {"ddim_steps": 50}
