@@ -105,7 +105,7 @@ def call(function, *args):
         traceback_lines = explained.detail.rsplit("\n", 1)[0] if explained.detail.count("\n") else ""
         detail = f"{traceback_lines}\nStopped here: still running after {TIME_LIMIT_S:g} s.".lstrip("\n")
         raise HookError(f"{where}stopped after {TIME_LIMIT_S:g} s; is it an endless loop?", detail) from None
-    except Exception as error:  # noqa: BLE001
+    except (Exception, SystemExit, KeyboardInterrupt) as error:  # noqa: BLE001  (exit() ends their code, not the page)
         raise _explain(error) from None
     finally:
         sys.settrace(previous)

@@ -83,6 +83,8 @@ def test_a_constant_beta_hook_is_from_betas():
     ("def betas(T):\n    while True:\n        pass\n", ["Line ", "stopped after 2 s", "endless loop"]),
     ("while True:\n    pass\n", ["Line ", "stopped after 2 s"]),  # at the top level, when the code is run
     ("def betas(T):\n    return np.array([b for b in iter(lambda: 0.01, None)])\n", ["Line 2", "stopped"]),
+    ("def betas(T):\n    exit()\n", ["Line 2", "SystemExit"]),  # exit() ends the student's code, not the page
+    ("raise KeyboardInterrupt\n", ["Line 1", "KeyboardInterrupt"]),
 ])
 def test_bad_code_gets_a_message_naming_the_problem(source, words):
     with pytest.raises(hooks.HookError) as caught:
@@ -151,6 +153,8 @@ def test_a_step_without_noise_lands_on_the_posterior_mean():
     ("return x_t[1:], x_t", ["t = 50", "x_{t-1}", "(15, 16)", "(16, 16)"]),
     ("return x_t, x_t * np.inf", ["t = 50", "x0_pred", "not finite"]),
     ("return (1 / 0 if t == 20 else x_t), x_t", ["Line 2", "ZeroDivisionError"]),  # fails halfway down
+    ("if t == 20:\n        raise SystemExit\n    return x_t, x_t", ["Line 3", "SystemExit"]),  # partway down
+    ("raise KeyboardInterrupt", ["Line 2", "KeyboardInterrupt"]),
 ])
 def test_a_bad_step_gets_a_message_naming_the_step(body, words):
     source = f"def step(x_t, t, eps, schedule, sigma, noise, clip):\n    {body}\n"
