@@ -55,15 +55,17 @@ def training_set_path(weights_path: Path) -> Path:
 def save_training_set(path: Path) -> None:
     """The training digits for the page (ideal denoiser, nearest neighbours), with how far unseen digits lie.
 
-    held_out_nn_median / held_out_nn_p5: RMS distance from held-out digits to
-    their nearest training digit, median and 5th percentile. A sample nearer
-    than the 5th percentile is closer than 95% of real unseen digits: a copy.
+    held_out_nn_median / held_out_nn_p5 / held_out_nn_p95: RMS distance from
+    held-out digits to their nearest training digit, median, 5th and 95th
+    percentile. A sample nearer than the 5th percentile is closer than 95% of
+    real unseen digits: a copy. One beyond the 95th is farther than 95% of
+    them: not much like a digit.
     """
     train_x, _, held_x, _ = load_digits_split()
     diff = held_x.reshape(len(held_x), 1, -1) - train_x.reshape(1, len(train_x), -1)
     nearest = np.sqrt((diff * diff).mean(axis=2)).min(axis=1)
     images.save_image_set(path, train_x, held_out_nn_median=np.median(nearest),
-                          held_out_nn_p5=np.percentile(nearest, 5.0))
+                          held_out_nn_p5=np.percentile(nearest, 5.0), held_out_nn_p95=np.percentile(nearest, 95.0))
 
 
 def load_digits_split(seed: int = SPLIT_SEED, held_out: float = HELD_OUT):

@@ -244,10 +244,14 @@ class ReverseView:
         """New or memorised? Measured against how far real unseen digits lie from the training set."""
         if self.novelty is None or self.settings["denoiser"] == "ideal":
             return "The ideal denoiser can only reproduce its training images."
-        if distance < self.novelty["held_out_nn_p5"]:
-            return "A copy: closer to a training digit than 95% of real unseen digits are."
-        return (f"New: real unseen digits lie a median {self.novelty['held_out_nn_median']:.3f} from the training "
-                "set, so the network made a digit nobody drew.")
+        low, high = self.novelty["held_out_nn_p5"], self.novelty["held_out_nn_p95"]
+        if distance < low:
+            return f"A copy: closer to a training digit than 95% of real unseen digits are ({low:.3f})."
+        if distance > high:
+            return (f"Not much like a digit: farther from every training digit than 95% of real unseen digits are "
+                    f"({high:.3f}).")
+        return (f"New: as far from the training digits as real unseen digits are (90% of them lie {low:.3f} to "
+                f"{high:.3f} away), so the network made a digit nobody drew.")
 
     def fit_strip(self) -> None:
         """Make the strip at the width its canvas shows at, and draw it (at once if the chain is done, else

@@ -298,7 +298,17 @@ def test_the_trained_network_makes_a_new_digit(watched, base_url):
     index, distance = images.nearest(x, training)
     result = page.inner_text("#result")
     assert f"#{index + 1}" in result and f"{distance:.3f}" in result
-    assert ("New" in result) == (distance >= novelty["held_out_nn_p5"])
+    low, high = novelty["held_out_nn_p5"], novelty["held_out_nn_p95"]
+    verdict = "A copy" if distance < low else "Not much like a digit" if distance > high else "New"
+    assert verdict in result and f"{low:.3f}" in result
+
+
+def test_a_chain_that_ends_in_noise_is_not_called_a_new_digit(watched, base_url):
+    # One DDIM step with leading spacing starts at t = 1: the result is x_T, barely touched.
+    page = watched.open(f"{base_url}/reverse.html?denoiser=trained&sampler=ddim&ddim_steps=1")
+    wait_for_result(page)
+    result = page.inner_text("#result")
+    assert "Not much like a digit" in result and "New" not in result
 
 
 def test_the_trained_network_leaves_the_ideal_denoisers_training_set_alone(watched, base_url):

@@ -111,6 +111,19 @@ def test_data_split_is_fixed_and_disjoint():
     np.testing.assert_array_equal(again[2], held_x)
 
 
+def test_the_shipped_training_digits_are_the_split_and_say_how_far_unseen_digits_lie(tmp_path):
+    # The reverse page calls a sample a copy below the 5th percentile, not much like a digit beyond the 95th.
+    from diffusion_lab import images
+
+    shipped_x, numbers = images.load_image_set(ROOT / "site/models/digits-train.npz")
+    train.save_training_set(tmp_path / "again.npz")
+    again_x, again = images.load_image_set(tmp_path / "again.npz")
+    np.testing.assert_array_equal(shipped_x, again_x)
+    assert numbers == pytest.approx(again)
+    assert set(numbers) == {"held_out_nn_p5", "held_out_nn_median", "held_out_nn_p95"}
+    assert 0 < numbers["held_out_nn_p5"] < numbers["held_out_nn_median"] < numbers["held_out_nn_p95"] < 1
+
+
 @pytest.fixture(scope="module")
 def shipped():
     return TrainedDenoiser.load(WEIGHTS, get_schedule("linear", 1000))
