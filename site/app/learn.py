@@ -564,10 +564,10 @@ class ReversePanel(Panel):
     def _check_step(self, source: str) -> None:
         """Run the student's step on trial arrays (most mistakes show at once), and keep it."""
         update = self.hooks.step_from_source(source)
-        size, schedule = self.settings["size"], getattr(self.view, "schedule", None)  # None while the network loads
+        schedule = getattr(self.view, "schedule", None)  # None while the network loads
         if schedule is None:
             schedule = self.core.schedules.get_schedule(self.settings["schedule"], self.settings["steps"])
-        self.hooks.try_step(update, schedule, (size, size))
+        self.hooks.try_step(update, schedule, self.view.picture_shape())
         self.updates, self.broken = {source: update}, None
 
     def update(self):

@@ -18,6 +18,7 @@ TRAINING_IMAGES = 32
 PICTURES_BUDGET_BYTES = 32 * 2**20  # per list of the chain's pictures: float32 up to 80x80 with T = 1000
 WEIGHTS = "models/digits.npz"  # the trained network (python -m diffusion_lab.train)
 DIGITS = "models/digits-train.npz"  # its training digits, for the ideal denoiser and nearest neighbours
+DIGITS_SHAPE = (8, 8)  # scikit-learn's digits, the only pictures the network knows
 
 
 class ReverseView:
@@ -95,6 +96,12 @@ class ReverseView:
         worker = asyncio.ensure_future(self.compute(chain, self.generation))
         worker.add_done_callback(page._report_task_error)
         self.draw()
+
+    def picture_shape(self) -> tuple[int, int]:
+        """The shape of the chain's pictures: the digits' when the denoiser knows them, else the Size setting's."""
+        if self.uses_digits():
+            return DIGITS_SHAPE
+        return (self.settings["size"], self.settings["size"])
 
     def uses_digits(self) -> bool:
         """Whether the denoiser knows the digits: the network, trained on them only, or the ideal one of them.

@@ -356,6 +356,25 @@ def test_the_reverse_chain_runs_with_the_students_step_and_survives_a_broken_one
     assert "step_hook=" not in page.url and editor.input_value() == hooks.step_template()
 
 
+def test_a_step_for_the_digits_is_tried_on_their_shape_and_exit_stops_only_the_step(watched, base_url):
+    page = watched.open(f"{base_url}/reverse.html?denoiser=ideal&dataset=digits&steps=40")
+    status = page.locator("#step-hook-status")
+    # The digits are 8x8 whatever the hidden Size says (64): Run tries the step on pictures of their shape.
+    checked = hooks.step_template().replace(
+        "    return x_prev, x0", "    assert x_t.shape == (8, 8), x_t.shape\n    return x_prev, x0")
+    run_step(page, checked)
+    expect(status).to_contain_text("In use: your step(…)")
+    expect(page.locator("#result")).to_contain_text("Result", timeout=30_000)
+
+    # exit() halfway down the chain ends the student's step, not the page: the chain runs again with the original.
+    run_step(page, hooks.step_template().replace(
+        "    return x_prev, x0", "    if t == 20:\n        exit()\n    return x_prev, x0"))
+    expect(status).to_contain_text("stopped the chain", timeout=10_000)
+    assert "SystemExit" in page.inner_text("#step-hook-error")
+    expect(page.locator("#result")).to_contain_text("Result", timeout=30_000)
+    assert page.locator("#error").is_hidden()
+
+
 # -- downloads ----------------------------------------------------------------------
 
 def download(page, name: str):
