@@ -82,6 +82,11 @@ style="border:0"></iframe></body></html>""")
         assert 200 < height < 3000 and height != 760
         inner = frame.locator("html").evaluate("el => Math.ceil(el.getBoundingClientRect().height)")
         assert abs(inner - height) <= 2
+        # Nothing is left to scroll inside the frame once the figures are drawn and the frame resized to fit.
+        overflow = frame.locator("html").evaluate("""el => new Promise((done) => { const start = performance.now();
+            (function check() { const left = el.scrollHeight - el.clientHeight;
+              if (left <= 1 || performance.now() - start > 5000) done(left); else setTimeout(check, 100); })(); })""")
+        assert overflow <= 1
         # Hidden groups are absent; the site chrome is gone.
         assert frame.locator("fieldset[data-group='image']").first.is_hidden()
         assert frame.locator("fieldset[data-group='process']").is_hidden()
