@@ -182,8 +182,10 @@ def constrain(state: dict[str, object], wanted: dict[str, object] | None = None)
             changed.append(name)
 
     at_most("t", state.get("steps"))
-    at_most("ddim_steps", state.get("steps"))  # before "step", whose limit it may be
-    at_most("step", state.get("ddim_steps") if state.get("sampler") == "ddim" else state.get("steps"))
+    ddim = state.get("sampler") == "ddim"
+    if ddim:  # DDPM leaves DDIM steps alone: a notice about a setting not in use would only puzzle
+        at_most("ddim_steps", state.get("steps"))  # before "step", whose limit it may be
+    at_most("step", state.get("ddim_steps") if ddim else state.get("steps"))
     if "size" in state and state["size"] % 16:
         state["size"] = clamp(BY_NAME["size"], round(state["size"] / 16) * 16)
         changed.append("size")

@@ -22,8 +22,9 @@ def valid(state: dict, view: str) -> bool:
             return False
     if view == "forward":
         return state["t"] <= state["steps"]
-    limit = state["ddim_steps"] if state["sampler"] == "ddim" else state["steps"]
-    return state["step"] <= limit and state["ddim_steps"] <= state["steps"] and state["size"] % 16 == 0
+    if state["sampler"] == "ddim":
+        return state["step"] <= state["ddim_steps"] <= state["steps"] and state["size"] % 16 == 0
+    return state["step"] <= state["steps"] and state["size"] % 16 == 0  # DDIM steps: not in use
 
 
 CODE_SAMPLES = ("def betas(T):\n    return np.full(T, 0.01)\n", "# ∑ β ≤ 1 — ünïcode\r\n\tpass\n", " ", "\x00")
@@ -118,6 +119,14 @@ def test_each_adjustment_says_why():
                                "Size (pixels): rounded to 96, a multiple of 16"]
     state, notices = controls.parse_query("denoiser=trained", "reverse")  # the network needs no Training set
     assert state["dataset"] == "shapes" and notices == []
+
+
+def test_ddpm_leaves_the_ddim_steps_alone_until_ddim_is_chosen():
+    state, notices = controls.parse_query("steps=2", "reverse")
+    assert notices == [] and state["ddim_steps"] == 50
+    assert controls.to_query(state, "reverse") == "steps=2"
+    state["sampler"] = "ddim"
+    assert controls.constrain(state, {"ddim_steps": 50}) == ["ddim_steps"] and state["ddim_steps"] == 2
 
 
 def test_the_reverse_views_step_is_told_as_a_place_in_the_chain():
