@@ -137,6 +137,8 @@ def schedule_from_source(source: str, num_steps: int) -> schedules.Schedule:
     """The Schedule of the student's ``betas(T)`` at T = num_steps, or HookError saying what is wrong."""
     function = load(source, SCHEDULE_HOOK, schedules)
     betas = call(function, num_steps)
+    if betas is None:
+        raise HookError(f"{SCHEDULE_HOOK}({num_steps}) returned nothing: end it with return and the T numbers")
     try:
         betas = schedules.check_betas(betas, num_steps)
     except ValueError as error:

@@ -83,7 +83,8 @@ def test_a_constant_beta_hook_is_from_betas():
     ("def betas(T):\n    while True:\n        pass\n", ["Line ", "stopped after 2 s", "endless loop"]),
     ("while True:\n    pass\n", ["Line ", "stopped after 2 s"]),  # at the top level, when the code is run
     ("def betas(T):\n    return np.array([b for b in iter(lambda: 0.01, None)])\n", ["Line 2", "stopped"]),
-    ("def betas(T):\n    exit()\n", ["Line 2", "SystemExit"]),  # exit() ends the student's code, not the page
+    ("def betas(T):\n    exit()\n", ["Line 2", "SystemExit"]),
+    ("def betas(T):\n    b = np.full(T, 0.01)\n", ["returned nothing", "return"]),  # no return  # exit() ends the student's code, not the page
     ("raise KeyboardInterrupt\n", ["Line 1", "KeyboardInterrupt"]),
 ])
 def test_bad_code_gets_a_message_naming_the_problem(source, words):
