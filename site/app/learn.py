@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import html
 import inspect
 import io
@@ -36,6 +37,7 @@ from diffusion_lab import controls  # stdlib only: numpy is not loaded yet when 
 
 TRUSTED_KEY = "diffusion-lab:code-you-ran"  # sessionStorage: hashes of code the student ran in this tab
 MAX_TRUSTED = 20
+MAX_PRINTED = 4000  # characters of what the student's code prints on Run that the page shows
 ARRAY_BYTES = 8_000_000  # a .npz holds every frame of a chain up to this many bytes of pixels
 # Redrawing the MathML costs the browser about 10 ms of layout, so a scrub paints only the canvas: the
 # equations and code follow this long after the last draw, and at least this often while Play runs.
@@ -330,12 +332,16 @@ class Editor:
     def run(self) -> None:
         """Run the editor's code; on success the views recompute with it, on failure the last working stays."""
         source = self.part("").value.replace("\r\n", "\n")
+        printed = Printed()
         try:
-            self.check(source)
+            with contextlib.redirect_stdout(printed):
+                self.check(source)
         except self.panel.hooks.HookError as error:
             kept = f"your last working {self.name}" if self.in_use else self.original()
             self.fail(error, f"Your code did not run ({error.summary}). The page keeps using {kept}.")
             return
+        finally:
+            self.show_printed(str(printed))
         custom = "" if source == self.template else source
         _trust(custom)
         self.in_use, self.seen, self.pending, self.failure = custom, custom, False, None
@@ -344,7 +350,13 @@ class Editor:
         self.settings.set(self.setting, custom)
         self.panel.view.changed({self.setting})
 
+    def show_printed(self, text: str) -> None:
+        """What print() wrote while Run checked the code (later calls, in the chain, go to the browser's console)."""
+        self.part("-printed").hidden = not text
+        self.part("-output").textContent = text
+
     def reset(self) -> None:
+        self.show_printed("")
         self.in_use, self.seen, self.pending, self.failure = "", "", False, None
         self.part("").value = self.template
         self.settings.set(self.setting, "")
@@ -354,6 +366,29 @@ class Editor:
         if event.key == "Enter" and (event.ctrlKey or event.metaKey):  # Ctrl+Enter runs, as in notebooks
             event.preventDefault()
             self.run()
+
+
+class Printed:
+    """sys.stdout while the student's code runs: keeps the first MAX_PRINTED characters (a loop that prints
+    until the time limit stops it must not fill the memory)."""
+
+    def __init__(self) -> None:
+        self.parts, self.size, self.dropped = [], 0, 0
+
+    def write(self, text: str) -> int:
+        room = MAX_PRINTED - self.size
+        if room > 0:
+            self.parts.append(text[:room])
+            self.size += min(len(text), room)
+        self.dropped += max(0, len(text) - room)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def __str__(self) -> str:
+        more = f"\n… and {self.dropped} more characters" if self.dropped else ""
+        return "".join(self.parts) + more
 
 
 # -- the panel ------------------------------------------------------------------------------------------------

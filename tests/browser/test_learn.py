@@ -244,6 +244,24 @@ def test_errors_are_shown_inline_and_the_last_working_schedule_stays(watched, ba
     assert numbers(page)["alpha_bar"] == pytest.approx(0.995**149, rel=1e-12)
 
 
+def test_what_the_code_prints_on_run_is_shown_under_it(watched, base_url):
+    page = watched.open(f"{base_url}/forward.html")
+    printed, output = page.locator("#hook-printed"), page.locator("#hook-output")
+    expect(printed).to_be_hidden()
+    run_code(page, "def betas(T):\n    b = np.full(T, 0.01)\n    print('T is', T, 'sum', b.sum())\n    return b\n")
+    expect(page.locator("#hook-status")).to_contain_text("In use: your betas(T)")
+    expect(output).to_have_text("T is 1000 sum 10.0\n")
+    # Printed before a failure too; a loop that prints until the time limit is cut short, and the page answers.
+    run_code(page, "print('checking')\ndef betas(T):\n    return np.full(T, 0.01) / undefined\n")
+    expect(output).to_have_text("checking\n")
+    run_code(page, "def betas(T):\n    while True:\n        print('again')\n")
+    expect(page.locator("#hook-status")).to_contain_text("stopped after", timeout=10_000)
+    assert output.inner_text().startswith("again\nagain") and "more characters" in output.inner_text()
+    page.get_by_role("button", name="Reset code").click()
+    expect(printed).to_be_hidden()
+    assert page.locator("#error").is_hidden()
+
+
 def test_code_from_a_link_waits_for_run_and_long_code_stays_in_its_tab(watched, shared_context, base_url):
     page = watched.open(f"{base_url}/forward.html?t=300&hook={controls.code_to_url(CONSTANT)}")
     x0 = images.make_image("gradient", 64)
