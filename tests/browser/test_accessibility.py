@@ -1,6 +1,7 @@
 """WCAG 2.1 A/AA with axe-core, keyboard use, small screens, reduced motion, the CSP."""
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -76,11 +77,7 @@ def test_reverse_slider_announces_t(watched, base_url):
 
 @pytest.mark.parametrize("path", ["index.html", "forward.html", "reverse.html?denoiser=ideal"])
 def test_usable_at_320_px_without_horizontal_scrolling_and_the_picture_near_the_top(browser, base_url, path):
-    context = browser.new_context(viewport={"width": 320, "height": 640}, device_scale_factor=2)
-    try:
-        page = context.new_page()
-        page.goto(f"{base_url}/{path}")
-        page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+    with opened_at(browser, f"{base_url}/{path}", 320, 640) as page:
         assert page.evaluate("document.documentElement.scrollWidth") <= 320
         if "index" in path:
             return
@@ -90,6 +87,17 @@ def test_usable_at_320_px_without_horizontal_scrolling_and_the_picture_near_the_
         assert slider["y"] + slider["height"] - picture["y"] <= 640
         # Each figure is drawn at the size it shows (2 pixels per CSS pixel here), so its text is not shrunk.
         wait_until_figures_show_at_their_size(page, 60_000)
+
+
+@contextlib.contextmanager
+def opened_at(browser, url: str, width: int, height: int):
+    """`url` in a new context of that viewport at 2 device pixels per CSS pixel, once the page is ready."""
+    context = browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=2)
+    try:
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+        yield page
     finally:
         context.close()
 
@@ -108,11 +116,7 @@ def wait_until_figures_show_at_their_size(page, timeout_ms: int) -> dict[str, fl
 
 @pytest.mark.parametrize("path", ["forward.html", "reverse.html?denoiser=ideal"])
 def test_turning_a_phone_redraws_the_figures_for_its_new_width(browser, base_url, path):
-    context = browser.new_context(viewport={"width": 640, "height": 360}, device_scale_factor=2)
-    try:
-        page = context.new_page()
-        page.goto(f"{base_url}/{path}")
-        page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+    with opened_at(browser, f"{base_url}/{path}", 640, 360) as page:
         wide = wait_until_figures_show_at_their_size(page, 60_000)
         page.set_viewport_size({"width": 360, "height": 640})
         upright = wait_until_figures_show_at_their_size(page, 10_000)
@@ -121,20 +125,12 @@ def test_turning_a_phone_redraws_the_figures_for_its_new_width(browser, base_url
         assert upright["strip"] == pytest.approx(1.5 / 5, rel=0.05)
         assert page.evaluate("document.documentElement.scrollWidth") <= 360
         assert page.locator("#error").is_hidden()
-    finally:
-        context.close()
 
 
 def test_usable_at_200_percent_zoom(browser, base_url):
     # 200% zoom of a 1280 px window lays out like a 640 px one at scale 2.
-    context = browser.new_context(viewport={"width": 640, "height": 450}, device_scale_factor=2)
-    try:
-        page = context.new_page()
-        page.goto(f"{base_url}/forward.html")
-        page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+    with opened_at(browser, f"{base_url}/forward.html", 640, 450) as page:
         assert page.evaluate("document.documentElement.scrollWidth") <= 640
-    finally:
-        context.close()
 
 
 def test_reduced_motion_slows_play(browser, base_url):
