@@ -130,6 +130,12 @@
         fieldset.hidden = true;
       }
     }
+    // With every settings group hidden, the picture and figures take the settings' column too.
+    const settings = $("controls");
+    if (settings && [...settings.children].every((child) => child.hidden)) {
+      settings.hidden = true;
+      settings.closest(".layout").classList.add("without-settings");
+    }
     for (const name of list("lock")) {
       const control = document.querySelector(`fieldset[data-group] [name="${CSS.escape(name)}"]`);
       if (!control) {

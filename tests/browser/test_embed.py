@@ -68,7 +68,7 @@ def test_a_course_page_on_another_origin_embeds_and_resizes(watched, site, tmp_p
     view = "forward.html?embed=1&schedule=cosine&t=300&seed=7&hide=image,process,share&lock=schedule,seed"
     (host_dir / "index.html").write_text(f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
 <title>Course</title><link rel="icon" href="data:,"><script src="{demo}/embed.js" defer></script></head><body>
-<h1>Lecture</h1><iframe id="demo" src="{demo}/{view}" title="Diffusion Lab" width="800" height="760"
+<h1>Lecture</h1><iframe id="demo" src="{demo}/{view}" title="Diffusion Lab" width="1000" height="760"
 style="border:0"></iframe></body></html>""")
     host, host_url = start_server(host_dir)
     try:
@@ -92,6 +92,9 @@ style="border:0"></iframe></body></html>""")
         assert frame.locator("fieldset[data-group='process']").is_hidden()
         assert frame.locator(".site-header").is_hidden()
         assert frame.get_by_label("Timestep").is_visible()
+        # Wide enough for a settings column, but every group in it is hidden: the picture takes its place.
+        assert frame.locator("#controls").is_hidden()
+        assert frame.locator(".stage").evaluate("el => el.getBoundingClientRect().left") < 40
         assert frame.locator("#notices li").count() == 0  # every flag was understood
         # Locked settings hold, after Python enabled the form.
         assert frame.locator("#schedule").is_disabled() and frame.locator("#seed").is_disabled()
