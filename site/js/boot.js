@@ -142,8 +142,17 @@
         notice(`lock: ignored “${name.slice(0, 40)}”, not a control of this page`);
         continue;
       }
-      control.disabled = true;
       control.dataset.locked = "true";
+      if (control.localName === "textarea") {  // code stays readable, and Run can use code the link brought
+        control.readOnly = true;
+        $(`${control.id}-reset`).disabled = true;
+        const note = document.createElement("p");
+        note.className = "help";
+        note.textContent = "The link that opened this page fixes this code: you can read it and run it, not change it.";
+        control.after(note);
+        continue;
+      }
+      control.disabled = true;
       if (name === "t" || name === "step") {
         for (const id of ["play", "step-button", "reset"]) $(id).disabled = true;
         const note = document.createElement("p");  // say why Play does nothing

@@ -7,7 +7,8 @@ import numpy as np
 from playwright.sync_api import expect
 
 from conftest import READY_TIMEOUT_MS, start_server
-from test_pages import canvas_gray
+from diffusion_lab import controls, forward, images, schedules
+from test_pages import assert_same_image, canvas_gray
 
 
 def test_a_shared_link_reproduces_the_same_pixels(watched, browser, base_url):
@@ -127,3 +128,29 @@ def test_a_locked_time_looks_locked_and_says_why_play_does_nothing(watched, base
     expect(page.get_by_text("The link that opened this page fixes the time at this step")).to_be_visible()
     expect(page.get_by_label("Timestep")).to_be_disabled()
     assert page.inner_text("#readout").startswith("t = 300")
+
+
+def test_a_teacher_can_lock_the_code_which_stays_readable_and_runnable(watched, base_url):
+    code = "def betas(T):\n    return np.full(T, 0.01)\n"
+    page = watched.open(f"{base_url}/forward.html?embed=1&t=300&hook={controls.code_to_url(code)}&lock=hook,schedule")
+    assert page.locator("#notices li").count() == 0  # hook is a control this page can lock
+    editor = page.get_by_label("Code of betas(T)")
+    expect(editor).not_to_be_editable()
+    assert editor.input_value() == code and editor.is_enabled()  # readable, selectable, in the tab order
+    expect(page.get_by_role("button", name="Reset code")).to_be_disabled()
+    expect(page.get_by_text("The link that opened this page fixes this code")).to_be_visible()
+    editor.focus()
+    page.keyboard.type("# a student's change")
+    assert editor.input_value() == code
+    page.get_by_role("button", name="Run", exact=True).click()  # the link's code, as for any link with code
+    expect(page.locator("#hook-status")).to_contain_text("In use: your betas(T)")
+    x0 = images.make_image("gradient", 64)
+    constant = schedules.from_betas(np.full(1000, 0.01))
+    noise = np.random.default_rng(0).standard_normal((64, 64))
+    assert_same_image(canvas_gray(page, "frame"), forward.q_sample(x0, 299, noise, constant))
+    # The reverse view's step(…) locks the same way.
+    page = watched.open(f"{base_url}/reverse.html?embed=1&lock=step_hook")
+    assert page.locator("#notices li").count() == 0
+    expect(page.locator("#step-hook")).not_to_be_editable()
+    expect(page.get_by_role("button", name="Reset the step's code")).to_be_disabled()
+    expect(page.get_by_label("Code of betas(T)")).to_be_editable()
