@@ -1,9 +1,10 @@
 """How results leave the page: PNG, animated GIF and .npz files, made in memory as bytes.
 
 Pillow encodes the pictures (it ships with matplotlib, in Pyodide too), numpy
-the arrays. Pictures are uint8 as the pages draw them (images.to_uint8), one
-file pixel per image pixel. Nothing here touches files or the DOM: the page
-hands the bytes to the browser as a download.
+the arrays. Pictures are uint8 as the pages draw them (images.to_uint8); the
+pages enlarge them (``enlarged``) so that an 8x8 digit is not a speck in an
+image viewer, and the .npz keeps the exact numbers. Nothing here touches files
+or the DOM: the page hands the bytes to the browser as a download.
 """
 
 from __future__ import annotations
@@ -17,6 +18,16 @@ from PIL import Image
 GIF_FRAME_MS = 40  # 25 frames per second
 GIF_LAST_MS = 1500  # the end of the chain stays on screen before the loop restarts
 GIF_MAX_FRAMES = 101
+ENLARGED_PX = 256  # downloaded pictures are at least this wide, each pixel a square block
+
+
+def enlarged(pixels: np.ndarray, at_least: int = ENLARGED_PX) -> np.ndarray:
+    """``pixels`` (H, W, ...) with each pixel repeated into an n x n block, the smallest n that makes the
+    longer side at least ``at_least`` (n = 1 when it already is): sharp squares, the values unchanged."""
+    if pixels.ndim < 2 or 0 in pixels.shape[:2]:
+        raise ValueError(f"need a picture of at least 1x1 pixels, got shape {pixels.shape}")
+    n = max(1, -(-at_least // max(pixels.shape[:2])))
+    return pixels.repeat(n, axis=0).repeat(n, axis=1)
 
 
 def frame_indices(count: int, limit: int = GIF_MAX_FRAMES) -> np.ndarray:

@@ -551,7 +551,7 @@ class ForwardPanel(Panel):
         self.show_equation([closed, values, step], {**c._asdict(), "index": c.t, "t": t})
 
     def make_frame(self, export):
-        data = export.png(self.core.images.to_uint8(self.view.x_t))
+        data = export.png(export.enlarged(self.core.images.to_uint8(self.view.x_t)))
         return data, f"{self.prefix}-forward-t{self.settings['t']}.png", "image/png"
 
     def make_strip(self, export):
@@ -569,7 +569,7 @@ class ForwardPanel(Panel):
 
     def make_animation(self, export):
         _, frames = self.trajectory(export)
-        return export.gif(frames), f"{self.prefix}-forward.gif", "image/gif"
+        return export.gif([export.enlarged(frame) for frame in frames]), f"{self.prefix}-forward.gif", "image/gif"
 
     def make_arrays(self, export):
         view, schedule = self.view, self.view.schedule
@@ -696,6 +696,11 @@ class ReversePanel(Panel):
         self.show_equation([predict, step, where], {**c._asdict(), "index": c.t, "t": t, "t_prev": t_prev,
                                                     "sigma_used": sigma})
 
+    def settings_record(self) -> dict:
+        """The settings the chain used: not the ones it ignores (the Size of the 8x8 digits, DDIM's with DDPM)."""
+        ignored = {name for name, used in self.view.relevant().items() if not used}
+        return {name: value for name, value in super().settings_record().items() if name not in ignored}
+
     def _finished(self):
         if self.view.final is None:
             raise Unavailable("The chain is still being computed: try again when it has finished.")
@@ -706,7 +711,8 @@ class ReversePanel(Panel):
             raise Unavailable("The chain starts once the trained network and its digits have loaded: "
                               "try again in a moment.")
         k = min(self.settings["step"], len(view.frames) - 1)
-        return export.png(view.frames[k]), f"{self.prefix}-reverse-step{k}-t{view.times[k]}.png", "image/png"
+        name = f"{self.prefix}-reverse-step{k}-t{view.times[k]}.png"
+        return export.png(export.enlarged(view.frames[k])), name, "image/png"
 
     def make_strip(self, export):
         self._finished()
@@ -718,7 +724,7 @@ class ReversePanel(Panel):
     def make_animation(self, export):
         self._finished()
         frames = self.view.frames
-        return export.gif([frames[k] for k in export.frame_indices(len(frames))]), \
+        return export.gif([export.enlarged(frames[k]) for k in export.frame_indices(len(frames))]), \
             f"{self.prefix}-reverse.gif", "image/gif"
 
     def make_arrays(self, export):
@@ -727,7 +733,7 @@ class ReversePanel(Panel):
         frames = view.frames
         ks = export.frame_indices(len(frames), max(export.GIF_MAX_FRAMES, ARRAY_BYTES // frames[0].size))
         data = export.npz(self.settings_record(), steps_k=ks, frames_t=np.array([view.times[k] for k in ks]),
-                          frames=np.stack([frames[k] for k in ks]),
+                          x_T=view.x_T, frames=np.stack([frames[k] for k in ks]),
                           x0_predictions=np.stack([view.predictions[k] for k in ks]), final=view.final,
                           betas=view.schedule.betas, alpha_bars=view.schedule.alpha_bars)
         return data, f"{self.prefix}-reverse.npz", "application/octet-stream"

@@ -85,6 +85,7 @@ class ReverseView:
         pictures = core.images.Pictures
         self.frames = pictures(len(self.times), x_T.shape, PICTURES_BUDGET_BYTES)
         self.frames.append(x_T)
+        self.x_T = x_T  # exact, for the .npz download: the frames are kept as the pictures shown
         self.predictions = pictures(len(self.times), x_T.shape, PICTURES_BUDGET_BYTES)  # [k]: the x0 seen in frames[k]
         self.final = None
         update = self.learn.update()  # the student's DDPM step, or None for samplers.py's
@@ -168,13 +169,17 @@ class ReverseView:
         if self.plots is not None:
             self.strip_later.schedule()
 
-    def show_relevant_controls(self) -> None:
-        """Only the settings that matter: the sampler's own, the target's for the oracle, the data's."""
+    def relevant(self) -> dict[str, bool]:
+        """Which of the settings that depend on others matter now: the sampler's own, the target's for the
+        oracle, the data's."""
         s = self.settings
         ddim, oracle = s["sampler"] == "ddim", s["denoiser"] == "oracle"
-        shown = {"ddim_steps": ddim, "eta": ddim, "spacing": ddim, "variance": not ddim, "image": oracle,
-                 "dataset": s["denoiser"] == "ideal", "size": not self.uses_digits()}
-        for name, visible in shown.items():
+        return {"ddim_steps": ddim, "eta": ddim, "spacing": ddim, "variance": not ddim, "image": oracle,
+                "dataset": s["denoiser"] == "ideal", "size": not self.uses_digits()}
+
+    def show_relevant_controls(self) -> None:
+        """Only the settings that matter are shown."""
+        for name, visible in self.relevant().items():
             element(name).closest(".field").hidden = not visible
         # The Image box goes too when none of its fields is left (the trained network's digits have one size).
         box = element("image").closest("fieldset")

@@ -59,6 +59,14 @@ def run_code(page, source: str) -> None:
     page.get_by_role("button", name="Run", exact=True).click()
 
 
+def shrunk(picture: np.ndarray, n: int) -> np.ndarray:
+    """A downloaded picture back at its own size: the pages enlarge each pixel into an n x n block."""
+    assert picture.shape[0] % n == 0 and picture.shape[1] % n == 0, picture.shape
+    blocks = picture.reshape(picture.shape[0] // n, n, picture.shape[1] // n, n)
+    assert (blocks == blocks[:, :1, :, :1]).all()  # sharp squares, nothing smoothed
+    return blocks[:, 0, :, 0]
+
+
 def wait_for_new_pixels(page, canvas_id: str, before: np.ndarray) -> np.ndarray:
     for _ in range(100):
         now = canvas_rgba(page, canvas_id)
@@ -409,7 +417,7 @@ def test_forward_downloads_open_in_cpython_and_hold_the_frames(watched, base_url
 
     frame = download(page, "Download frame (PNG)")
     assert frame.suggested_filename == "diffusion-lab-forward-t60.png"
-    assert_same_image(np.asarray(Image.open(frame.path())), forward.q_sample(x0, 59, noise, schedule))
+    assert_same_image(shrunk(np.asarray(Image.open(frame.path())), 8), forward.q_sample(x0, 59, noise, schedule))
 
     strip = download(page, "Download strip (PNG)")
     assert (np.asarray(Image.open(strip.path()).convert("RGBA")) == canvas_rgba(page, "strip")).all()
@@ -421,7 +429,7 @@ def test_forward_downloads_open_in_cpython_and_hold_the_frames(watched, base_url
     for k in (0, 1, 30, 100):
         gif.seek(k)
         expected = x0 if ts[k] == 0 else forward.q_sample(x0, ts[k] - 1, noise, schedule)
-        assert_same_image(np.asarray(gif.convert("L")), expected)
+        assert_same_image(shrunk(np.asarray(gif.convert("L")), 8), expected)
 
     arrays = np.load(download(page, "Download arrays (.npz)").path())
     np.testing.assert_array_equal(arrays["x0"], x0)
@@ -444,19 +452,23 @@ def test_reverse_downloads_hold_the_chain(watched, base_url):
 
     frame = download(page, "Download frame (PNG)")
     assert frame.suggested_filename == "diffusion-lab-reverse-step0-t50.png"
-    assert_same_image(np.asarray(Image.open(frame.path())), x_T)
+    assert_same_image(shrunk(np.asarray(Image.open(frame.path())), 16), x_T)
 
     gif = Image.open(download(page, "Download animation (GIF)").path())
     assert 2 <= gif.n_frames <= 51  # Pillow merges runs of identical frames
-    assert_same_image(np.asarray(gif.convert("L")), x_T)
+    assert_same_image(shrunk(np.asarray(gif.convert("L")), 16), x_T)
     gif.seek(gif.n_frames - 1)
-    assert_same_image(np.asarray(gif.convert("L")), target)
+    assert_same_image(shrunk(np.asarray(gif.convert("L")), 16), target)
 
     arrays = np.load(download(page, "Download arrays (.npz)").path())
     assert arrays["frames"].shape == (51, 16, 16) and arrays["frames"].dtype == np.uint8
     assert list(arrays["frames_t"][:3]) == [50, 49, 48] and arrays["frames_t"][-1] == 0
     assert_same_image(arrays["frames"][0], x_T)
+    np.testing.assert_array_equal(arrays["x_T"], x_T)  # the exact noise, not only its picture
     np.testing.assert_allclose(arrays["final"], target, atol=1e-6)
+    settings = json.loads(str(arrays["settings"]))
+    assert settings["seed"] == 8 and settings["size"] == 16 and settings["image"] == "gradient"
+    assert not {"ddim_steps", "eta", "spacing", "dataset"} & set(settings)  # DDPM with the oracle ignores them
 
     strip = download(page, "Download strip (PNG)")
     assert (np.asarray(Image.open(strip.path()).convert("RGBA")) == canvas_rgba(page, "strip")).all()
@@ -473,7 +485,8 @@ def test_the_offline_edition_runs_code_and_downloads_from_disk(offline, offline_
     offline.wait_for_readout("t = 1000 of 1000")
     frame = download(page, "Download frame (PNG)")
     x0 = images.make_image("gradient", 64)
-    assert_same_image(np.asarray(Image.open(frame.path())), forward.q_sample(x0, 999, noise_of(0), CONSTANT_SCHEDULE))
+    assert_same_image(shrunk(np.asarray(Image.open(frame.path())), 4),
+                      forward.q_sample(x0, 999, noise_of(0), CONSTANT_SCHEDULE))
     arrays = np.load(download(page, "Download arrays (.npz)").path())
     np.testing.assert_allclose(arrays["alpha_bars"], CONSTANT_SCHEDULE.alpha_bars, rtol=1e-12)
 

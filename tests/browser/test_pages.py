@@ -5,6 +5,7 @@ CPython with the same seed, so the browser and CPython must agree.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -301,6 +302,14 @@ def test_the_trained_network_makes_a_new_digit(watched, base_url):
     low, high = novelty["held_out_nn_p5"], novelty["held_out_nn_p95"]
     verdict = "A copy" if distance < low else "Not much like a digit" if distance > high else "New"
     assert verdict in result and f"{low:.3f}" in result
+    # Its .npz: the exact x_T, and the settings the chain used (not the Size or Image of a 64x64 picture).
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download arrays (.npz)").click()
+    arrays = np.load(info.value.path())
+    np.testing.assert_array_equal(arrays["x_T"], np.random.default_rng(11).standard_normal((8, 8)))
+    settings = json.loads(str(arrays["settings"]))
+    assert settings["denoiser"] == "trained" and settings["ddim_steps"] == 50
+    assert not {"size", "image", "dataset", "variance"} & set(settings)
 
 
 def test_a_chain_that_ends_in_noise_is_not_called_a_new_digit(watched, base_url):

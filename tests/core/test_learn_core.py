@@ -178,6 +178,19 @@ def test_frame_indices_are_evenly_spaced_with_both_ends():
     assert len(ks) == 101 and ks[0] == 0 and ks[-1] == 1000 and set(np.diff(ks)) == {10}
 
 
+def test_pictures_are_enlarged_into_square_blocks_until_256_px():
+    digit = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    big = export.enlarged(digit)
+    assert big.shape == (256, 256) and big.dtype == np.uint8
+    np.testing.assert_array_equal(big[::32, ::32], digit)
+    np.testing.assert_array_equal(big[31::32, 31::32], digit)  # each pixel fills its whole 32 x 32 block
+    assert export.enlarged(np.zeros((100, 60), dtype=np.uint8)).shape == (300, 180)  # n = 3: the longer side
+    assert export.enlarged(np.zeros((5, 6, 4), dtype=np.uint8)).shape == (215, 258, 4)  # RGBA
+    assert export.enlarged(np.zeros((256, 256), dtype=np.uint8)).shape == (256, 256)  # big enough already
+    with pytest.raises(ValueError, match="at least 1x1"):
+        export.enlarged(np.zeros((0, 4), dtype=np.uint8))
+
+
 def test_png_gif_and_npz_read_back():
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (12, 9), dtype=np.uint8) for _ in range(4)]
