@@ -163,8 +163,10 @@ def step_from_source(source: str):
     def step(x_t, t, eps, schedule, sigma, noise, clip):
         result = call(function, x_t, t, eps, schedule, sigma, noise, clip)
         try:
-            x_prev, x0 = result
-            x_prev, x0 = np.asarray(x_prev, dtype=np.float64), np.asarray(x0, dtype=np.float64)
+            x_prev, x0 = (np.asarray(array) for array in result)
+            if any(array.dtype.kind == "c" and array.imag.any() for array in (x_prev, x0)):
+                raise HookError(f"{STEP_HOOK}(…) at t = {t + 1} returned complex numbers: pictures are real")
+            x_prev, x0 = np.real(x_prev).astype(np.float64), np.real(x0).astype(np.float64)
         except (TypeError, ValueError):
             raise HookError(f"{STEP_HOOK}(…) at t = {t + 1} must return two arrays, (x_{{t-1}}, x0_pred), "
                             f"not {type(result).__name__}") from None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -124,7 +125,26 @@ BETAS = {"linear": linear_betas, "scaled_linear": scaled_linear_betas, "cosine":
 def check_betas(betas, T: int) -> np.ndarray:
     """`betas` as T float64 numbers in (0, 1), or ValueError saying what is wrong (page t = index + 1)."""
     try:
-        array = np.array(betas, dtype=np.float64)
+        raw = np.asarray(betas)
+    except (TypeError, ValueError):  # a ragged list
+        raise ValueError(f"betas must be numbers; got {type(betas).__name__} {_short(betas)}") from None
+    if raw.ndim == 1 and raw.dtype.kind in "OUSV":  # a string, None or another object among them
+        items = list(betas) if isinstance(betas, (list, tuple)) else raw.tolist()  # numpy made 0.01 '0.01'
+        index = next((k for k, value in enumerate(items) if not isinstance(value, numbers.Real)), None)
+        if index is not None:
+            value = items[index]
+            if isinstance(value, numbers.Complex):
+                raise ValueError(f"betas must be real numbers; beta at t = {index + 1} is {value!r}")
+            shown = "None" if value is None else f"{type(value).__name__} {_short(value)}"
+            raise ValueError(f"betas must be numbers; beta at t = {index + 1} is {shown}")
+    if raw.dtype.kind == "c":  # complex: fine only with no imaginary part to lose
+        imaginary = np.flatnonzero(raw.imag.ravel())
+        if imaginary.size:
+            raise ValueError(f"betas must be real numbers; beta at t = {imaginary[0] + 1} is "
+                             f"{raw.ravel()[imaginary[0]]:.6g}")
+        raw = raw.real
+    try:
+        array = raw.astype(np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"betas must be numbers; got {type(betas).__name__} {_short(betas)}") from None
     if array.shape != (T,):

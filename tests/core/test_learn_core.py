@@ -64,6 +64,12 @@ def test_each_template_is_the_schedules_own_code_and_gives_the_same_betas(name):
         np.testing.assert_array_equal(hooks.schedule_from_source(source, T).betas, get_schedule(name, T).betas)
 
 
+def test_betas_as_a_list_or_with_a_zero_imaginary_part_are_taken_as_they_are():
+    for returned in ("[0.01] * T", "np.full(T, 0.01 + 0j)", "np.array([0.01] * T, dtype=object)"):
+        schedule = hooks.schedule_from_source(f"def betas(T):\n    return {returned}\n", 50)
+        np.testing.assert_array_equal(schedule.betas, np.full(50, 0.01))
+
+
 def test_a_constant_beta_hook_is_from_betas():
     s = hooks.schedule_from_source("def betas(T):\n    return np.full(T, 0.01)\n", 100)
     np.testing.assert_allclose(s.alpha_bars, 0.99 ** np.arange(1, 101), rtol=1e-12)
@@ -83,8 +89,11 @@ def test_a_constant_beta_hook_is_from_betas():
     ("def betas(T):\n    while True:\n        pass\n", ["Line ", "stopped after 2 s", "endless loop"]),
     ("while True:\n    pass\n", ["Line ", "stopped after 2 s"]),  # at the top level, when the code is run
     ("def betas(T):\n    return np.array([b for b in iter(lambda: 0.01, None)])\n", ["Line 2", "stopped"]),
-    ("def betas(T):\n    exit()\n", ["Line 2", "SystemExit"]),
-    ("def betas(T):\n    b = np.full(T, 0.01)\n", ["returned nothing", "return"]),  # no return  # exit() ends the student's code, not the page
+    ("def betas(T):\n    exit()\n", ["Line 2", "SystemExit"]),  # exit() ends the student's code, not the page
+    ("def betas(T):\n    b = np.full(T, 0.01)\n", ["returned nothing", "return"]),  # no return
+    ("def betas(T):\n    return np.full(T, 0.01 + 0.5j)\n", ["real numbers", "t = 1", "0.01+0.5j"]),
+    ("def betas(T):\n    return [0.01] * (T - 1) + [None]\n", ["numbers", "t = 50 is None"]),
+    ("def betas(T):\n    return [0.01] * 7 + ['0.02'] + [0.01] * (T - 8)\n", ["numbers", "t = 8 is str '0.02'"]),
     ("raise KeyboardInterrupt\n", ["Line 1", "KeyboardInterrupt"]),
 ])
 def test_bad_code_gets_a_message_naming_the_problem(source, words):
@@ -156,6 +165,7 @@ def test_a_step_without_noise_lands_on_the_posterior_mean():
     ("return (1 / 0 if t == 20 else x_t), x_t", ["Line 2", "ZeroDivisionError"]),  # fails halfway down
     ("if t == 20:\n        raise SystemExit\n    return x_t, x_t", ["Line 3", "SystemExit"]),  # partway down
     ("raise KeyboardInterrupt", ["Line 2", "KeyboardInterrupt"]),
+    ("return x_t + 0.5j, x_t", ["t = 50", "complex"]),
 ])
 def test_a_bad_step_gets_a_message_naming_the_step(body, words):
     source = f"def step(x_t, t, eps, schedule, sigma, noise, clip):\n    {body}\n"
