@@ -68,7 +68,9 @@ CONTROLS: tuple[Control, ...] = (
     Control("eta", "DDIM eta", "float", 0.0, ("reverse",), "sampler", low=0.0, high=1.0, step=0.05,
             help="0 is deterministic DDIM; 1 matches DDPM's noise."),
     Control("spacing", "DDIM spacing", "choice", "leading", ("reverse",), "sampler", ("leading", "trailing"),
-            ("Leading", "Trailing")),
+            ("Leading", "Trailing"),
+            help="Leading takes pure noise for the x_t of a smaller t (with 1 step, t = 1), so few steps leave "
+                 "noise; trailing starts at t = T (Lin et al. 2024)."),
     Control("t", "Timestep", "int", 0, ("forward",), "time", low=0, high=1000, widget="range"),
     Control("step", "Timestep", "int", 0, ("reverse",), "time", low=0, high=1000, widget="range",
             help="Position in the reverse chain, from pure noise to the end."),
