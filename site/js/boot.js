@@ -148,8 +148,10 @@
         $(`${control.id}-reset`).disabled = true;
         const note = document.createElement("p");
         note.className = "help";
+        note.id = `${control.id}-locked`;
         note.textContent = "The link that opened this page fixes this code: you can read it and run it, not change it.";
         control.after(note);
+        control.setAttribute("aria-describedby", `${note.id} ${control.getAttribute("aria-describedby") || ""}`.trim());
         continue;
       }
       control.disabled = true;

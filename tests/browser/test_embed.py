@@ -139,6 +139,7 @@ def test_a_teacher_can_lock_the_code_which_stays_readable_and_runnable(watched, 
     assert editor.input_value() == code and editor.is_enabled()  # readable, selectable, in the tab order
     expect(page.get_by_role("button", name="Reset code")).to_be_disabled()
     expect(page.get_by_text("The link that opened this page fixes this code")).to_be_visible()
+    expect(editor).to_have_accessible_description(re.compile(r"^The link that opened this page fixes this code"))
     editor.focus()
     page.keyboard.type("# a student's change")
     assert editor.input_value() == code
