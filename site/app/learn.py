@@ -303,18 +303,23 @@ class Editor:
 
     def status(self, text: str | None = None) -> None:
         if text is None:
+            locked = self.part("").readOnly  # by the link's lock= (js/boot.js): Run only
             if self.pending:
                 text = (f"This link came with its own {self.name}, shown below. Read it, then press Run to use it; "
                         f"until then the page uses {self.original()}.")
             elif self.in_use:
-                text = f"In use: your {self.name}, in place of {self.original()}. Reset code goes back to the original."
+                text = f"In use: your {self.name}, in place of {self.original()}."
+                if not locked:
+                    text += " Reset code goes back to the original."
                 if not controls.fits_in_url(self.settings.controls[self.setting], self.in_use):
                     text += (f" It is too long to share in a link (written for a link it takes "
                              f"{len(controls.code_to_url(self.in_use))} characters; a link holds "
                              f"{controls.MAX_CODE_URL_CHARS}): this tab keeps it when you reload, "
                              "but a copied link brings the original.")
             else:
-                text = f"In use: {self.original()}, as {self.origin} defines it. Change the code and press Run."
+                text = f"In use: {self.original()}, as {self.origin} defines it."
+                if not locked:
+                    text += " Change the code and press Run."
         status = self.part("-status")
         if status.textContent != text:  # a live region: say it again only when it changes
             status.textContent = text

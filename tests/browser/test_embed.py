@@ -144,7 +144,8 @@ def test_a_teacher_can_lock_the_code_which_stays_readable_and_runnable(watched, 
     page.keyboard.type("# a student's change")
     assert editor.input_value() == code
     page.get_by_role("button", name="Run", exact=True).click()  # the link's code, as for any link with code
-    expect(page.locator("#hook-status")).to_contain_text("In use: your betas(T)")
+    expect(page.locator("#hook-status")).to_have_text("In use: your betas(T), in place of the Linear (DDPM) "
+                                                      "schedule.")  # nothing said of Reset code, which is off
     x0 = images.make_image("gradient", 64)
     constant = schedules.from_betas(np.full(1000, 0.01))
     noise = np.random.default_rng(0).standard_normal((64, 64))
@@ -154,4 +155,5 @@ def test_a_teacher_can_lock_the_code_which_stays_readable_and_runnable(watched, 
     assert page.locator("#notices li").count() == 0
     expect(page.locator("#step-hook")).not_to_be_editable()
     expect(page.get_by_role("button", name="Reset the step's code")).to_be_disabled()
+    expect(page.locator("#step-hook-status")).to_have_text("In use: the DDPM step, as samplers.py defines it.")
     expect(page.get_by_label("Code of betas(T)")).to_be_editable()
