@@ -211,7 +211,7 @@ def parse_query(query: str, view: str, *, kept_code: Callable[[str], str | None]
     last, counts = dict(pairs), Counter(key for key, _ in pairs)
     for key in sorted(key for key, count in counts.items() if count > 1 and key in known):
         notices.append(f"{known[key].label}: given more than once, using the last (“{_short(last[key])}”)")
-    for key, raw in pairs:
+    for key, raw in last.items():  # the earlier values of a duplicated name are not used, nor judged
         if key in FLAG_NAMES:
             continue
         control = known.get(key)

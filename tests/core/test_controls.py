@@ -110,6 +110,9 @@ def test_duplicated_names_keep_the_last_value_and_dependent_limits_hold():
     assert "Timestep: given more than once, using the last (“700”)" in notices
     state, _ = controls.parse_query("sampler=ddim&ddim_steps=900&steps=100&step=99", "reverse")
     assert state["ddim_steps"] == 100 and state["step"] == 99
+    # The value left unused is not judged: no "“abc” is not valid, using 0" while t = 5 is in use.
+    state, notices = controls.parse_query("t=abc&t=5", "forward")
+    assert state["t"] == 5 and notices == ["Timestep: given more than once, using the last (“5”)"]
 
 
 def test_each_adjustment_says_why():
