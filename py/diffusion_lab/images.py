@@ -195,6 +195,12 @@ class Pictures:
     def __getitem__(self, k: int) -> np.ndarray:
         return as_uint8(self._items[k])
 
+    def states(self, ks) -> np.ndarray | None:
+        """The states at indices ``ks`` as float32 (len(ks), H, W), unclipped; None if kept as uint8."""
+        if self.dtype == np.uint8:
+            return None
+        return np.stack([self._items[k] for k in ks])
+
     def __len__(self) -> int:
         return len(self._items)
 

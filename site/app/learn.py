@@ -737,10 +737,12 @@ class ReversePanel(Panel):
         view, np = self.view, self.core.np
         frames = view.frames
         ks = export.frame_indices(len(frames), max(export.GIF_MAX_FRAMES, ARRAY_BYTES // frames[0].size))
+        exact = {"states": frames.states(ks), "predicted_x0": view.predictions.states(ks)}  # None beyond budget
         data = export.npz(self.settings_record(), steps_k=ks, frames_t=np.array([view.times[k] for k in ks]),
                           x_T=view.x_T, frames=np.stack([frames[k] for k in ks]),
                           x0_predictions=np.stack([view.predictions[k] for k in ks]), final=view.final,
-                          betas=view.schedule.betas, alpha_bars=view.schedule.alpha_bars)
+                          betas=view.schedule.betas, alpha_bars=view.schedule.alpha_bars,
+                          **{name: array for name, array in exact.items() if array is not None})
         return data, f"{self.prefix}-reverse.npz", "application/octet-stream"
 
 

@@ -465,6 +465,11 @@ def test_reverse_downloads_hold_the_chain(watched, base_url):
     assert list(arrays["frames_t"][:3]) == [50, 49, 48] and arrays["frames_t"][-1] == 0
     assert_same_image(arrays["frames"][0], x_T)
     np.testing.assert_array_equal(arrays["x_T"], x_T)  # the exact noise, not only its picture
+    # The states themselves, unclipped, as float32 (the frames are their pictures).
+    assert arrays["states"].shape == arrays["predicted_x0"].shape == (51, 16, 16)
+    np.testing.assert_array_equal(arrays["states"][0], x_T.astype(np.float32))
+    np.testing.assert_allclose(arrays["states"][-1], target, atol=1e-6)
+    np.testing.assert_allclose(arrays["predicted_x0"][10], target, atol=1e-6)  # the oracle's x0 is the target
     np.testing.assert_allclose(arrays["final"], target, atol=1e-6)
     settings = json.loads(str(arrays["settings"]))
     assert settings["seed"] == 8 and settings["size"] == 16 and settings["image"] == "gradient"

@@ -128,6 +128,12 @@ def test_pictures_read_back_as_the_uint8_pictures_of_the_states(budget, kept_as)
         assert pictures[k].dtype == np.uint8
         np.testing.assert_array_equal(pictures[k], to_uint8(x))
     np.testing.assert_array_equal(pictures[-1], to_uint8(states[-1]))
+    kept = pictures.states([0, 2])  # the states themselves, beyond [-1, 1], while the budget allows
+    if kept_as == np.uint8:
+        assert kept is None
+    else:
+        assert kept.dtype == np.float32 and np.abs(kept).max() > 1
+        np.testing.assert_array_equal(kept, np.stack([states[0], states[2]]).astype(np.float32))
 
 
 def test_training_set():
