@@ -31,6 +31,7 @@ MAX_BETA = 0.999  # clip, as diffusers' betas_for_alpha_bar and improved-DDPM
 REFERENCE_STEPS = 1000  # T at which the schedules are the published ones
 BETA_START, BETA_END = 1e-4, 0.02  # Ho et al. 2020, sec. 4
 SCALED_BETA_START, SCALED_BETA_END = 0.00085, 0.012  # Stable Diffusion (diffusers "scaled_linear")
+ALPHA_BAR_MIN = float(np.finfo(np.float64).tiny)  # the smallest normal float64; below it 1/alpha_bar can overflow
 COSINE_S = 0.008  # offset s, Nichol & Dhariwal 2021, eq. 17
 
 
@@ -66,6 +67,7 @@ def from_betas(betas, *, name: str = "custom") -> Schedule:
         raise ValueError("betas must be a non-empty sequence of numbers in (0, 1)")
     alphas = 1.0 - betas
     alpha_bars = np.cumprod(alphas)
+    _check_float64_limits(betas, alphas, alpha_bars)
     alpha_bars_prev = np.concatenate(([1.0], alpha_bars[:-1]))
     one_minus = 1.0 - alpha_bars
     snr = alpha_bars / one_minus
@@ -156,7 +158,21 @@ def check_betas(betas, T: int) -> np.ndarray:
     if bad.size:
         raise ValueError(f"every beta must lie between 0 and 1 (both excluded); beta at t = {bad[0] + 1} "
                          f"is {array[bad[0]]:.6g}")
+    alphas = 1.0 - array
+    _check_float64_limits(array, alphas, np.cumprod(alphas))
     return array
+
+
+def _check_float64_limits(betas: np.ndarray, alphas: np.ndarray, alpha_bars: np.ndarray) -> None:
+    """ValueError if a beta is lost in rounding (1 - beta == 1) or alpha_bar underflows: both end in 0/0."""
+    lost = np.flatnonzero(alphas == 1.0)
+    if lost.size:
+        raise ValueError(f"beta at t = {lost[0] + 1} is {betas[lost[0]]:.3g}, too small for float64: 1 - beta "
+                         f"rounds to 1, so that step adds no noise; use betas of at least 1e-15")
+    gone = np.flatnonzero(alpha_bars < ALPHA_BAR_MIN)
+    if gone.size:
+        raise ValueError(f"alpha_bar, the product of (1 - beta), falls below {ALPHA_BAR_MIN:.3g} at t = "
+                         f"{gone[0] + 1}, past what float64 holds: x_0 would vanish; use smaller betas")
 
 
 def _short(value, limit: int = 40) -> str:

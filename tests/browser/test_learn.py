@@ -235,6 +235,9 @@ def test_errors_are_shown_inline_and_the_last_working_schedule_stays(watched, ba
 
     run_code(page, "def betas(T):\n    return np.full(T, 1.5)\n")
     assert "between 0 and 1" in page.inner_text("#hook-status")
+    run_code(page, "def betas(T):\n    return np.full(T, 0.9)\n")  # alpha_bar = 0.1 ** t underflows to 0
+    assert "falls below" in page.inner_text("#hook-status") and "t = 308" in page.inner_text("#hook-status")
+    assert numbers(page)["alpha_bar"] == pytest.approx(0.99**150, rel=1e-12)  # the constant schedule stays
     run_code(page, "def betas(T):\n    return np.full(T - 1, 0.01)\n")
     assert "T = 1000 numbers" in page.inner_text("#hook-status")
     run_code(page, "def betas(T):\n    return np.full(T, 0.01) / undefined\n")

@@ -95,6 +95,10 @@ def test_a_constant_beta_hook_is_from_betas():
     ("def betas(T):\n    return [0.01] * (T - 1) + [None]\n", ["numbers", "t = 50 is None"]),
     ("def betas(T):\n    return [0.01] * 7 + ['0.02'] + [0.01] * (T - 8)\n", ["numbers", "t = 8 is str '0.02'"]),
     ("raise KeyboardInterrupt\n", ["Line 1", "KeyboardInterrupt"]),
+    # in (0, 1), but past float64: 1 - beta rounds to 1 (alpha_bar_1 = 1, SNR infinite), or alpha_bar reaches 0
+    ("def betas(T):\n    b = np.full(T, 0.01)\n    b[0] = 1e-20\n    return b\n", ["t = 1 is 1e-20", "too small"]),
+    ("def betas(T):\n    return np.full(T, 1e-17)\n", ["t = 1 is 1e-17", "rounds to 1"]),
+    ("def betas(T):\n    return np.full(T, 0.9999999)\n", ["alpha_bar", "t = 44", "smaller betas"]),
 ])
 def test_bad_code_gets_a_message_naming_the_problem(source, words):
     with pytest.raises(hooks.HookError) as caught:

@@ -120,3 +120,9 @@ def test_from_betas_validation():
     with pytest.raises(ValueError):
         from_betas([])
     assert from_betas([0.1, 0.2]).alpha_bars[-1] == pytest.approx(0.9 * 0.8)
+    with pytest.raises(ValueError, match="t = 2 is 1e-18"):
+        from_betas([0.1, 1e-18])  # 1 - beta == 1
+    with pytest.raises(ValueError, match="t = 308"):
+        from_betas([0.9] * 400)  # alpha_bar = 0.1 ** t underflows
+    tiny = from_betas([0.5] * 1000)  # alpha_bar_T = 2 ** -1000 still holds, and so do SNR and its log
+    assert np.all(np.isfinite(tiny.log_snr)) and tiny.alpha_bars[-1] > 0
