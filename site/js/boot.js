@@ -136,7 +136,10 @@
       settings.hidden = true;
       settings.closest(".layout").classList.add("without-settings");
     }
-    for (const name of list("lock")) {
+    // The schedule's code is part of the schedule: fixing one fixes both.
+    const locks = list("lock");
+    if (locks.includes("schedule") && !locks.includes("hook") && $("hook")) locks.push("hook");
+    for (const name of locks) {
       const control = document.querySelector(`fieldset[data-group] [name="${CSS.escape(name)}"]`);
       if (!control) {
         notice(`lock: ignored “${name.slice(0, 40)}”, not a control of this page`);

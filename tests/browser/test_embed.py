@@ -100,6 +100,7 @@ style="border:0"></iframe></body></html>""")
         # Locked settings hold, after Python enabled the form.
         assert frame.locator("#schedule").is_disabled() and frame.locator("#seed").is_disabled()
         assert frame.locator("#schedule").input_value() == "cosine"
+        assert not frame.locator("#hook").is_editable()  # the schedule's code is fixed with it
         slider = frame.get_by_label("Timestep")
         slider.focus()
         slider.press("ArrowRight")
@@ -132,8 +133,9 @@ def test_a_locked_time_looks_locked_and_says_why_play_does_nothing(watched, base
 
 def test_a_teacher_can_lock_the_code_which_stays_readable_and_runnable(watched, base_url):
     code = "def betas(T):\n    return np.full(T, 0.01)\n"
-    page = watched.open(f"{base_url}/forward.html?embed=1&t=300&hook={controls.code_to_url(code)}&lock=hook,schedule")
-    assert page.locator("#notices li").count() == 0  # hook is a control this page can lock
+    page = watched.open(f"{base_url}/forward.html?embed=1&t=300&hook={controls.code_to_url(code)}&lock=schedule")
+    assert page.locator("#notices li").count() == 0
+    expect(page.get_by_label("Schedule", exact=True)).to_be_disabled()  # and its code with it:
     editor = page.get_by_label("Code of betas(T)")
     expect(editor).not_to_be_editable()
     assert editor.input_value() == code and editor.is_enabled()  # readable, selectable, in the tab order
@@ -157,3 +159,7 @@ def test_a_teacher_can_lock_the_code_which_stays_readable_and_runnable(watched, 
     expect(page.get_by_role("button", name="Reset the step's code")).to_be_disabled()
     expect(page.locator("#step-hook-status")).to_have_text("In use: the DDPM step, as samplers.py defines it.")
     expect(page.get_by_label("Code of betas(T)")).to_be_editable()
+    page = watched.open(f"{base_url}/reverse.html?embed=1&lock=hook")  # the code alone, named as it is in links
+    assert page.locator("#notices li").count() == 0
+    expect(page.get_by_label("Code of betas(T)")).not_to_be_editable()
+    expect(page.get_by_label("Schedule", exact=True)).to_be_enabled()
