@@ -15,6 +15,7 @@ SLICE_S = 0.02  # compute for this long, then let the browser paint
 PROGRESS_S = 0.25  # how often the readout counts the steps done (each count costs the page a layout)
 PLAY_FRAMES_PER_S = 30
 TRAINING_IMAGES = 32
+SAME_RMS = 2 / 255  # one grey level: a result closer than this to a training image is that image
 PICTURES_BUDGET_BYTES = 32 * 2**20  # per list of the chain's pictures: float32 up to 80x80 with T = 1000
 WEIGHTS = "models/digits.npz"  # the trained network (python -m diffusion_lab.train)
 DIGITS = "models/digits-train.npz"  # its training digits, for the ideal denoiser and nearest neighbours
@@ -254,8 +255,11 @@ class ReverseView:
 
     def verdict(self, distance: float) -> str:
         """New or memorised? Measured against how far real unseen digits lie from the training set."""
-        if self.novelty is None or self.settings["denoiser"] == "ideal":
-            return "The ideal denoiser can only reproduce its training images."
+        if self.settings["denoiser"] == "ideal":
+            if distance < SAME_RMS:
+                return "The ideal denoiser can only reproduce its training images."
+            return ("Not a training image yet: the chain ended before the ideal denoiser settled on one (too few "
+                    "steps, or a changed step); with enough steps it reproduces a training image.")
         low, high = self.novelty["held_out_nn_p5"], self.novelty["held_out_nn_p95"]
         if distance < low:
             return f"A copy: closer to a training digit than 95% of real unseen digits are ({low:.3f})."

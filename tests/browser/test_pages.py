@@ -348,3 +348,13 @@ def test_the_ideal_denoiser_of_the_digits_copies_one(watched, base_url):
     wait_for_result(page)
     assert "RMS distance 0.00" in page.inner_text("#result")
     assert "reproduce its training images" in page.inner_text("#result")
+    # Three trailing DDIM steps end before the denoiser settles: the page does not call that a copy.
+    page = watched.open(f"{base_url}/reverse.html?denoiser=ideal&dataset=digits&sampler=ddim&ddim_steps=3"
+                        f"&spacing=trailing")
+    slider = page.get_by_label("Timestep")
+    slider.focus()
+    slider.press("End")
+    wait_for_result(page)
+    result = page.inner_text("#result")
+    assert float(re.search(r"RMS distance (\d\.\d+)", result).group(1)) > 0.1
+    assert "settled" in result and "reproduce its training images" not in result
