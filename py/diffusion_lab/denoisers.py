@@ -22,7 +22,7 @@ class Denoiser:
         raise NotImplementedError
 
     def predict_x0(self, x_t: np.ndarray, t: int) -> np.ndarray:
-        """x0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t) (Ho et al. 2020, eq. 4)."""
+        """x0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t) (Ho et al. 2020, eq. 15)."""
         eps = self.predict_noise(x_t, t)
         s = self.schedule
         return (x_t - s.sqrt_one_minus_alpha_bars[t] * eps) / s.sqrt_alpha_bars[t]

@@ -25,7 +25,7 @@ SPACINGS = ("leading", "trailing", "linspace")  # diffusers; Lin et al. 2024, ta
 
 
 def predict_x0(x_t: np.ndarray, t: int, eps: np.ndarray, schedule: Schedule) -> np.ndarray:
-    """Ho et al. 2020, eq. 4 solved for x0: (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)."""
+    """Ho et al. 2020, eq. 15 (eq. 4 solved for x0): (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)."""
     return (x_t - schedule.sqrt_one_minus_alpha_bars[t] * eps) / schedule.sqrt_alpha_bars[t]
 
 

@@ -586,7 +586,7 @@ class ForwardPanel(Panel):
 
 
 class ReversePanel(Panel):
-    """The reverse view's equations (DDPM eq. 4, 7 or DDIM eq. 12), its step's editor, code and files."""
+    """The reverse view's equations (DDPM eq. 15 and 7, or DDIM eq. 12), its step's editor, code and files."""
 
     denoiser = None  # the reverse view tells the panel which denoiser its chain uses
 
@@ -668,7 +668,7 @@ class ReversePanel(Panel):
         else:
             c = core.samplers.ddpm_coefficients(t - 1, schedule, s["variance"])
             sigma = c.sigma if t > 1 else 0.0
-        predict = line("Predicted clean image (eq. 4)",
+        predict = line("Predicted clean image (eq. 15)",
                        row(X0_HAT, mo("="), frac(row(x(t), mo("−"), sqrt(mn(1), mo("−"), abar(t)), EPS_HAT),
                                                   sqrt(abar(t)))),
                        row(mo("="), frac(row(x(t), term(-c.eps_scale, EPS_HAT)), mn(c.x0_scale))))
