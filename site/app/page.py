@@ -486,7 +486,8 @@ class Settings:
             return None
         if controls.is_number(control) and controls.clamp(control, value) != value:
             value = controls.clamp(control, value)
-            show_notice(f"{control.label}: out of range, using {controls._show(value)}", name)
+            show_notice(f"{control.label}: {controls._short(raw)} is out of range, using {controls._show(value)}",
+                        name)
         else:
             clear_notices(name)
         self.state[name] = self.wanted[name] = value

@@ -124,8 +124,13 @@
 
   function applyFlags() {
     const groups = [...new Set([...document.querySelectorAll("fieldset[data-group]")].map((set) => set.dataset.group))];
+    const ignored = (names) => names.map((name) => `“${name.slice(0, 40)}”`).join(", ");
+    const unknownGroups = list("hide").filter((group) => !groups.includes(group));
+    if (unknownGroups.length) {
+      notice(`hide: ignored ${ignored(unknownGroups)}, not ${unknownGroups.length > 1 ? "groups" : "a group"} ` +
+        `of this page (${groups.join(", ")})`);
+    }
     for (const group of list("hide")) {
-      if (!groups.includes(group)) notice(`hide: ignored “${group.slice(0, 40)}”, not a group of this page (${groups.join(", ")})`);
       for (const fieldset of document.querySelectorAll(`fieldset[data-group="${CSS.escape(group)}"]`)) {
         fieldset.hidden = true;
       }
@@ -139,12 +144,15 @@
     // The schedule's code is part of the schedule: fixing one fixes both.
     const locks = list("lock");
     if (locks.includes("schedule") && !locks.includes("hook") && $("hook")) locks.push("hook");
+    const controlNamed = (name) => document.querySelector(`fieldset[data-group] [name="${CSS.escape(name)}"]`);
+    const unknownControls = locks.filter((name) => !controlNamed(name));
+    if (unknownControls.length) {
+      notice(`lock: ignored ${ignored(unknownControls)}, not ${unknownControls.length > 1 ? "controls" : "a control"} ` +
+        "of this page");
+    }
     for (const name of locks) {
-      const control = document.querySelector(`fieldset[data-group] [name="${CSS.escape(name)}"]`);
-      if (!control) {
-        notice(`lock: ignored “${name.slice(0, 40)}”, not a control of this page`);
-        continue;
-      }
+      const control = controlNamed(name);
+      if (!control) continue;
       control.dataset.locked = "true";
       if (control.localName === "textarea") {  // code stays readable, and Run can use code the link brought
         control.readOnly = true;
@@ -209,7 +217,7 @@
   // Text only, never HTML (notices echo the URL and file names). The same text moves to the end instead of
   // repeating, a notice about the same thing (a setting's name, "upload") replaces the last one about it,
   // only the newest MAX_NOTICES stay, and each has a button that dismisses it.
-  const MAX_NOTICES = 8; // more than any one bad link gives
+  const MAX_NOTICES = 24; // one bad link gives at most one per setting (16) and one per flag
   function clearNotices(about) {
     for (const item of document.querySelectorAll("#notices > li")) if (item.dataset.about === about) item.remove();
   }

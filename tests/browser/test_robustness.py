@@ -52,6 +52,20 @@ def test_bad_url_parameters_get_a_notice_and_a_working_page(watched, base_url, q
     assert_still_working(page)
 
 
+def test_every_bad_setting_of_a_link_gets_its_notice(watched, base_url):
+    names = ["image", "size", "schedule", "steps", "seed", "denoiser", "dataset", "sampler", "variance",
+             "ddim_steps", "eta", "spacing", "step"]
+    page = watched.open(f"{base_url}/reverse.html?{'&'.join(f'{name}=x' for name in names)}"
+                        f"&lock=foo,bar&hide=baz")
+    text = notices(page)
+    for name in names:
+        assert f"{controls.BY_NAME[name].label}: “x” is not valid" in text
+    assert "lock: ignored “foo”, “bar”, not controls of this page" in text  # one notice per flag
+    assert "hide: ignored “baz”, not a group of this page" in text
+    expect(page.locator("#notices li")).to_have_count(len(names) + 2)
+    assert_still_working(page)
+
+
 def test_injection_in_the_url_is_shown_as_text(watched, base_url):
     page = watched.page
     page.on("dialog", lambda dialog: pytest.fail(f"a dialog opened: {dialog.message}"))
@@ -134,7 +148,7 @@ def test_notices_do_not_pile_up_and_can_be_dismissed(watched, base_url):
     expect(items).to_have_count(2)
     page.get_by_role("button", name="Dismiss this notice").first.click()  # by mouse
     expect(items).to_have_count(1)
-    assert "Seed: out of range" in items.first.inner_text()
+    assert "Seed: -3 is out of range, using 0" in items.first.inner_text()  # names the value typed
     expect(page.get_by_role("button", name="Dismiss this notice")).to_be_focused()  # the next one's
     page.keyboard.press("Enter")  # and by keyboard
     expect(page.locator("#notices")).to_be_hidden()
