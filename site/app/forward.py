@@ -65,7 +65,10 @@ class ForwardView:
     # -- drawing -----------------------------------------------------------
     def draw(self, x_t=None, source: str = "closed form q(x_t | x_0)") -> None:
         t = self.settings["t"]
-        self.learn.show(t, x_t is not None)  # t, and whether the chain (not the closed form) drew it
+        chained = x_t is not None  # the chain drew it, not the closed form
+        self.learn.show(t, chained)
+        page.link_caveat("chain", "The link shows this t from the closed form q(x_t | x_0), not the chain's "
+                                  "picture." if chained else "")
         x_t = self.closed_form(t) if x_t is None else x_t
         self.x_t = x_t
         page.blit(element("frame"), self.core.images.to_rgba(x_t))

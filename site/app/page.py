@@ -260,6 +260,21 @@ def clear_notices(about: str) -> None:
     js.diffusionLabClearNotices(about)
 
 
+_link_caveats: dict[str, str] = {}  # why a copied link will not show what this tab shows, by cause
+
+
+def link_caveat(cause: str, text: str = "") -> None:
+    """Say (or, with no text, stop saying) what a copied link will not bring; js/boot.js adds it on copy."""
+    if _link_caveats.get(cause, "") == text:
+        return
+    _link_caveats[cause] = text
+    js.document.body.dataset.linkCaveats = " ".join(text for text in _link_caveats.values() if text)
+
+
+def _lower_first(label: str) -> str:
+    return label[:1].lower() + label[1:]  # "Code of betas(T)" in a sentence keeps its T
+
+
 def blit(canvas, rgba) -> None:
     """Put an (H, W, 4) uint8 array onto a canvas at one canvas pixel per image pixel."""
     height, width = rgba.shape[:2]
@@ -533,8 +548,16 @@ class Settings:
         query = controls.to_query(shared, self.view, keep_flags_from=js.location.search)
         url = js.location.pathname + (f"?{query}" if query else "") + js.location.hash
         js.history.replaceState(js.history.state, "", url)
-        # js/boot.js says so when a link is copied: the link brings the default in place of these.
-        js.document.body.dataset.notInLink = ", ".join(self.controls[name].label for name in here_only)
+        # js/boot.js says so when a link is copied: the link brings the default in place of these,
+        labels = ", ".join(_lower_first(self.controls[name].label) for name in here_only)
+        link_caveat("here only", labels and f"Your own choice of {labels} stays in this browser: the link opens "
+                                           f"with the default instead.")
+        # and leaves out code too long for a link, whose key finds it only in this tab.
+        in_tab = [name for name, value in shared.items() if not controls.fits_in_url(self.controls[name], value)]
+        js.document.body.dataset.tabOnly = ",".join(in_tab)
+        link_caveat("in tab", " ".join(f"Your {_lower_first(self.controls[name].label)} is too long for a link: "
+                                       f"it stays in this tab, and the link opens with the original."
+                                       for name in in_tab))
 
     def notify(self, notices: list[str]) -> None:
         for text in notices:

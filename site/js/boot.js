@@ -183,8 +183,17 @@
   }
 
   // ---- Sharing: copy the page's link (kept current by Python) or an <iframe> snippet ----
-  function embedCode() {
+  // The page's link without code kept only in this tab (app/page.py lists it): elsewhere its key finds nothing.
+  function sharedUrl() {
     const url = new URL(location.href);
+    for (const name of (document.body.dataset.tabOnly || "").split(",").filter(Boolean)) {
+      url.searchParams.delete(name);
+    }
+    return url;
+  }
+
+  function embedCode() {
+    const url = sharedUrl();
     url.searchParams.set("embed", "1");
     const view = document.body.dataset.view;
     const title = `Diffusion Lab: ${view} diffusion`;
@@ -199,9 +208,8 @@
   async function copy(text, what) {
     const field = $("share-text");
     let caveats = location.protocol === "file:" ? LOCAL_ONLY : "";  // what the copy will not bring
-    const notInLink = document.body.dataset.notInLink;  // set by app/page.py: an uploaded picture
-    if (notInLink) caveats += ` Your own choice of ${notInLink.toLowerCase()} stays in this browser: ` +
-      "the link opens with the default instead.";
+    const written = document.body.dataset.linkCaveats;  // by app/page.py: an upload, long code, the chain
+    if (written) caveats += ` ${written}`;
     field.value = text;
     field.hidden = false;
     try {
@@ -259,7 +267,7 @@
     const copyLink = $("copy-link");
     // Python writes the address a moment after a slider moves; ask it to write it now.
     const flushUrl = () => window.dispatchEvent(new Event("diffusion-lab:flush-url"));
-    if (copyLink) copyLink.addEventListener("click", () => { flushUrl(); copy(location.href, "Link"); });
+    if (copyLink) copyLink.addEventListener("click", () => { flushUrl(); copy(sharedUrl().href, "Link"); });
     const copyEmbed = $("copy-embed");
     if (copyEmbed) copyEmbed.addEventListener("click", () => { flushUrl(); copy(embedCode(), "Embed code"); });
     if (window.parent !== window && "ResizeObserver" in window) {

@@ -106,6 +106,12 @@ def test_step_and_play_run_the_iterative_chain(watched, base_url):
     for t in range(2):
         x = forward.q_step(x, t, rng.standard_normal(x.shape), schedule)
     assert_same_image(canvas_gray(page, "frame"), x)
+    page.get_by_role("button", name="Copy link").click()  # a link holds t, not the chain's draws
+    expect(page.locator("#share-status")).to_contain_text("The link shows this t from the closed form")
+    page.get_by_label("Timestep").press("ArrowRight")  # the slider: the closed form, which a link does show
+    expect(page.locator("#source")).to_contain_text("closed form")
+    page.get_by_role("button", name="Copy link").click()
+    expect(page.locator("#share-status")).not_to_contain_text("closed form")
 
     play = page.get_by_role("button", name="Play")
     play.click()
