@@ -38,6 +38,7 @@ from diffusion_lab import controls  # stdlib only: numpy is not loaded yet when 
 TRUSTED_KEY = "diffusion-lab:code-you-ran"  # sessionStorage: hashes of code the student ran in this tab
 MAX_TRUSTED = 20
 MAX_PRINTED = 4000  # characters of what the student's code prints on Run that the page shows
+NEAR_ONE = 5e-7  # closer to 1 than this, six decimals show 1.000000: the equations write 1 ± the difference
 ARRAY_BYTES = 8_000_000  # a .npz holds every frame of a chain up to this many bytes of pixels
 # Redrawing the MathML costs the browser about 10 ms of layout, so a scrub paints only the canvas: the
 # equations and code follow this long after the last draw, and at least this often while Play runs.
@@ -48,7 +49,7 @@ SHOW_DELAY_S, SHOW_MAX_WAIT_S = 0.05, 0.5
 
 def fmt(value: float) -> str:
     """Three decimals, more when that would show 0 or 1 for a number that is not; tiny numbers in e-notation."""
-    if not math.isfinite(value) or value == int(value):
+    if not math.isfinite(value) or (value == int(value) and abs(value) < 1e6):
         text = str(int(value)) if math.isfinite(value) else str(value)
     elif abs(value) < 0.01 or abs(value) >= 100:
         text = f"{value:.3g}" if abs(value) < 0.01 else f"{value:.4g}"
@@ -63,6 +64,8 @@ def fmt(value: float) -> str:
 def mn(value) -> str:
     if isinstance(value, int):
         return f"<mn>{value}</mn>"
+    if 0 < abs(1 - value) < NEAR_ONE:  # six decimals would show 1: say how far from 1 it is
+        return f"<mrow><mo>(</mo><mn>1</mn>{mo('−' if value < 1 else '+')}{mn(abs(1 - value))}<mo>)</mo></mrow>"
     mantissa, _, exponent = fmt(value).partition("e")
     if not exponent:
         return f"<mn>{mantissa}</mn>"
