@@ -77,7 +77,7 @@ class IdealDenoiser(Denoiser):
         if x_t.shape != self.image_shape:
             raise ValueError(f"x_t has shape {x_t.shape}, training images have {self.image_shape}")
         s = self.schedule
-        a, var = s.sqrt_alpha_bars[t], 1.0 - s.alpha_bars[t]
+        a, var = s.sqrt_alpha_bars[t], s.one_minus_alpha_bars[t]
         logits = (a * (self.flat @ x_t.ravel()) - a * a * self.half_sq_norms) / var
         logits -= logits.max()
         return logits - np.log(np.exp(logits).sum())

@@ -144,11 +144,14 @@ def ddim_coefficients(t: int, t_prev: int, schedule: Schedule, eta: float = 0.0)
     """The coefficients of the DDIM step x_t -> x_{t_prev}; the sampler computes with exactly these."""
     alpha_bar = float(schedule.alpha_bars[t])
     alpha_bar_prev = float(schedule.alpha_bars[t_prev]) if t_prev >= 0 else 1.0
-    sigma = eta * math.sqrt((1.0 - alpha_bar_prev) / (1.0 - alpha_bar) * (1.0 - alpha_bar / alpha_bar_prev))
+    # 1 - alpha_bar as the schedule computed it, exact for tiny betas; 1 - alpha_bar / alpha_bar_prev likewise
+    noise, noise_prev = float(schedule.one_minus_alpha_bars[t]), (
+        float(schedule.one_minus_alpha_bars[t_prev]) if t_prev >= 0 else 0.0)
+    sigma = eta * math.sqrt(noise_prev / noise * ((noise - noise_prev) / alpha_bar_prev))
     return DDIMCoefficients(
         t=int(t), t_prev=int(t_prev), alpha_bar=alpha_bar, alpha_bar_prev=alpha_bar_prev,
-        eps_scale=math.sqrt(1.0 - alpha_bar), x0_scale=math.sqrt(alpha_bar), signal=math.sqrt(alpha_bar_prev),
-        direction=math.sqrt(max(1.0 - alpha_bar_prev - sigma * sigma, 0.0)), sigma=sigma)
+        eps_scale=math.sqrt(noise), x0_scale=math.sqrt(alpha_bar), signal=math.sqrt(alpha_bar_prev),
+        direction=math.sqrt(max(noise_prev - sigma * sigma, 0.0)), sigma=sigma)
 
 
 def _ddim_update(x_t, t, t_prev, eps, schedule, eta, noise, clip):

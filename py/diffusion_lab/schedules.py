@@ -41,6 +41,8 @@ class Schedule:
 
     ``alpha_bars_prev[t]`` is alpha_bar_{t-1} with alpha_bar_{-1} = 1 (clean end);
     ``snr`` = alpha_bar / (1 - alpha_bar) (Kingma et al. 2021, eq. 3).
+    ``one_minus_alpha_bars`` is 1 - alpha_bar computed as -expm1(sum log(1 - beta)), exact to rounding even
+    where alpha_bar is within 1e-16 of 1 (a beta of 1e-16): every coefficient divides by it.
     The ``posterior_*`` arrays are q(x_{t-1} | x_t, x_0) of Ho et al. eq. 7:
     mean = coef_x0 * x_0 + coef_xt * x_t, variance = beta_tilde.
     """
@@ -54,6 +56,7 @@ class Schedule:
     snr: np.ndarray
     log_snr: np.ndarray
     sqrt_alpha_bars: np.ndarray
+    one_minus_alpha_bars: np.ndarray
     sqrt_one_minus_alpha_bars: np.ndarray
     beta_tildes: np.ndarray
     posterior_coef_x0: np.ndarray
@@ -69,7 +72,8 @@ def from_betas(betas, *, name: str = "custom") -> Schedule:
     alpha_bars = np.cumprod(alphas)
     _check_float64_limits(betas, alphas, alpha_bars)
     alpha_bars_prev = np.concatenate(([1.0], alpha_bars[:-1]))
-    one_minus = 1.0 - alpha_bars
+    one_minus = -np.expm1(np.cumsum(np.log1p(-betas)))  # not 1 - alpha_bars, which rounds tiny betas away
+    one_minus_prev = np.concatenate(([0.0], one_minus[:-1]))
     snr = alpha_bars / one_minus
     arrays = dict(
         betas=betas,
@@ -79,10 +83,11 @@ def from_betas(betas, *, name: str = "custom") -> Schedule:
         snr=snr,
         log_snr=np.log(snr),
         sqrt_alpha_bars=np.sqrt(alpha_bars),
+        one_minus_alpha_bars=one_minus,
         sqrt_one_minus_alpha_bars=np.sqrt(one_minus),
-        beta_tildes=(1.0 - alpha_bars_prev) / one_minus * betas,
+        beta_tildes=one_minus_prev / one_minus * betas,
         posterior_coef_x0=np.sqrt(alpha_bars_prev) * betas / one_minus,
-        posterior_coef_xt=np.sqrt(alphas) * (1.0 - alpha_bars_prev) / one_minus,
+        posterior_coef_xt=np.sqrt(alphas) * one_minus_prev / one_minus,
     )
     for array in arrays.values():
         array.setflags(write=False)

@@ -11,7 +11,7 @@ from diffusion_lab import samplers
 from diffusion_lab.denoisers import Oracle
 from diffusion_lab.forward import q_sample
 from diffusion_lab.samplers import ddim_step, ddpm_step, posterior_mean_variance, sample, timesteps
-from diffusion_lab.schedules import SCHEDULE_NAMES, get_schedule
+from diffusion_lab.schedules import SCHEDULE_NAMES, from_betas, get_schedule
 
 SETTINGS = settings(database=None, deadline=None, max_examples=25)
 
@@ -143,6 +143,22 @@ def test_oracle_reverse_chain_recovers_x0(run, name, T, seed, eta):
     assert len(out) == (T if sampler == "ddpm" else steps)
     np.testing.assert_allclose(out[-1][1], x0, rtol=0, atol=1e-6)
     assert out[0][0] == timesteps(T, len(out), spacing)[0]
+
+
+@pytest.mark.parametrize("beta", [6e-17, 1e-16, 1e-12])
+def test_tiny_betas_keep_the_oracle_exact(beta):
+    # 1 - (1 - beta) is not beta in float64 (6e-17 comes back as 1.1e-16): computed so, the last DDPM step
+    # took 0.54 x0_hat. The schedule's 1 - alpha_bar is exact to rounding, and every sampler lands on x0.
+    s = from_betas(np.full(1000, beta))
+    assert s.posterior_coef_x0[0] == 1.0 and s.one_minus_alpha_bars[0] == pytest.approx(beta, rel=1e-15)
+    x0 = np.linspace(-1, 1, 36).reshape(6, 6)
+    for options in ({}, {"variance": "fixed_large"}, {"sampler": "ddim", "steps": 3, "spacing": "trailing"},
+                    {"sampler": "ddim", "steps": 50, "eta": 1.0}):
+        rng = np.random.default_rng(0)
+        *_, (_, final, _) = sample(rng.standard_normal((6, 6)), Oracle(x0, s), s, rng, **options)
+        np.testing.assert_allclose(final, x0, rtol=0, atol=1e-9)
+    c = samplers.ddim_coefficients(1, 0, s, eta=1.0)  # one step back: DDIM's sigma is DDPM's sqrt(beta_tilde)
+    assert c.sigma == pytest.approx(math.sqrt(s.beta_tildes[1]), rel=1e-12)
 
 
 def test_sample_yields_t_state_and_x0_and_consumes_noise_only_when_needed():
