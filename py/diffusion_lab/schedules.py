@@ -31,6 +31,9 @@ MAX_BETA = 0.999  # clip, as diffusers' betas_for_alpha_bar and improved-DDPM
 REFERENCE_STEPS = 1000  # T at which the schedules are the published ones
 BETA_START, BETA_END = 1e-4, 0.02  # Ho et al. 2020, sec. 4
 SCALED_BETA_START, SCALED_BETA_END = 0.00085, 0.012  # Stable Diffusion (diffusers "scaled_linear")
+# Below this alpha_bar, sqrt(alpha_bar) x_0 is under float64's rounding of the noise in x_t (1e-16 of it) by
+# more than a grey level: x_t keeps no trace of x_0 that a step straight to t = 0 could bring back.
+ALPHA_BAR_LOST = 1e-26
 ALPHA_BAR_MIN = float(np.finfo(np.float64).tiny)  # the smallest normal float64; below it 1/alpha_bar can overflow
 COSINE_S = 0.008  # offset s, Nichol & Dhariwal 2021, eq. 17
 
@@ -178,6 +181,12 @@ def _check_float64_limits(betas: np.ndarray, alphas: np.ndarray, alpha_bars: np.
     if gone.size:
         raise ValueError(f"alpha_bar, the product of (1 - beta), falls below {ALPHA_BAR_MIN:.3g} at t = "
                          f"{gone[0] + 1}, past what float64 holds: x_0 would vanish; use smaller betas")
+
+
+def lost_from(schedule: Schedule) -> int | None:
+    """The first page t (index + 1) whose alpha_bar is below ALPHA_BAR_LOST, or None."""
+    lost = np.flatnonzero(schedule.alpha_bars < ALPHA_BAR_LOST)
+    return int(lost[0]) + 1 if lost.size else None
 
 
 def _short(value, limit: int = 40) -> str:

@@ -278,6 +278,7 @@ class Editor:
         self.template = ""  # the editor's original
         self.pending = False  # the editor holds code from a link that has not been run
         self.failure = None  # the last HookError to show, if any
+        self.remark = ""  # what the status adds about the student's code in use (set by the panel)
         page.on(self.part(""), "keydown", self._keydown)
         page.on(self.part("-run"), "click", lambda event: self.run())
         page.on(self.part("-reset"), "click", lambda event: self.reset())
@@ -319,6 +320,7 @@ class Editor:
                              f"{len(controls.code_to_url(self.in_use))} characters; a link holds "
                              f"{controls.MAX_CODE_URL_CHARS}): this tab keeps it when you reload, "
                              "but a copied link brings the original.")
+                text += self.remark
             else:
                 text = f"In use: {self.original()}, as {self.origin} defines it."
                 if not locked:
@@ -436,6 +438,14 @@ class Panel:
                 editor.fail(error, f"Your betas(T) does not work with T = {steps} ({error.summary}), so the page "
                                    f"uses the {self._schedule_label()} schedule until it does.")
                 return self.core.schedules.get_schedule(name, steps)
+            lost = self.core.schedules.lost_from(schedule)
+            remark = "" if lost is None else (
+                f" From t = {lost} on, ᾱ is below {self.core.schedules.ALPHA_BAR_LOST:g}: x_t keeps no trace of "
+                "x_0 that float64 can resolve, so a step from there straight to t = 0 (DDIM with few steps) "
+                "cannot bring the image back; small steps can.")
+            if remark != editor.remark:
+                editor.remark = remark
+                editor.status()
             if editor.failure is not None and editor.failure is self.steps_failure:
                 editor.failure = None  # it works with this T again
                 editor.show_failure()

@@ -225,12 +225,18 @@ class ReverseView:
         if self.training is None:
             psnr = images.psnr(self.final, self.target)
             quality = "identical to the target" if psnr > 100 else f"PSNR {psnr:.1f} dB against the target"
-            element("result").textContent = f"Result: {quality}."
+            element("result").textContent = f"Result: {quality}." + (self.lost() if psnr < 40 else "")
         else:
             index, distance = images.nearest(self.final, self.training)
             self.show_target(self.training[index], f"Nearest training image (#{index + 1} of {len(self.training)})")
             element("result").textContent = f"Result: RMS distance {distance:.3f} to training image #{index + 1}. " + \
                 self.verdict(distance)
+
+    def lost(self) -> str:
+        """Why a chain may miss: the student's schedule took x_0 past what float64 resolves (else "")."""
+        t = self.core.schedules.lost_from(self.schedule)
+        return "" if t is None else (f" Your betas(T) takes ᾱ below {self.core.schedules.ALPHA_BAR_LOST:g} from "
+                                     f"t = {t} on, where x_t keeps no trace of x_0 in float64 (see the code panel).")
 
     def show_waiting(self, text: str) -> None:
         """No chain yet: blank pictures (not the last chain's), the reason in the readout and the equations."""
@@ -259,7 +265,7 @@ class ReverseView:
             if distance < SAME_RMS:
                 return "The ideal denoiser can only reproduce its training images."
             return ("Not a training image yet: the chain ended before the ideal denoiser settled on one (too few "
-                    "steps, or a changed step); with enough steps it reproduces a training image.")
+                    "steps, or a changed step); with enough steps it reproduces a training image." + self.lost())
         low, high = self.novelty["held_out_nn_p5"], self.novelty["held_out_nn_p95"]
         if distance < low:
             return f"A copy: closer to a training digit than 95% of real unseen digits are ({low:.3f})."

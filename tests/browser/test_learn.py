@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 from conftest import READY_TIMEOUT_MS, Watched
 from diffusion_lab import controls, denoisers, export, forward, hooks, images, plots, samplers, schedules
 from test_offline import offline, offline_url, usb_stick  # noqa: F401  (fixtures)
-from test_pages import assert_same_image, canvas_gray, canvas_rgba
+from test_pages import assert_same_image, canvas_gray, canvas_rgba, wait_for_result
 
 CONSTANT = "def betas(T):\n    return np.full(T, 0.01)\n"
 CONSTANT_SCHEDULE = schedules.from_betas(np.full(1000, 0.01))
@@ -357,6 +357,21 @@ def final_state(page, steps: int) -> np.ndarray:
     slider.press("End")
     page.wait_for_function(f"document.getElementById('readout').textContent === 't = 0, step {steps} of {steps}'")
     return canvas_gray(page, "frame")
+
+
+def test_a_schedule_that_loses_x0_to_rounding_says_so(watched, base_url):
+    page = watched.open(f"{base_url}/reverse.html?sampler=ddim&ddim_steps=3&spacing=trailing&size=16")
+    run_code(page, "def betas(T):\n    return np.full(T, 0.5)\n")  # accepted: alpha_bar_T = 2 ** -1000
+    expect(page.locator("#hook-status")).to_contain_text("From t = 87 on, ᾱ is below 1e-26")
+    slider = page.get_by_label("Timestep")
+    slider.focus()
+    slider.press("End")
+    wait_for_result(page)  # three steps from t = 1000: the oracle cannot land on the target
+    expect(page.locator("#result")).to_contain_text("Your betas(T) takes ᾱ below 1e-26 from t = 87 on")
+    page.get_by_label("Sampler").select_option("ddpm")  # small steps can
+    slider.press("End")
+    wait_for_result(page)
+    expect(page.locator("#result")).to_have_text("Result: identical to the target.")
 
 
 def test_the_reverse_chain_runs_with_the_students_step_and_survives_a_broken_one(watched, base_url):

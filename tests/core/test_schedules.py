@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from diffusion_lab import schedules
 from diffusion_lab.schedules import SCHEDULE_NAMES, Schedule, from_betas, get_schedule
 
 SETTINGS = settings(database=None, deadline=None, max_examples=60)
@@ -126,3 +127,10 @@ def test_from_betas_validation():
         from_betas([0.9] * 400)  # alpha_bar = 0.1 ** t underflows
     tiny = from_betas([0.5] * 1000)  # alpha_bar_T = 2 ** -1000 still holds, and so do SNR and its log
     assert np.all(np.isfinite(tiny.log_snr)) and tiny.alpha_bars[-1] > 0
+    assert schedules.lost_from(tiny) == 87  # 0.5 ** 87 < 1e-26: x_0 is under the rounding of the noise
+
+
+def test_no_named_schedule_loses_x0_to_rounding():
+    for name in SCHEDULE_NAMES:
+        for T in (2, 3, 10, 1000):
+            assert schedules.lost_from(get_schedule(name, T)) is None
