@@ -123,6 +123,10 @@
   const list = (key) => (params.get(key) || "").split(",").map((name) => name.trim()).filter(Boolean);
 
   function applyFlags() {
+    const embed = params.get("embed");
+    if (embed !== null && !/^(1|true|yes|0|false|no|)$/i.test(embed)) {
+      notice(`embed: ignored “${embed.slice(0, 40)}”, not a valid value (embed=1 drops the site's header)`);
+    }
     const groups = [...new Set([...document.querySelectorAll("fieldset[data-group]")].map((set) => set.dataset.group))];
     const ignored = (names) => names.map((name) => `“${name.slice(0, 40)}”`).join(", ");
     const unknownGroups = list("hide").filter((group) => !groups.includes(group));

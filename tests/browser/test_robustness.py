@@ -56,13 +56,14 @@ def test_every_bad_setting_of_a_link_gets_its_notice(watched, base_url):
     names = ["image", "size", "schedule", "steps", "seed", "denoiser", "dataset", "sampler", "variance",
              "ddim_steps", "eta", "spacing", "step"]
     page = watched.open(f"{base_url}/reverse.html?{'&'.join(f'{name}=x' for name in names)}"
-                        f"&lock=foo,bar&hide=baz")
+                        f"&lock=foo,bar&hide=baz&embed=on")
     text = notices(page)
     for name in names:
         assert f"{controls.BY_NAME[name].label}: “x” is not valid" in text
     assert "lock: ignored “foo”, “bar”, not controls of this page" in text  # one notice per flag
     assert "hide: ignored “baz”, not a group of this page" in text
-    expect(page.locator("#notices li")).to_have_count(len(names) + 2)
+    assert "embed: ignored “on”, not a valid value (embed=1 drops the site's header)" in text
+    expect(page.locator("#notices li")).to_have_count(len(names) + 3)
     assert_still_working(page)
 
 
