@@ -44,8 +44,8 @@ class Schedule:
 
     ``alpha_bars_prev[t]`` is alpha_bar_{t-1} with alpha_bar_{-1} = 1 (clean end);
     ``snr`` = alpha_bar / (1 - alpha_bar) (Kingma et al. 2021, eq. 3).
-    ``one_minus_alpha_bars`` is 1 - alpha_bar computed as -expm1(sum log(1 - beta)), exact to rounding even
-    where alpha_bar is within 1e-16 of 1 (a beta of 1e-16): every coefficient divides by it.
+    ``one_minus_alpha_bars`` is 1 - alpha_bar summed step by step, exact to rounding even where alpha_bar is
+    within 1e-16 of 1 (a beta of 1e-16): every coefficient divides by it.
     The ``posterior_*`` arrays are q(x_{t-1} | x_t, x_0) of Ho et al. eq. 7:
     mean = coef_x0 * x_0 + coef_xt * x_t, variance = beta_tilde.
     """
@@ -75,7 +75,9 @@ def from_betas(betas, *, name: str = "custom") -> Schedule:
     alpha_bars = np.cumprod(alphas)
     _check_float64_limits(betas, alphas, alpha_bars)
     alpha_bars_prev = np.concatenate(([1.0], alpha_bars[:-1]))
-    one_minus = -np.expm1(np.cumsum(np.log1p(-betas)))  # not 1 - alpha_bars, which rounds tiny betas away
+    # 1 - alpha_bar_t = (1 - alpha_bar_{t-1}) + alpha_bar_{t-1} beta_t: exact to rounding for tiny betas, which
+    # 1 - alpha_bars rounds away, and with + and * only, so bit-identical in Pyodide (no libm, as below)
+    one_minus = np.cumsum(alpha_bars_prev * betas)
     one_minus_prev = np.concatenate(([0.0], one_minus[:-1]))
     snr = alpha_bars / one_minus
     arrays = dict(
