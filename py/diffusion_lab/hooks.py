@@ -163,13 +163,13 @@ def step_from_source(source: str):
     def step(x_t, t, eps, schedule, sigma, noise, clip):
         result = call(function, x_t, t, eps, schedule, sigma, noise, clip)
         try:
-            x_prev, x0 = (np.asarray(array) for array in result)
-            if any(array.dtype.kind == "c" and array.imag.any() for array in (x_prev, x0)):
-                raise HookError(f"{STEP_HOOK}(…) at t = {t + 1} returned complex numbers: pictures are real")
-            x_prev, x0 = np.real(x_prev).astype(np.float64), np.real(x0).astype(np.float64)
-        except (TypeError, ValueError):
+            pair = None if isinstance(result, (str, bytes, dict)) else tuple(result)
+        except TypeError:
+            pair = None
+        if pair is None or len(pair) != 2:
             raise HookError(f"{STEP_HOOK}(…) at t = {t + 1} must return two arrays, (x_{{t-1}}, x0_pred), "
-                            f"not {type(result).__name__}") from None
+                            f"not {type(result).__name__}" + ("" if pair is None else f" of {len(pair)}"))
+        x_prev, x0 = (_numbers(item, name, t) for name, item in zip(("x_{t-1}", "x0_pred"), pair))
         for name, array in (("x_{t-1}", x_prev), ("x0_pred", x0)):
             if array.shape != x_t.shape:
                 raise HookError(f"{STEP_HOOK}(…) at t = {t + 1} returned {name} of shape {array.shape}; "
@@ -179,6 +179,20 @@ def step_from_source(source: str):
         return x_prev, x0
 
     return step
+
+
+def _numbers(item, name: str, t: int) -> np.ndarray:
+    """What the step returned as `name`, as float64, or HookError naming what it is instead."""
+    try:
+        array = np.asarray(item)
+    except (TypeError, ValueError):  # a ragged list
+        array = None
+    if array is None or array.dtype.kind not in "biufc":
+        raise HookError(f"{STEP_HOOK}(…) at t = {t + 1} returned {name} as {type(item).__name__} "
+                        f"{schedules._short(item)}: it must be an array of numbers")
+    if array.dtype.kind == "c" and array.imag.any():
+        raise HookError(f"{STEP_HOOK}(…) at t = {t + 1} returned complex numbers: pictures are real")
+    return np.real(array).astype(np.float64)
 
 
 def try_step(step, schedule: schedules.Schedule, shape: tuple[int, ...]) -> None:

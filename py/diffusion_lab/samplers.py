@@ -238,7 +238,7 @@ def sample(
     rng.standard_normal only when the step adds it. ``update`` replaces the
     DDPM step, with the signature and result of _ddpm_update (the pages' step hook).
     """
-    x = np.asarray(x_T, dtype=np.float64)
+    x = np.array(x_T, dtype=np.float64)  # a copy: a step that changes x_t in place leaves the caller's x_T
     if sampler == "ddpm":
         if steps not in (None, schedule.num_steps):
             raise ValueError(f"DDPM takes all {schedule.num_steps} steps; use sampler='ddim' for steps={steps}")

@@ -149,6 +149,16 @@ def test_the_step_template_is_the_samplers_own_code_and_gives_the_same_chain():
             np.testing.assert_array_equal(ours, original)
 
 
+def test_a_step_that_changes_x_t_in_place_leaves_the_callers_x_T():
+    zeroing = hooks.step_template().replace("    return x_prev, x0", "    x_t[...] = 0\n    return x_prev, x0")
+    schedule = get_schedule("cosine", 50)
+    x_T = np.random.default_rng(3).standard_normal((16, 16))
+    kept = x_T.copy()
+    oracle = denoisers.Oracle(images.make_image("disc", 16), schedule)
+    list(samplers.sample(x_T, oracle, schedule, np.random.default_rng(3), update=hooks.step_from_source(zeroing)))
+    np.testing.assert_array_equal(x_T, kept)  # the reverse .npz saves it as the chain's start
+
+
 def test_a_step_without_noise_lands_on_the_posterior_mean():
     quiet = hooks.step_template().replace("x_prev += sigma * noise", "pass")
     schedule = get_schedule("cosine", 50)
@@ -170,6 +180,9 @@ def test_a_step_without_noise_lands_on_the_posterior_mean():
     ("if t == 20:\n        raise SystemExit\n    return x_t, x_t", ["Line 3", "SystemExit"]),  # partway down
     ("raise KeyboardInterrupt", ["Line 2", "KeyboardInterrupt"]),
     ("return x_t + 0.5j, x_t", ["t = 50", "complex"]),
+    ("return 'a', 'b'", ["t = 50", "x_{t-1} as str 'a'", "array of numbers"]),  # the item, not the tuple
+    ("return x_t, {'a': x_t}", ["x0_pred as dict", "array of numbers"]),
+    ("return [x_t, x_t, x_t]", ["two arrays", "not list of 3"]),
 ])
 def test_a_bad_step_gets_a_message_naming_the_step(body, words):
     source = f"def step(x_t, t, eps, schedule, sigma, noise, clip):\n    {body}\n"
