@@ -124,9 +124,8 @@
 
   function applyFlags() {
     const embed = params.get("embed");
-    if (embed !== null && !/^(1|true|yes|0|false|no|)$/i.test(embed)) {
-      notice(`embed: ignored “${embed.slice(0, 40)}”, not a valid value (embed=1 drops the site's header)`);
-    }
+    const badEmbed = embed !== null && !/^(1|true|yes|0|false|no|)$/i.test(embed);
+    if (badEmbed) notice(`embed: ignored “${embed.slice(0, 40)}”, not a valid value (embed=1 drops the site's header)`);
     const groups = [...new Set([...document.querySelectorAll("fieldset[data-group]")].map((set) => set.dataset.group))];
     const ignored = (names) => names.map((name) => `“${name.slice(0, 40)}”`).join(", ");
     const unknownGroups = list("hide").filter((group) => !groups.includes(group));
@@ -154,6 +153,7 @@
       notice(`lock: ignored ${ignored(unknownControls)}, not ${unknownControls.length > 1 ? "controls" : "a control"} ` +
         "of this page");
     }
+    dropFromAddress({ embed: badEmbed ? [embed] : [], hide: unknownGroups, lock: unknownControls });
     for (const name of locks) {
       const control = controlNamed(name);
       if (!control) continue;
@@ -178,6 +178,18 @@
         control.closest(".field").append(note);
       }
     }
+  }
+
+  // Flag values the page ignored (and said so) leave the address, so a copied link does not repeat them.
+  function dropFromAddress(ignoredByFlag) {
+    const url = new URL(location.href);
+    for (const [flag, names] of Object.entries(ignoredByFlag)) {
+      if (!names.length) continue;
+      const kept = flag === "embed" ? [] : list(flag).filter((name) => !names.includes(name));
+      if (kept.length) url.searchParams.set(flag, kept.join(","));
+      else url.searchParams.delete(flag);
+    }
+    if (url.href !== location.href) history.replaceState(history.state, "", url.href);
   }
 
   function reportHeight() {
@@ -230,8 +242,15 @@
   // repeating, a notice about the same thing (a setting's name, "upload") replaces the last one about it,
   // only the newest MAX_NOTICES stay, and each has a button that dismisses it.
   const MAX_NOTICES = 24; // one bad link gives at most one per setting (16) and one per flag
+  let noticeCount = 0;  // for each notice's id, which its dismiss button is described by
   function clearNotices(about) {
     for (const item of document.querySelectorAll("#notices > li")) if (item.dataset.about === about) item.remove();
+    offerDismissAll();
+  }
+  // With two notices or more, one button dismisses them all (one bad link can give many).
+  function offerDismissAll() {
+    const box = $("notices"), all = $("dismiss-all");
+    if (box && all) all.hidden = box.children.length < 2;
   }
   function notice(text, about = "") {
     const box = $("notices");
@@ -242,14 +261,17 @@
     item.dataset.about = about;
     const words = document.createElement("span");
     words.textContent = text;
+    words.id = `notice-${++noticeCount}`;
     const dismiss = document.createElement("button");
     dismiss.type = "button";
     dismiss.className = "dismiss";
     dismiss.textContent = "✕";
     dismiss.setAttribute("aria-label", "Dismiss this notice");
+    dismiss.setAttribute("aria-describedby", words.id);  // which one, for a screen reader tabbing through
     item.append(words, " ", dismiss);
     box.append(item);
     while (box.children.length > MAX_NOTICES) box.firstElementChild.remove();
+    offerDismissAll();
   }
   window.diffusionLabNotice = notice;
   window.diffusionLabClearNotices = clearNotices;
@@ -261,6 +283,7 @@
     const item = button.closest("li");
     const next = item.nextElementSibling || item.previousElementSibling;
     item.remove();
+    offerDismissAll();
     if (next) next.querySelector("button.dismiss").focus();
   }
 
@@ -268,6 +291,16 @@
     applyFlags();
     const notices = $("notices");
     if (notices) notices.addEventListener("click", dismissNotice);
+    const dismissAll = $("dismiss-all");
+    if (dismissAll) {
+      dismissAll.addEventListener("click", () => {
+        notices.replaceChildren();
+        offerDismissAll();
+        // The focus goes on to the time slider below, not lost with the hidden button.
+        const next = [...document.querySelectorAll('[name="t"], [name="step"]')].find((slider) => !slider.disabled);
+        if (next) next.focus();
+      });
+    }
     const copyLink = $("copy-link");
     // Python writes the address a moment after a slider moves; ask it to write it now.
     const flushUrl = () => window.dispatchEvent(new Event("diffusion-lab:flush-url"));

@@ -5,6 +5,7 @@ import functools
 import http.server
 import io
 import random
+import re
 import threading
 
 import numpy as np
@@ -64,6 +65,18 @@ def test_every_bad_setting_of_a_link_gets_its_notice(watched, base_url):
     assert "hide: ignored “baz”, not a group of this page" in text
     assert "embed: ignored “on”, not a valid value (embed=1 drops the site's header)" in text
     expect(page.locator("#notices li")).to_have_count(len(names) + 3)
+    # Each dismiss button says which notice it removes.
+    first = page.get_by_role("button", name="Dismiss this notice").first
+    expect(first).to_have_accessible_description(page.locator("#notices li span").first.inner_text())
+    # The ignored flags leave the address as the bad settings do, so a copied link does not repeat them.
+    assert not re.search(r"[?&](lock|hide|embed)=", page.url), page.url
+    # The list keeps the picture in view on a phone, and one button dismisses every notice.
+    page.set_viewport_size({"width": 360, "height": 640})
+    assert page.locator("#notices").evaluate("el => el.getBoundingClientRect().height") < 200
+    page.get_by_role("button", name="Dismiss all notices").click()
+    expect(page.locator("#notices")).to_be_hidden()
+    expect(page.get_by_role("button", name="Dismiss all notices")).to_be_hidden()
+    expect(page.get_by_label("Timestep")).to_be_focused()
     assert_still_working(page)
 
 
