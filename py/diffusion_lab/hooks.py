@@ -33,6 +33,7 @@ from . import samplers, schedules
 FILENAME = "<your code>"  # what tracebacks call the student's code
 SCHEDULE_HOOK = "betas"
 STEP_HOOK = "step"
+MAX_STATE = 1e6  # a step's x_{t-1} beyond this has run away (the chain's states stay within a few units)
 TIME_LIMIT_S = 2.0  # the student's code is stopped after this long (an endless loop, most likely)
 
 
@@ -176,6 +177,10 @@ def step_from_source(source: str):
                                 f"the picture is {x_t.shape}")
             if not np.isfinite(array).all():
                 raise HookError(f"{STEP_HOOK}(…) at t = {t + 1} returned {name} with a value that is not finite")
+        largest = float(np.abs(x_prev).max(initial=0.0))
+        if largest > MAX_STATE:  # x0_pred may be large where alpha_bar is tiny; the next state may not
+            raise HookError(f"{STEP_HOOK}(…) at t = {t + 1} returned x_{{t-1}} with a value of {largest:.3g}: the "
+                            f"chain is running away (pictures lie in [-1, 1] and the noise about them)")
         return x_prev, x0
 
     return step

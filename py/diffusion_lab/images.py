@@ -258,9 +258,13 @@ def training_set(size: int = 64, count: int = 32, *, seed: int = 0) -> np.ndarra
 
 
 def psnr(x: np.ndarray, ref: np.ndarray) -> float:
-    """Peak signal-to-noise ratio in dB for images in [-1, 1] (data range 2); inf if equal."""
-    mse = float(np.mean((np.asarray(x, dtype=np.float64) - ref) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(4.0 / mse)
+    """Peak signal-to-noise ratio in dB for images in [-1, 1] (data range 2); inf if equal, -inf if the squared
+    error overflows."""
+    with np.errstate(over="ignore"):  # an overflow is the -inf below
+        mse = float(np.mean(np.square(np.asarray(x, dtype=np.float64) - ref)))
+    if mse == 0 or math.isinf(mse):
+        return math.inf if mse == 0 else -math.inf
+    return 10.0 * math.log10(4.0 / mse)
 
 
 def nearest(x: np.ndarray, images: np.ndarray) -> tuple[int, float]:

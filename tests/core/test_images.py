@@ -149,6 +149,7 @@ def test_training_set():
 def test_psnr_and_nearest():
     x = make_image("disc", 16)
     assert psnr(x, x) == float("inf")
+    assert psnr(np.full_like(x, 1e200), x) == float("-inf")  # the squared error overflows: no math domain error
     assert psnr(x + 0.02, x) == pytest.approx(10 * np.log10(4 / 0.02**2))
     images = np.stack([make_image(n, 16) for n in IMAGE_NAMES])
     index, distance = nearest(x + 0.01, images)

@@ -183,6 +183,7 @@ def test_a_step_without_noise_lands_on_the_posterior_mean():
     ("return 'a', 'b'", ["t = 50", "x_{t-1} as str 'a'", "array of numbers"]),  # the item, not the tuple
     ("return x_t, {'a': x_t}", ["x0_pred as dict", "array of numbers"]),
     ("return [x_t, x_t, x_t]", ["two arrays", "not list of 3"]),
+    ("return x_t * 1.5, x_t", ["x_{t-1}", "running away"]),  # finite, but 1e176 by the end: refused on the way
 ])
 def test_a_bad_step_gets_a_message_naming_the_step(body, words):
     source = f"def step(x_t, t, eps, schedule, sigma, noise, clip):\n    {body}\n"
