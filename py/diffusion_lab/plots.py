@@ -15,12 +15,14 @@ import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from .schedules import Schedule
 
 DPI = 100
 HIST_RANGE = (-4.0, 4.0)  # fixed x-range of the pixel histogram: pure noise fits, t stays comparable
 HIST_BINS = 80
+LOG_SPAN = 20.0  # the beta axis spans at least this factor (1.3 decades): matplotlib then labels powers of ten
 
 
 def _figure(width_px: int, height_px: int, scale: float = 1.0) -> Figure:
@@ -127,7 +129,7 @@ class ScheduleFigure:
             ax.set_title(title, fontsize=10)
             if ax is self.axes[-1] or not stacked:
                 ax.set_xlabel("step t", fontsize=9)
-            ax.tick_params(labelsize=8)
+            ax.tick_params(which="both", labelsize=8)
             ax.grid(True, alpha=0.3)
             (line,) = ax.plot([], [], color="tab:blue", linewidth=1.5)
             self.lines.append(line)
@@ -135,6 +137,7 @@ class ScheduleFigure:
             (dot,) = ax.plot([], [], marker="o", color="black", markersize=4, linestyle="none")
             self.dots.append(dot)
         self.axes[0].set_yscale("log")
+        self.axes[0].yaxis.set_minor_formatter(NullFormatter())  # powers of ten only
         if stacked:
             self.figure.subplots_adjust(left=0.2, right=0.94, bottom=0.1, top=0.94, hspace=0.45)
         else:
@@ -157,7 +160,11 @@ class ScheduleFigure:
             ax.set_xlim(0, schedule.num_steps)
             low, high = float(values.min()), float(values.max())
             if ax.get_yscale() == "log":
-                ax.set_ylim(low / 1.5, high * 1.5)
+                low, high = low / 1.5, high * 1.5
+                if high / low < LOG_SPAN:  # a constant beta: widen, so a power of ten is labelled, not minor ticks
+                    middle = math.sqrt(low * high)
+                    low, high = middle / math.sqrt(LOG_SPAN), middle * math.sqrt(LOG_SPAN)
+                ax.set_ylim(low, high)
             else:
                 pad = 0.05 * (high - low or 1.0)
                 ax.set_ylim(low - pad, high + pad)

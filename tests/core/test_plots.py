@@ -7,7 +7,7 @@ from PIL import Image
 from diffusion_lab import plots
 from diffusion_lab.forward import q_sample
 from diffusion_lab.images import make_image
-from diffusion_lab.schedules import get_schedule
+from diffusion_lab.schedules import from_betas, get_schedule
 
 
 def rendered(fig, width, height):
@@ -58,6 +58,18 @@ def test_schedule_figure_counts_steps_as_the_pages_do():
     assert [m.get_xdata()[0] for m in fig.markers] == [0] * 3
     assert all(len(dot.get_xdata()) == 0 for dot in fig.dots)
     rendered(fig, 600, 200)
+
+
+def test_a_constant_beta_gets_a_labelled_power_of_ten_not_minor_labels():
+    fig = plots.ScheduleFigure(from_betas(np.full(1000, 0.01)), width_px=600, height_px=200)
+    rendered(fig, 600, 200)
+    ax = fig.axes[0]
+    low, high = ax.get_ylim()
+    assert low < 0.01 < high and high / low >= plots.LOG_SPAN
+    shown = [label.get_text() for label in ax.get_yticklabels() if label.get_text()
+             and low <= label.get_position()[1] <= high]
+    assert shown == [r"$\mathdefault{10^{-2}}$"]
+    assert not [label for label in ax.get_yticklabels(minor=True) if label.get_text()]  # no 10⁻³ beside it
 
 
 def test_histogram_at_t_0_is_the_clean_image():
