@@ -285,6 +285,13 @@
     item.remove();
     offerDismissAll();
     if (next) next.querySelector("button.dismiss").focus();
+    else focusTimeSlider();
+  }
+
+  // After the last notice goes, the focus goes on to the time slider below, not lost with the button.
+  function focusTimeSlider() {
+    const slider = [...document.querySelectorAll('[name="t"], [name="step"]')].find((control) => !control.disabled);
+    if (slider) slider.focus();
   }
 
   document.addEventListener("DOMContentLoaded", () => {
@@ -296,9 +303,7 @@
       dismissAll.addEventListener("click", () => {
         notices.replaceChildren();
         offerDismissAll();
-        // The focus goes on to the time slider below, not lost with the hidden button.
-        const next = [...document.querySelectorAll('[name="t"], [name="step"]')].find((slider) => !slider.disabled);
-        if (next) next.focus();
+        focusTimeSlider();
       });
     }
     const copyLink = $("copy-link");

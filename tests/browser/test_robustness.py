@@ -166,6 +166,7 @@ def test_notices_do_not_pile_up_and_can_be_dismissed(watched, base_url):
     expect(page.get_by_role("button", name="Dismiss this notice")).to_be_focused()  # the next one's
     page.keyboard.press("Enter")  # and by keyboard
     expect(page.locator("#notices")).to_be_hidden()
+    expect(page.get_by_label("Timestep")).to_be_focused()  # not lost with the last button
     assert_still_working(page)
 
 
