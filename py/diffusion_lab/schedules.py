@@ -178,7 +178,7 @@ def _check_float64_limits(betas: np.ndarray, alphas: np.ndarray, alpha_bars: np.
     lost = np.flatnonzero(alphas == 1.0)
     if lost.size:
         raise ValueError(f"beta at t = {lost[0] + 1} is {betas[lost[0]]:.3g}, too small for float64: 1 - beta "
-                         f"rounds to 1, so that step adds no noise; use betas of at least 1e-15")
+                         f"rounds to 1 (below about 1.1e-16), so that step would add no noise")
     gone = np.flatnonzero(alpha_bars < ALPHA_BAR_MIN)
     if gone.size:
         raise ValueError(f"alpha_bar, the product of (1 - beta), falls below {ALPHA_BAR_MIN:.3g} at t = "

@@ -235,6 +235,8 @@ class ReverseView:
     def lost(self) -> str:
         """Why a chain may miss: the student's schedule took x_0 past what float64 resolves (else "")."""
         t = self.core.schedules.lost_from(self.schedule)
+        if self.settings["sampler"] != "ddim":
+            return ""  # DDPM's small steps do not depend on x_t's trace of x_0 at large t
         return "" if t is None else (f" Your betas(T) takes ᾱ below {self.core.schedules.ALPHA_BAR_LOST:g} from "
                                      f"t = {t} on, where x_t keeps no trace of x_0 in float64 (see the code panel).")
 
@@ -264,8 +266,8 @@ class ReverseView:
         if self.settings["denoiser"] == "ideal":
             if distance < SAME_RMS:
                 return "The ideal denoiser can only reproduce its training images."
-            return ("Not a training image yet: the chain ended before the ideal denoiser settled on one (too few "
-                    "steps, or a changed step); with enough steps it reproduces a training image." + self.lost())
+            return ("Not a training image: the chain ended before the ideal denoiser settled on one (too few "
+                    "steps, a changed step, or betas that leave much noise at t = 1)." + self.lost())
         low, high = self.novelty["held_out_nn_p5"], self.novelty["held_out_nn_p95"]
         if distance < low:
             return f"A copy: closer to a training digit than 95% of real unseen digits are ({low:.3f})."
