@@ -142,6 +142,8 @@ def test_a_teacher_can_lock_the_code_which_stays_readable_and_runnable(watched, 
     expect(page.get_by_role("button", name="Reset code")).to_be_disabled()
     expect(page.get_by_text("The link that opened this page fixes this code")).to_be_visible()
     expect(editor).to_have_accessible_description(re.compile(r"^The link that opened this page fixes this code"))
+    help_text = page.locator("#hook-help").inner_text()  # no advice on editing what cannot be edited:
+    assert "Indent" not in help_text and "carry your code" not in help_text and "Ctrl+Enter" in help_text
     editor.focus()
     page.keyboard.type("# a student's change")
     assert editor.input_value() == code
