@@ -205,7 +205,7 @@ def parse_query(query: str, view: str, *, kept_code: Callable[[str], str | None]
     """
     state = defaults(view)
     notices = []
-    step_out_of_range = None  # told once the chain's length is known: the step is a place in the chain
+    out_of_range = {}  # name -> raw value, told after constrain: with the value the page ends up using
     known = {control.name: control for control in controls_for(view)}
     pairs = parse_qsl(query.lstrip("?"), keep_blank_values=True)
     last, counts = dict(pairs), Counter(key for key, _ in pairs)
@@ -216,7 +216,9 @@ def parse_query(query: str, view: str, *, kept_code: Callable[[str], str | None]
             continue
         control = known.get(key)
         if control is None:
-            notices.append(f"ignored unknown setting “{_short(key)}”")
+            elsewhere = [other for other in BY_NAME[key].views if other != view] if key in BY_NAME else []
+            notices.append(f"ignored “{_short(key)}”, a setting of the {elsewhere[0]} view, not this one" if elsewhere
+                           else f"ignored unknown setting “{_short(key)}”")
             continue
         if control.kind == "code" and TAB_KEY.fullmatch(raw):
             source = kept_code(raw)
@@ -235,17 +237,13 @@ def parse_query(query: str, view: str, *, kept_code: Callable[[str], str | None]
             continue
         if is_number(control) and clamp(control, value) != value:
             value = clamp(control, value)
-            if key == "step":
-                step_out_of_range = raw
-            else:
-                notices.append(f"{control.label}: {_short(raw)} is out of range, using {_show(value)}")
+            out_of_range[key] = raw
         state[key] = value
     adjusted = constrain(state)
-    if step_out_of_range is not None:
-        adjusted = [name for name in adjusted if name != "step"]  # one notice says where the step landed
-        notices.append(f"{BY_NAME['step'].label}: {_short(step_out_of_range)} is out of range, using "
-                       f"{_chain_position(state)}")
-    notices += [adjusted_notice(name, state) for name in adjusted]
+    for name, raw in out_of_range.items():  # one notice per setting says where it landed (t=2000&steps=10: 10)
+        using = _chain_position(state) if name == "step" else _show(state[name])
+        notices.append(f"{BY_NAME[name].label}: {_short(raw)} is out of range, using {using}")
+    notices += [adjusted_notice(name, state) for name in adjusted if name not in out_of_range]
     return state, notices
 
 

@@ -145,6 +145,13 @@ def test_the_reverse_views_step_is_told_as_a_place_in_the_chain():
     assert controls.adjusted_notice("step", state) == "Timestep: adjusted to step 30 of 1000 to fit the other settings"
     _, notices = controls.parse_query("t=5000", "forward")  # the forward view's slider is t itself
     assert notices == ["Timestep: 5000 is out of range, using 1000"]
+    _, notices = controls.parse_query("t=2000&steps=10", "forward")  # one notice, with where t ends up
+    assert notices == ["Timestep: 2000 is out of range, using 10"]
+
+
+def test_a_setting_of_the_other_view_is_named_as_such():
+    _, notices = controls.parse_query("t=5&colour=red", "reverse")
+    assert notices == ["ignored “t”, a setting of the forward view, not this one", "ignored unknown setting “colour”"]
 
 
 def test_a_setting_lowered_to_fit_another_goes_back_to_the_students_choice():
