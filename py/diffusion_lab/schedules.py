@@ -136,6 +136,9 @@ BETAS = {"linear": linear_betas, "scaled_linear": scaled_linear_betas, "cosine":
 
 def check_betas(betas, T: int) -> np.ndarray:
     """`betas` as T float64 numbers in (0, 1), or ValueError saying what is wrong (page t = index + 1)."""
+    masked = np.flatnonzero(np.ma.getmaskarray(betas).ravel()) if isinstance(betas, np.ma.MaskedArray) else ()
+    if len(masked):  # np.asarray would take the hidden values under the mask
+        raise ValueError(f"betas must be numbers; beta at t = {masked[0] + 1} is masked")
     try:
         raw = np.asarray(betas)
     except (TypeError, ValueError):  # a ragged list

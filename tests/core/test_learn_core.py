@@ -99,6 +99,7 @@ def test_a_constant_beta_hook_is_from_betas():
     ("def betas(T):\n    b = np.full(T, 0.01)\n    b[0] = 1e-20\n    return b\n", ["t = 1 is 1e-20", "too small"]),
     ("def betas(T):\n    return np.full(T, 1e-17)\n", ["t = 1 is 1e-17", "rounds to 1"]),
     ("def betas(T):\n    return np.full(T, 0.9999999)\n", ["alpha_bar", "t = 44", "smaller betas"]),
+    ("def betas(T):\n    return np.ma.masked_greater(np.linspace(0.01, 0.2, T), 0.1)\n", ["t = 25 is masked"]),
 ])
 def test_bad_code_gets_a_message_naming_the_problem(source, words):
     with pytest.raises(hooks.HookError) as caught:
