@@ -333,6 +333,7 @@ class Editor:
         box = self.part("-error")
         box.hidden = self.failure is None
         box.textContent = "" if self.failure is None else self.failure.detail
+        self.part("").setAttribute("aria-invalid", "false" if self.failure is None else "true")
 
     def fail(self, error, text: str) -> None:
         self.failure = error

@@ -17,6 +17,7 @@ from playwright.sync_api import expect
 from conftest import READY_TIMEOUT_MS, Watched
 from diffusion_lab import controls, denoisers, export, forward, hooks, images, plots, samplers, schedules
 from test_offline import offline, offline_url, usb_stick  # noqa: F401  (fixtures)
+from test_accessibility import axe_violations
 from test_pages import assert_same_image, canvas_gray, canvas_rgba, wait_for_result
 
 CONSTANT = "def betas(T):\n    return np.full(T, 0.01)\n"
@@ -229,6 +230,9 @@ def test_errors_are_shown_inline_and_the_last_working_schedule_stays(watched, ba
     run_code(page, "def betas(T):\n    return np.full(T, 0.02\n")
     error = page.locator("#hook-error")
     expect(error).to_be_visible()
+    expect(page.get_by_label("Code of betas(T)")).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_label("What went wrong in your code")).to_contain_text("SyntaxError")
+    assert axe_violations(page) == []  # with the error box shown
     assert "SyntaxError" in error.inner_text() and "line 2" in error.inner_text()
     status = page.inner_text("#hook-status")
     assert "did not run" in status and "Line 2" in status and "last working betas(T)" in status
@@ -262,6 +266,7 @@ def test_errors_are_shown_inline_and_the_last_working_schedule_stays(watched, ba
     expect(page.locator("#readout")).to_contain_text("t = 149 of 1000", timeout=2_000)
     run_code(page, CONSTANT.replace("0.01", "0.005"))
     expect(error).to_be_hidden()
+    expect(page.get_by_label("Code of betas(T)")).to_have_attribute("aria-invalid", "false")
     assert numbers(page)["alpha_bar"] == pytest.approx(0.995**149, rel=1e-12)
 
 
