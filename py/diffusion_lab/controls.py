@@ -231,7 +231,7 @@ def parse_query(query: str, view: str, *, kept_code: Callable[[str], str | None]
         try:
             value = coerce(control, raw)
         except ValueError:
-            default = "the original" if control.kind == "code" else _show(control.default)
+            default = "the original" if control.kind == "code" else _told(control, control.default)
             notices.append(f"{control.label}: “{_short(raw)}” is not valid, using {default}")
             state[key] = control.default
             continue
@@ -320,6 +320,11 @@ def _field_html(control: Control, escape: Callable[[str], str]) -> str:
         return (f'<div class="field field-range" data-control="{name}">{label}{widget}'
                 f'<output id="{name}-value" for="{name}" aria-hidden="true"></output>{help_html}</div>')
     return f'<div class="field" data-control="{name}">{label}{widget}{help_html}</div>'
+
+
+def _told(control: Control, value: object) -> str:
+    """A value as a notice tells it: a choice by the label its menu shows (“Linear (DDPM)”, not linear)."""
+    return control.labels[control.choices.index(value)] if control.choices else _show(value)
 
 
 def _show(value: object) -> str:

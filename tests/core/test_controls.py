@@ -149,6 +149,11 @@ def test_the_reverse_views_step_is_told_as_a_place_in_the_chain():
     assert notices == ["Timestep: 2000 is out of range, using 10"]
 
 
+def test_a_bad_choice_is_replaced_by_the_default_as_its_menu_names_it():
+    _, notices = controls.parse_query("schedule=quadratic&seed=x", "forward")
+    assert notices == ["Schedule: “quadratic” is not valid, using Linear (DDPM)", "Seed: “x” is not valid, using 0"]
+
+
 def test_a_setting_of_the_other_view_is_named_as_such():
     _, notices = controls.parse_query("t=5&colour=red", "reverse")
     assert notices == ["ignored “t”, a setting of the forward view, not this one", "ignored unknown setting “colour”"]
