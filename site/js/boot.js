@@ -17,7 +17,10 @@
     const pre = box.querySelector(".error-detail");
     pre.textContent = detail || "";
     pre.hidden = !detail;
-    document.body.dataset.phase = document.body.dataset.phase === "ready" ? "ready" : "failed";
+    const ready = document.body.dataset.phase === "ready";
+    document.body.dataset.phase = ready ? "ready" : "failed";
+    // A page that works on after a failure (the next chain may well succeed) lets the message be put away.
+    box.querySelector(".error-dismiss").hidden = !ready;
   }
   window.diffusionLabShowError = showError;
 
@@ -298,6 +301,13 @@
     applyFlags();
     const notices = $("notices");
     if (notices) notices.addEventListener("click", dismissNotice);
+    const error = $("error");
+    if (error) {
+      error.querySelector(".error-dismiss").addEventListener("click", () => {
+        error.hidden = true;
+        focusTimeSlider();
+      });
+    }
     const dismissAll = $("dismiss-all");
     if (dismissAll) {
       dismissAll.addEventListener("click", () => {

@@ -80,6 +80,16 @@ def test_every_bad_setting_of_a_link_gets_its_notice(watched, base_url):
     assert_still_working(page)
 
 
+def test_an_error_after_start_can_be_dismissed_and_the_page_works_on(watched, base_url):
+    page = watched.open(f"{base_url}/forward.html")
+    page.evaluate("window.dispatchEvent(new ErrorEvent('error', {message: 'a failure after start'}))")
+    expect(page.locator("#error")).to_contain_text("a failure after start")
+    page.get_by_role("button", name="Dismiss", exact=True).click()
+    expect(page.locator("#error")).to_be_hidden()
+    expect(page.get_by_label("Timestep")).to_be_focused()
+    assert_still_working(page)
+
+
 def test_injection_in_the_url_is_shown_as_text(watched, base_url):
     page = watched.page
     page.on("dialog", lambda dialog: pytest.fail(f"a dialog opened: {dialog.message}"))
