@@ -141,10 +141,9 @@ def schedule_from_source(source: str, num_steps: int) -> schedules.Schedule:
     if betas is None:
         raise HookError(f"{SCHEDULE_HOOK}({num_steps}) returned nothing: end it with return and the T numbers")
     try:
-        betas = schedules.check_betas(betas, num_steps)
+        return schedules.from_betas(schedules.check_betas(betas, num_steps), name="custom")
     except ValueError as error:
         raise HookError(f"{SCHEDULE_HOOK}({num_steps}) returned something unusable: {error}") from None
-    return schedules.from_betas(betas, name="custom")
 
 
 # -- the step hook: the DDPM update -------------------------------------------------------

@@ -135,7 +135,9 @@ BETAS = {"linear": linear_betas, "scaled_linear": scaled_linear_betas, "cosine":
 
 
 def check_betas(betas, T: int) -> np.ndarray:
-    """`betas` as T float64 numbers in (0, 1), or ValueError saying what is wrong (page t = index + 1)."""
+    """`betas` as T float64 numbers in (0, 1), or ValueError saying what is wrong (page t = index + 1).
+
+    from_betas checks what is left: the float64 limits of 1 - beta and alpha_bar."""
     masked = np.flatnonzero(np.ma.getmaskarray(betas).ravel()) if isinstance(betas, np.ma.MaskedArray) else ()
     if len(masked):  # np.asarray would take the hidden values under the mask
         raise ValueError(f"betas must be numbers; beta at t = {masked[0] + 1} is masked")
@@ -171,8 +173,6 @@ def check_betas(betas, T: int) -> np.ndarray:
     if bad.size:
         raise ValueError(f"every beta must lie between 0 and 1 (both excluded); beta at t = {bad[0] + 1} "
                          f"is {array[bad[0]]:.6g}")
-    alphas = 1.0 - array
-    _check_float64_limits(array, alphas, np.cumprod(alphas))
     return array
 
 

@@ -234,9 +234,9 @@ class ReverseView:
 
     def lost(self) -> str:
         """Why a chain may miss: the student's schedule took x_0 past what float64 resolves (else "")."""
-        t = self.core.schedules.lost_from(self.schedule)
         if self.settings["sampler"] != "ddim":
             return ""  # DDPM's small steps do not depend on x_t's trace of x_0 at large t
+        t = self.core.schedules.lost_from(self.schedule)
         return "" if t is None else (f" Your betas(T) takes ᾱ below {self.core.schedules.ALPHA_BAR_LOST:g} from "
                                      f"t = {t} on, where x_t keeps no trace of x_0 in float64 (see the code panel).")
 
