@@ -28,6 +28,14 @@ class Denoiser:
         return (x_t - s.sqrt_one_minus_alpha_bars[t] * eps) / s.sqrt_alpha_bars[t]
 
 
+def oracle_noise(x_t, t, x0, schedule):
+    """The noise in x_t, exact because x0 is known: eq. 4 of Ho et al. 2020 solved for eps.
+
+    t counts from 0 (the paper's t - 1), as the schedule's arrays do.
+    """
+    return (x_t - schedule.sqrt_alpha_bars[t] * x0) / schedule.sqrt_one_minus_alpha_bars[t]
+
+
 class Oracle(Denoiser):
     """The classroom shortcut: knows x0, so returns the exact noise.
 
@@ -41,11 +49,7 @@ class Oracle(Denoiser):
         self.schedule = schedule
 
     def predict_noise(self, x_t: np.ndarray, t: int) -> np.ndarray:
-        s = self.schedule
-        eps = np.multiply(self.x0, -s.sqrt_alpha_bars[t])
-        eps += x_t
-        eps *= 1.0 / s.sqrt_one_minus_alpha_bars[t]
-        return eps
+        return oracle_noise(x_t, t, self.x0, self.schedule)
 
     def predict_x0(self, x_t: np.ndarray, t: int) -> np.ndarray:
         return self.x0.copy()

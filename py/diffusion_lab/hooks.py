@@ -17,6 +17,7 @@ lines of <your code> only and stops it after TIME_LIMIT_S with a HookError.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import linecache
 import math
@@ -28,12 +29,14 @@ import traceback
 
 import numpy as np
 
-from . import samplers, schedules
+from . import denoisers, samplers, schedules
 
 FILENAME = "<your code>"  # what tracebacks call the student's code
 SCHEDULE_HOOK = "betas"
 STEP_HOOK = "step"
+NOISE_HOOK = "predict_noise"
 MAX_STATE = 1e6  # a step's x_{t-1} beyond this has run away (the chain's states stay within a few units)
+MAX_NOISE = 1e6  # so has a predicted noise beyond this (eps is a standard normal draw: a few units)
 TIME_LIMIT_S = 2.0  # the student's code is stopped after this long (an endless loop, most likely)
 
 
@@ -47,6 +50,17 @@ class HookError(Exception):
         summary = summary.rstrip().removesuffix(".")
         super().__init__(summary)
         self.summary, self.detail = summary, detail or summary
+        self.hook = ""  # which hook failed, when it failed inside a chain (set by the hook's wrapper)
+
+
+@contextlib.contextmanager
+def blamed(hook_name: str):
+    """Tag a HookError raised inside with the hook it came from (a chain runs several)."""
+    try:
+        yield
+    except HookError as error:
+        error.hook = error.hook or hook_name
+        raise
 
 
 def template(function, hook_name: str) -> str:
@@ -160,6 +174,7 @@ def step_from_source(source: str):
     """
     function = load(source, STEP_HOOK, samplers)
 
+    @blamed(STEP_HOOK)
     def step(x_t, t, eps, schedule, sigma, noise, clip):
         result = call(function, x_t, t, eps, schedule, sigma, noise, clip)
         try:
@@ -169,7 +184,7 @@ def step_from_source(source: str):
         if pair is None or len(pair) != 2:
             raise HookError(f"{STEP_HOOK}(…) at t = {t + 1} must return two arrays, (x_{{t-1}}, x0_pred), "
                             f"not {type(result).__name__}" + ("" if pair is None else f" of {len(pair)}"))
-        x_prev, x0 = (_numbers(item, name, t) for name, item in zip(("x_{t-1}", "x0_pred"), pair))
+        x_prev, x0 = (_numbers(item, STEP_HOOK, name, t) for name, item in zip(("x_{t-1}", "x0_pred"), pair))
         for name, array in (("x_{t-1}", x_prev), ("x0_pred", x0)):
             if array.shape != x_t.shape:
                 raise HookError(f"{STEP_HOOK}(…) at t = {t + 1} returned {name} of shape {array.shape}; "
@@ -185,17 +200,17 @@ def step_from_source(source: str):
     return step
 
 
-def _numbers(item, name: str, t: int) -> np.ndarray:
-    """What the step returned as `name`, as float64, or HookError naming what it is instead."""
+def _numbers(item, hook: str, name: str, t: int) -> np.ndarray:
+    """What the hook returned as `name`, as float64, or HookError naming what it is instead."""
     try:
         array = np.asarray(item)
     except (TypeError, ValueError):  # a ragged list
         array = None
     if array is None or array.dtype.kind not in "biufc":
-        raise HookError(f"{STEP_HOOK}(…) at t = {t + 1} returned {name} as {type(item).__name__} "
+        raise HookError(f"{hook}(…) at t = {t + 1} returned {name} as {type(item).__name__} "
                         f"{schedules._short(item)}: it must be an array of numbers")
     if array.dtype.kind == "c" and array.imag.any():
-        raise HookError(f"{STEP_HOOK}(…) at t = {t + 1} returned complex numbers: pictures are real")
+        raise HookError(f"{hook}(…) at t = {t + 1} returned complex numbers: pictures are real")
     return np.real(array).astype(np.float64)
 
 
@@ -206,3 +221,56 @@ def try_step(step, schedule: schedules.Schedule, shape: tuple[int, ...]) -> None
     for t in (schedule.num_steps - 1, 0):
         x_t, eps, noise = rng.standard_normal((3, *shape))
         step(x_t, t, eps, schedule, float(sigmas[t]), noise if t > 0 else None, False)
+
+
+# -- the noise hook: the oracle's prediction ---------------------------------------------------
+
+def noise_template() -> str:
+    """The editable original of the oracle's noise prediction: denoisers.oracle_noise as ``predict_noise(...)``."""
+    return template(denoisers.oracle_noise, NOISE_HOOK)
+
+
+def noise_from_source(source: str):
+    """The student's ``predict_noise``, wrapped so that every call is timed and its result checked (else HookError).
+
+    Called as (x_t, t, x0, schedule) -> eps, as denoisers.oracle_noise is; ``Oracle`` makes it a denoiser.
+    """
+    function = load(source, NOISE_HOOK, denoisers)
+
+    @blamed(NOISE_HOOK)
+    def predict_noise(x_t, t, x0, schedule):
+        eps = _numbers(call(function, x_t, t, x0, schedule), NOISE_HOOK, "eps", t)
+        if eps.shape != x_t.shape:
+            raise HookError(f"{NOISE_HOOK}(…) at t = {t + 1} returned eps of shape {eps.shape}; the picture is "
+                            f"{x_t.shape}")
+        if not np.isfinite(eps).all():
+            raise HookError(f"{NOISE_HOOK}(…) at t = {t + 1} returned eps with a value that is not finite")
+        largest = float(np.abs(eps).max(initial=0.0))
+        if largest > MAX_NOISE:
+            raise HookError(f"{NOISE_HOOK}(…) at t = {t + 1} returned eps with a value of {largest:.3g}: the "
+                            "noise is a standard normal draw, a few units at most, so the chain would run away")
+        return eps
+
+    return predict_noise
+
+
+class Oracle(denoisers.Denoiser):
+    """The oracle with the student's noise prediction in place of denoisers.oracle_noise.
+
+    Its x0_pred follows from the eps it predicts (eq. 15), as for any denoiser:
+    the student's noise, not the x0 the oracle knows, decides the chain.
+    """
+
+    def __init__(self, predict_noise, x0: np.ndarray, schedule: schedules.Schedule):
+        self.predict, self.x0, self.schedule = predict_noise, np.asarray(x0, dtype=np.float64), schedule
+
+    def predict_noise(self, x_t: np.ndarray, t: int) -> np.ndarray:
+        return self.predict(x_t, t, self.x0, self.schedule)
+
+
+def try_noise(predict_noise, schedule: schedules.Schedule, x0: np.ndarray) -> None:
+    """Call a prediction from noise_from_source at the last and the first step; HookError if it fails."""
+    rng = np.random.default_rng(0)
+    for t in (schedule.num_steps - 1, 0):
+        x_t = schedule.sqrt_alpha_bars[t] * x0 + schedule.sqrt_one_minus_alpha_bars[t] * rng.standard_normal(x0.shape)
+        predict_noise(x_t, t, x0, schedule)

@@ -600,70 +600,114 @@ class ForwardPanel(Panel):
 
 
 class ReversePanel(Panel):
-    """The reverse view's equations (DDPM eq. 15 and 7, or DDIM eq. 12), its step's editor, code and files."""
+    """The reverse view's equations (DDPM eq. 15 and 7, or DDIM eq. 12), the editors of the oracle's noise
+    prediction and of the DDPM step, the code and the files."""
 
     denoiser = None  # the reverse view tells the panel which denoiser its chain uses
+    students_step = None  # the student's step the chain uses, if any
 
     def __init__(self, view) -> None:
         super().__init__(view)
+        self.noise = Editor(self, "noise_hook", "noise-hook", "predict_noise(…)", "denoisers.py",
+                            lambda: "the oracle's exact noise prediction", self._check_noise)
         self.step = Editor(self, "step_hook", "step-hook", "step(…)", "samplers.py", lambda: "the DDPM step",
                            self._check_step)
-        self.updates = {}  # the student's code -> their step, checked
-        self.broken = None  # (the student's code, its HookError) when their step failed in the middle of a chain
+        self.checked = {}  # (editor's setting, the student's code) -> their function, checked
+        self.broken = None  # (editor, the student's code, its HookError) when it failed in the middle of a chain
 
     def new_chain(self, denoiser) -> None:
         self.denoiser = denoiser
+
+    def _in_use(self, editor, applies: bool, elsewhere: str):
+        """The student's function of `editor` for the chain about to start, or None for the original
+        (called when the view rebuilds): not when it failed in the last chain, or does not apply here."""
+        if not editor.in_use:
+            return None
+        if self._broken(editor):
+            error = self.broken[2]
+            editor.fail(error, f"Your {editor.name} stopped the chain ({error.summary}). The chain was run again "
+                               f"with {editor.original()} of {editor.origin}; change the code and press Run.")
+            return None
+        if not applies:
+            editor.status(elsewhere)
+            return None
+        if (editor.setting, editor.in_use) not in self.checked:  # code run in this tab before a reload
+            try:
+                editor.check(editor.in_use)
+            except self.hooks.HookError as error:
+                editor.fail(error, f"Your {editor.name} did not run ({error.summary}); the page uses "
+                                   f"{editor.original()}.")
+                return None
+        return self.checked[editor.setting, editor.in_use]
+
+    def chain_failed(self, error) -> None:
+        """The student's code failed in the middle of the chain; the view starts it again with the original."""
+        editor = self.noise if error.hook == self.hooks.NOISE_HOOK else self.step
+        self.broken = (editor, editor.in_use, error)  # _in_use() says so
+
+    def _broken(self, editor) -> bool:
+        """Whether the editor's code in use is the one that failed in the middle of a chain."""
+        return self.broken is not None and self.broken[0] is editor and editor.in_use == self.broken[1]
+
+    def _keep(self, editor, source: str, function) -> None:
+        """The editor's code passed its trial: keep its function (the last only), and let it run a chain again."""
+        self.checked = {key: kept for key, kept in self.checked.items() if key[0] != editor.setting}
+        self.checked[editor.setting, source] = function
+        if self.broken is not None and self.broken[0] is editor:
+            self.broken = None
+
+    def _trial(self):
+        """The schedule and the picture the chain uses, to try the student's code on (made up while the
+        network loads)."""
+        view, s = self.view, self.settings
+        schedule = getattr(view, "schedule", None) or self.core.schedules.get_schedule(s["schedule"], s["steps"])
+        picture = getattr(view, "target", None)
+        if picture is None or picture.shape != view.picture_shape():
+            picture = self.core.np.zeros(view.picture_shape())
+        return schedule, picture
+
+    # -- the oracle's noise prediction: denoisers.py's, or the student's ---------------------------------------
+    def _check_noise(self, source: str) -> None:
+        """Run the student's prediction at the first and last step (most mistakes show at once), and keep it."""
+        predict = self.hooks.noise_from_source(source)
+        self.hooks.try_noise(predict, *self._trial())
+        self._keep(self.noise, source, predict)
 
     # -- the DDPM step: samplers.py's, or the student's --------------------------------------------------------
     def _check_step(self, source: str) -> None:
         """Run the student's step on trial arrays (most mistakes show at once), and keep it."""
         update = self.hooks.step_from_source(source)
-        schedule = getattr(self.view, "schedule", None)  # None while the network loads
-        if schedule is None:
-            schedule = self.core.schedules.get_schedule(self.settings["schedule"], self.settings["steps"])
-        self.hooks.try_step(update, schedule, self.view.picture_shape())
-        self.updates, self.broken = {source: update}, None
+        schedule, picture = self._trial()
+        self.hooks.try_step(update, schedule, picture.shape)
+        self._keep(self.step, source, update)
 
     def update(self):
         """The step the DDPM chain takes: the student's, or None for samplers.py's (called when the view rebuilds)."""
-        editor = self.step
-        editor.take_setting(self.hooks.step_template())
-        if not editor.in_use:
-            return None
-        if self._broken():
-            error = self.broken[1]
-            editor.fail(error, f"Your step(…) stopped the chain ({error.summary}). The chain was run again with "
-                               "the DDPM step of samplers.py; change the code and press Run.")
-            return None
-        if self.settings["sampler"] != "ddpm":
-            editor.status("Your step(…) changes the DDPM sampler's step; the DDIM sampler takes its own "
-                          "(samplers._ddim_update). Choose DDPM to see yours.")
-            return None
-        if editor.in_use not in self.updates:  # code run in this tab before a reload
-            try:
-                self._check_step(editor.in_use)
-            except self.hooks.HookError as error:
-                editor.fail(error, f"Your step(…) did not run ({error.summary}); the page uses the DDPM step.")
-                return None
-        return self.updates[editor.in_use]
+        self.step.take_setting(self.hooks.step_template())
+        self.students_step = self._in_use(self.step, self.settings["sampler"] == "ddpm",
+                                          "Your step(…) changes the DDPM sampler's step; the DDIM sampler takes "
+                                          "its own (samplers._ddim_update). Choose DDPM to see yours.")
+        return self.students_step
 
-    def step_failed(self, error) -> None:
-        """The student's step failed in the middle of the chain; the view starts it again with the original."""
-        self.broken = (self.step.in_use, error)  # update() says so
-
-    def _broken(self) -> bool:
-        """Whether the step in use is the one that failed in the middle of a chain."""
-        return self.broken is not None and self.step.in_use == self.broken[0]
+    def prediction(self):
+        """The oracle's noise prediction: the student's, or None for denoisers.py's (called when the view
+        rebuilds, whatever the denoiser, so that the editor follows the settings)."""
+        self.noise.take_setting(self.hooks.noise_template())
+        return self._in_use(self.noise, self.settings["denoiser"] == "oracle",
+                            "Your predict_noise(…) changes the oracle's prediction; the ideal denoiser and the "
+                            "trained network make their own. Choose the oracle to see yours.")
 
     def draw(self) -> None:
         view, core, s = self.view, self.core, self.settings
         ddim = s["sampler"] == "ddim"
         update = core.samplers._ddim_update if ddim else core.samplers._ddpm_update
-        students = not ddim and self.step.in_use and not self._broken()
-        functions = [] if students else [(f"samplers.{update.__name__}", update)]  # theirs is in the editor
+        theirs = self.students_step is not None  # the student's step or noise is in its editor, not listed
+        functions = [] if theirs else [(f"samplers.{update.__name__}", update)]
         if ddim:
             functions.append(("samplers.ddim_coefficients", core.samplers.ddim_coefficients))
-        if self.denoiser is not None:
+        if isinstance(self.denoiser, core.denoisers.Oracle):
+            functions.append(("denoisers.oracle_noise", core.denoisers.oracle_noise))
+        elif self.denoiser is not None and not isinstance(self.denoiser, self.hooks.Oracle):
             kind = type(self.denoiser)
             functions.append((f"{kind.__module__.rsplit('.', 1)[-1]}.{kind.__name__}.predict_noise",
                               kind.predict_noise))
@@ -716,8 +760,11 @@ class ReversePanel(Panel):
                                                     "sigma_used": sigma})
 
     def settings_record(self) -> dict:
-        """The settings the chain used: not the ones it ignores (the Size of the 8x8 digits, DDIM's with DDPM)."""
+        """The settings the chain used: not the ones it ignores (the Size of the 8x8 digits, DDIM's with DDPM,
+        code of a hook the chain does not have)."""
         ignored = {name for name, used in self.view.relevant().items() if not used}
+        ignored |= {"noise_hook"} if self.settings["denoiser"] != "oracle" else set()
+        ignored |= {"step_hook"} if self.settings["sampler"] != "ddpm" else set()
         return {name: value for name, value in super().settings_record().items() if name not in ignored}
 
     def _finished(self):

@@ -56,9 +56,13 @@ class ReverseView:
             return
         self.schedule = self.learn.schedule()  # the Schedule setting's, or the student's betas(T)
         self.target = core.images.make_image(s["image"], s["size"])
+        predict = self.learn.prediction()  # the student's noise prediction for the oracle, or None
         if s["denoiser"] == "oracle":
             self.training = None
-            denoiser = core.denoisers.Oracle(self.target, self.schedule)
+            if predict is None:
+                denoiser = core.denoisers.Oracle(self.target, self.schedule)
+            else:
+                denoiser = self.learn.hooks.Oracle(predict, self.target, self.schedule)
         else:
             if self.uses_digits():
                 self.training, self.novelty = self.assets[DIGITS]
@@ -150,8 +154,8 @@ class ReverseView:
                         break
                 else:
                     break
-            except self.learn.hooks.HookError as error:  # the student's step: start again with the original
-                self.learn.step_failed(error)
+            except self.learn.hooks.HookError as error:  # the student's code: start again with the original
+                self.learn.chain_failed(error)
                 self.rebuild()
                 return
             if self.settings["step"] >= len(self.frames) - 2:

@@ -147,10 +147,13 @@
       settings.hidden = true;
       settings.closest(".layout").classList.add("without-settings");
     }
-    // The schedule's code is part of the schedule: fixing one fixes both.
-    const locks = list("lock");
-    if (locks.includes("schedule") && !locks.includes("hook") && $("hook")) locks.push("hook");
     const controlNamed = (name) => document.querySelector(`fieldset[data-group] [name="${CSS.escape(name)}"]`);
+    // The schedule's code is part of the schedule, the oracle's noise prediction of the denoiser: fixing one
+    // fixes both.
+    const locks = list("lock");
+    for (const [setting, code] of [["schedule", "hook"], ["denoiser", "noise_hook"]]) {
+      if (locks.includes(setting) && !locks.includes(code) && controlNamed(code)) locks.push(code);
+    }
     const unknownControls = locks.filter((name) => !controlNamed(name));
     if (unknownControls.length) {
       notice(`lock: ignored ${ignored(unknownControls)}, not ${unknownControls.length > 1 ? "controls" : "a control"} ` +

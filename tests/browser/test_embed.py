@@ -165,3 +165,10 @@ def test_a_teacher_can_lock_the_code_which_stays_readable_and_runnable(watched, 
     assert page.locator("#notices li").count() == 0
     expect(page.get_by_label("Code of betas(T)")).not_to_be_editable()
     expect(page.get_by_label("Schedule", exact=True)).to_be_enabled()
+    # The oracle's noise prediction is part of the denoiser: fixing the denoiser fixes it too.
+    page = watched.open(f"{base_url}/reverse.html?embed=1&lock=denoiser")
+    assert page.locator("#notices li").count() == 0
+    expect(page.get_by_label("Denoiser")).to_be_disabled()
+    expect(page.locator("#noise-hook")).not_to_be_editable()
+    expect(page.get_by_role("button", name="Reset the noise prediction's code")).to_be_disabled()
+    expect(page.locator("#step-hook")).to_be_editable()

@@ -442,6 +442,71 @@ def test_a_step_for_the_digits_is_tried_on_their_shape_and_exit_stops_only_the_s
     assert page.locator("#error").is_hidden()
 
 
+def run_noise(page, source: str) -> None:
+    page.get_by_label("Code of predict_noise(x_t, t, x0, schedule)").fill(source)
+    page.get_by_role("button", name="Run the noise prediction").click()
+
+
+def test_the_oracle_runs_with_the_students_noise_prediction_in_ddim_and_ddpm(watched, base_url):
+    page = watched.open(f"{base_url}/reverse.html?steps=60&size=32&seed=5&image=disc&sampler=ddim&ddim_steps=6"
+                        "&spacing=trailing")
+    editor = page.get_by_label("Code of predict_noise(x_t, t, x0, schedule)")
+    assert editor.input_value() == hooks.noise_template()  # the oracle's own code, renamed
+    status = page.locator("#noise-hook-status")
+    expect(status).to_contain_text("In use: the oracle's exact noise prediction, as denoisers.py defines it")
+    assert "denoisers.oracle_noise" in settled(page).locator("#code-listing figcaption code").all_inner_texts()
+
+    # A prediction 10% too large: DDIM's result misses the target by what the CPython chain says.
+    larger = hooks.noise_template().replace("    return (", "    return 1.1 * (")
+    run_noise(page, larger)
+    expect(status).to_contain_text("In use: your predict_noise(…), in place of the oracle's exact noise prediction")
+    assert f"noise_hook={controls.code_to_url(larger)}" in page.url
+    schedule = schedules.get_schedule("linear", 60)
+    target = images.make_image("disc", 32)
+
+    def cpython(**options):
+        rng = np.random.default_rng(5)
+        x = rng.standard_normal((32, 32))
+        oracle = hooks.Oracle(hooks.noise_from_source(larger), target, schedule)
+        for _, x, _ in samplers.sample(x, oracle, schedule, rng, **options):
+            pass
+        return x
+
+    expected = cpython(sampler="ddim", steps=6, spacing="trailing")
+    assert_same_image(final_state(page, 6), expected)
+    wait_for_result(page)
+    expect(page.locator("#result")).to_have_text(f"Result: PSNR {images.psnr(expected, target):.1f} dB against "
+                                                 "the target.")
+    assert "denoisers.oracle_noise" not in settled(page).locator("#code-listing figcaption code").all_inner_texts()
+
+    # DDPM uses it too.
+    page.get_by_label("Sampler").select_option("ddpm")
+    assert_same_image(final_state(page, 60), cpython())
+    expect(status).to_contain_text("In use: your predict_noise(…)")
+
+    # One that fails halfway down the chain: the error is shown and the chain runs again with the oracle's own.
+    run_noise(page, larger.replace("    return 1.1 * (", "    if t == 20:\n        1 / 0\n    return 1.1 * ("))
+    expect(status).to_contain_text("stopped the chain", timeout=10_000)
+    expect(status).to_contain_text("run again with the oracle's exact noise prediction of denoisers.py")
+    error = page.inner_text("#noise-hook-error")
+    assert "ZeroDivisionError" in error and "in predict_noise" in error
+    expect(page.locator("#result")).to_contain_text("identical to the target", timeout=30_000)
+    expect(page.locator("#step-hook-status")).to_contain_text("In use: the DDPM step")  # the step is not blamed
+    assert page.locator("#error").is_hidden()
+
+    # One that fails at once is refused on Run; the ideal denoiser makes its own prediction; Reset.
+    run_noise(page, "def predict_noise(x_t, t, x0, schedule):\n    return 0\n")
+    expect(status).to_contain_text("did not run")
+    assert "eps of shape ()" in page.inner_text("#noise-hook-status")
+    run_noise(page, larger)
+    expect(status).to_contain_text("In use: your predict_noise(…)")
+    page.get_by_label("Denoiser").select_option("ideal")
+    expect(status).to_contain_text("the ideal denoiser and the trained network make their own")
+    page.get_by_role("button", name="Reset the noise prediction's code").click()
+    expect(status).to_contain_text("In use: the oracle's exact noise prediction")
+    assert "noise_hook=" not in page.url and editor.input_value() == hooks.noise_template()
+
+
 # -- downloads ----------------------------------------------------------------------
 
 def download(page, name: str):

@@ -201,6 +201,83 @@ def test_the_step_hook_is_for_ddpm_only():
                         np.random.default_rng(0), sampler="ddim", update=hooks.step_from_source(hooks.step_template()))
 
 
+# -- the noise hook: the oracle's prediction ----------------------------------------------------------
+
+def oracle_chain(predict=None, **options):
+    """The states of a 50-step oracle chain on a 16x16 disc, seed 3, with the student's noise prediction if any."""
+    schedule = get_schedule("cosine", 50)
+    rng = np.random.default_rng(3)
+    x_T = rng.standard_normal((16, 16))
+    disc = images.make_image("disc", 16)
+    oracle = denoisers.Oracle(disc, schedule) if predict is None else hooks.Oracle(predict, disc, schedule)
+    return [x for _, x, _ in samplers.sample(x_T, oracle, schedule, rng, **options)]
+
+
+SAMPLERS = ({"sampler": "ddpm"}, {"sampler": "ddpm", "variance": "fixed_large"},
+            {"sampler": "ddim", "steps": 7, "eta": 0.0}, {"sampler": "ddim", "steps": 7, "eta": 1.0})
+
+
+@pytest.mark.parametrize("options", SAMPLERS)
+def test_the_noise_template_is_the_oracles_own_code_and_gives_the_same_chain(options):
+    source = hooks.noise_template()
+    assert source.startswith("def predict_noise(x_t, t, x0, schedule):")
+    assert source.split("\n", 1)[1] == inspect.getsource(denoisers.oracle_noise).split("\n", 1)[1]
+    for ours, original in zip(oracle_chain(hooks.noise_from_source(source), **options), oracle_chain(**options)):
+        np.testing.assert_array_equal(ours, original)
+
+
+def test_a_prediction_of_no_noise_makes_ddim_scale_x_T_up():
+    """With eps = 0, each DDIM step (eta = 0) multiplies x_t by sqrt(alpha_bar_prev / alpha_bar_t): the chain
+    ends at x_T / sqrt(alpha_bar_T), the noise blown up, not a picture."""
+    none = "def predict_noise(x_t, t, x0, schedule):\n    return np.zeros_like(x_t)\n"
+    states = oracle_chain(hooks.noise_from_source(none), sampler="ddim", steps=5, spacing="trailing")
+    x_T = np.random.default_rng(3).standard_normal((16, 16))  # as oracle_chain draws it
+    np.testing.assert_allclose(states[-1], x_T / get_schedule("cosine", 50).sqrt_alpha_bars[-1], rtol=1e-12)
+
+
+def test_a_prediction_ten_percent_too_large_still_lands_near_the_target():
+    """The oracle's x0 corrects the error at each step: the result is close, not exact (the lesson: a biased
+    noise estimate leaves a biased picture)."""
+    larger = hooks.noise_template().replace("    return (", "    return 1.1 * (")
+    disc = images.make_image("disc", 16)
+    exact = oracle_chain()[-1]
+    biased = oracle_chain(hooks.noise_from_source(larger))[-1]
+    assert images.psnr(exact, disc) > 100 > images.psnr(biased, disc) > 30
+
+
+@pytest.mark.parametrize("body, words", [
+    ("return 0", ["t = 50", "eps of shape ()", "(16, 16)"]),
+    ("return x_t[1:]", ["t = 50", "eps of shape (15, 16)"]),
+    ("return x_t * np.nan", ["t = 50", "not finite"]),
+    ("return 'a'", ["t = 50", "eps as str 'a'", "array of numbers"]),
+    ("return x_t + 1j", ["complex"]),
+    ("return -(x_t - np.sqrt(schedule.alpha_bars[t]) * x0) / np.sqrt(1 - schedule.alpha_bars[t])",
+     ["eps with a value of", "run away"]),  # the wrong sign: the chain runs away, refused on the way
+    ("return 1 / 0 if t == 20 else x_t", ["Line 2", "ZeroDivisionError"]),  # fails halfway down
+])
+def test_a_bad_noise_prediction_gets_a_message_naming_it(body, words):
+    source = f"def predict_noise(x_t, t, x0, schedule):\n    {body}\n"
+    with pytest.raises(hooks.HookError) as caught:
+        oracle_chain(hooks.noise_from_source(source))
+    for word in words:
+        assert word in caught.value.summary
+    assert caught.value.hook == hooks.NOISE_HOOK  # the page tells which editor's code stopped the chain
+
+
+def test_a_chain_tells_which_hook_failed():
+    breaking = "def step(x_t, t, eps, schedule, sigma, noise, clip):\n    return 1 / 0\n"
+    with pytest.raises(hooks.HookError) as caught:
+        oracle_chain(hooks.noise_from_source(hooks.noise_template()), update=hooks.step_from_source(breaking))
+    assert caught.value.hook == hooks.STEP_HOOK
+
+
+def test_the_noise_prediction_is_tried_at_both_ends_of_the_schedule():
+    late = "def predict_noise(x_t, t, x0, schedule):\n    assert t < 40, t\n    return x_t\n"
+    with pytest.raises(hooks.HookError, match="AssertionError: 49"):
+        hooks.try_noise(hooks.noise_from_source(late), get_schedule("linear", 50), np.zeros((4, 4)))
+    hooks.try_noise(hooks.noise_from_source(hooks.noise_template()), get_schedule("linear", 50), np.zeros((4, 4)))
+
+
 def test_frame_indices_are_evenly_spaced_with_both_ends():
     assert list(export.frame_indices(5)) == [0, 1, 2, 3, 4]
     ks = export.frame_indices(1001, 101)
