@@ -144,14 +144,26 @@ def ddim_coefficients(t: int, t_prev: int, schedule: Schedule, eta: float = 0.0)
     """The coefficients of the DDIM step x_t -> x_{t_prev}; the sampler computes with exactly these."""
     alpha_bar = float(schedule.alpha_bars[t])
     alpha_bar_prev = float(schedule.alpha_bars[t_prev]) if t_prev >= 0 else 1.0
-    # 1 - alpha_bar as the schedule computed it, exact for tiny betas; 1 - alpha_bar / alpha_bar_prev likewise
+    # 1 - alpha_bar as the schedule sums it, exact for tiny betas. No difference of two such numbers appears
+    # below: near the noisy end of a short schedule both are within 1e-12 of 1, and it would cancel.
     noise, noise_prev = float(schedule.one_minus_alpha_bars[t]), (
         float(schedule.one_minus_alpha_bars[t_prev]) if t_prev >= 0 else 0.0)
-    sigma = eta * math.sqrt(noise_prev / noise * ((noise - noise_prev) / alpha_bar_prev))
+    sigma = eta * math.sqrt(noise_prev / noise * _one_minus_ratio(schedule, t, t_prev))
+    # 1 - alpha_bar_prev - sigma^2 = noise_prev ((1 - eta^2) + eta^2 alpha_bar noise_prev / (alpha_bar_prev noise)),
+    # a sum of positive terms.
+    kept = (1.0 - eta * eta) + eta * eta * (alpha_bar * noise_prev) / (alpha_bar_prev * noise)
     return DDIMCoefficients(
         t=int(t), t_prev=int(t_prev), alpha_bar=alpha_bar, alpha_bar_prev=alpha_bar_prev,
         eps_scale=math.sqrt(noise), x0_scale=math.sqrt(alpha_bar), signal=math.sqrt(alpha_bar_prev),
-        direction=math.sqrt(max(noise_prev - sigma * sigma, 0.0)), sigma=sigma)
+        direction=math.sqrt(noise_prev * kept), sigma=sigma)
+
+
+def _one_minus_ratio(schedule: Schedule, t: int, t_prev: int) -> float:
+    """1 - alpha_bar_t / alpha_bar_{t_prev}, the noise one DDIM jump adds: 1 - prod (1 - beta_s) over
+    t_prev < s <= t, summed term by term (beta_s times the product before it) as the schedule sums 1 - alpha_bar."""
+    betas = schedule.betas[t_prev + 1:t + 1]
+    before = np.cumprod(np.concatenate(([1.0], schedule.alphas[t_prev + 1:t])))
+    return float(np.cumsum(before * betas)[-1])
 
 
 def _ddim_update(x_t, t, t_prev, eps, schedule, eta, noise, clip):

@@ -85,6 +85,34 @@ def test_ddim_eta1_is_ddpm_posterior(name, t):
     np.testing.assert_allclose(noisy, ddpm_step(x_t, t, eps, s, noise=z), rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("name", SCHEDULE_NAMES)
+def test_ddim_coefficients_of_short_schedules_match_exact_arithmetic(name):
+    """sigma (eq. 16), the direction sqrt(1 - alpha_bar_prev - sigma^2) and the signal of every DDIM jump the
+    pages can take on short schedules, against the same formulas in exact rational arithmetic of the betas.
+    There alpha_bar falls to 1e-21 at once (betas clipped at 0.999), where a difference of two 1 - alpha_bar
+    cancels: sigma had come out 0 and the direction 1 (sigmoid, T = 19, eta = 1)."""
+    from fractions import Fraction
+
+    for T in (2, 3, 5, 10, 13, 19, 40):
+        schedule = get_schedule(name, T)
+        alpha_bars = [Fraction(1)]
+        for beta in schedule.betas:
+            alpha_bars.append(alpha_bars[-1] * (1 - Fraction(float(beta))))  # [k]: alpha_bar at index k - 1
+        jumps = {(int(t), int(t_prev)) for steps in {1, 2, 5, T} for spacing in ("leading", "trailing")
+                 for ts in [timesteps(T, min(steps, T), spacing).tolist()] for t, t_prev in zip(ts, ts[1:] + [-1])}
+        for t, t_prev in sorted(jumps):
+            for eta in (0.0, 0.5, 1.0):
+                ab, ab_prev = alpha_bars[t + 1], alpha_bars[t_prev + 1]
+                sigma2 = Fraction(eta) ** 2 * (1 - ab_prev) / (1 - ab) * (1 - ab / ab_prev)
+                c = samplers.ddim_coefficients(t, t_prev, schedule, eta)
+                where = (name, T, t, t_prev, eta)
+                assert c.sigma == pytest.approx(math.sqrt(sigma2), rel=1e-12, abs=1e-300), where
+                assert c.direction == pytest.approx(math.sqrt(1 - ab_prev - sigma2), rel=1e-12), where
+                assert c.signal == pytest.approx(math.sqrt(ab_prev), rel=1e-12), where
+                if eta == 1.0 and t_prev == t - 1:  # eq. 16: DDPM's posterior variance
+                    assert c.sigma == pytest.approx(math.sqrt(schedule.beta_tildes[t]), rel=1e-12), where
+
+
 def test_ddim_eta0_formula_and_determinism():
     s = get_schedule("cosine", 100)
     x_t, eps, z = random_state(5)
