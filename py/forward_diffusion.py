@@ -9,6 +9,7 @@ classroom names as thin wrappers and draws one strip of frames.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
-from diffusion_lab import forward, images, plots, schedules  # noqa: E402
+from diffusion_lab import controls, forward, images, plots, schedules  # noqa: E402
 
 
 def _as_schedule(betas_or_schedule) -> schedules.Schedule:
@@ -44,40 +45,67 @@ def add_gaussian_noise_for_forward_sim(
     return forward.q_step(x_prev, t, noise, _as_schedule(betas_or_schedule))
 
 
-def shown_steps(num_steps: int, shown: int) -> list[int]:
-    """``shown`` evenly spaced indices from 0 to num_steps-1 (fewer if num_steps is small)."""
-    return sorted({int(round(t)) for t in np.linspace(0, num_steps - 1, max(1, min(shown, num_steps)))})
+MAX_SHOWN = 40  # frames in one figure (130 px each)
+
+
+def shown_steps(count: int, shown: int) -> list[int]:
+    """``shown`` evenly spaced indices of ``count`` items, always with the last (fewer if count is small)."""
+    return sorted({int(round(k)) for k in np.linspace(count - 1, 0, max(1, min(shown, count)))})
 
 
 def common_parser(description: str) -> argparse.ArgumentParser:
     """The options both classroom programs share."""
-    parser = argparse.ArgumentParser(description=description)
+    parser = argparse.ArgumentParser(
+        description=description,
+        epilog="Timesteps count as in the DDPM paper and the pages: t = 0 is the clean image, t = T pure noise.")
     parser.add_argument("--schedule", choices=schedules.SCHEDULE_NAMES, default="linear")
-    parser.add_argument("--steps", type=int, default=1000, help="number of diffusion steps T (2..1000)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=1000,
+                        help=f"number of diffusion steps T (2..{schedules.REFERENCE_STEPS})")
+    parser.add_argument("--seed", type=int, default=0, help=f"random seed (0..{controls.MAX_SEED})")
     parser.add_argument("--image", choices=images.IMAGE_NAMES, default="gradient")
-    parser.add_argument("--size", type=int, default=64, help="image side in pixels (16..256)")
-    parser.add_argument("--shown", type=int, default=10, help="number of noisy frames in the figure")
+    parser.add_argument("--size", type=int, default=64,
+                        help=f"image side in pixels ({images.MIN_SIZE}..{images.MAX_SIZE})")
+    parser.add_argument("--shown", type=int, default=10,
+                        help=f"number of noisy frames in the figure, evenly spaced up to the last (1..{MAX_SHOWN})")
     parser.add_argument("--show", action="store_true", help="also open the PNG in an image viewer")
     return parser
 
 
 def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse bad options before any work, as argparse does: a one-line message and exit status 2."""
     if not 2 <= args.steps <= schedules.REFERENCE_STEPS:
         parser.error(f"--steps must be between 2 and {schedules.REFERENCE_STEPS}")
     if not images.MIN_SIZE <= args.size <= images.MAX_SIZE:
         parser.error(f"--size must be between {images.MIN_SIZE} and {images.MAX_SIZE}")
-    if args.shown < 1:
-        parser.error("--shown must be >= 1")
+    if not 0 <= args.seed <= controls.MAX_SEED:
+        parser.error(f"--seed must be between 0 and {controls.MAX_SEED}")
+    if not 1 <= args.shown <= MAX_SHOWN:
+        parser.error(f"--shown must be between 1 and {MAX_SHOWN}")
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        parser.error(f"--out {args.out!r}: the figure is a PNG, so the file name must end in .png")
+    if out.is_dir():
+        parser.error(f"--out {args.out!r} is a folder; give a file name ending in .png")
+    folder = out.parent
+    if not folder.is_dir():
+        parser.error(f"--out {args.out!r}: the folder {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        parser.error(f"--out {args.out!r}: no permission to write there")
 
 
-def write(fig, out: str, show: bool) -> None:
-    plots.save_png(fig, out)
+def write(fig, out: str, show: bool) -> int:
+    """Save the figure as PNG; the exit status (1 with a one-line message if the file cannot be written)."""
+    try:
+        plots.save_png(fig, out)
+    except OSError as error:
+        print(f"error: could not write {out}: {error.strerror or error}", file=sys.stderr)
+        return 1
     print(f"wrote {Path(out).resolve()}")
     if show:
         from PIL import Image
 
         Image.open(out).show()
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -90,16 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     image = images.make_image(args.image, args.size)
     rng = np.random.default_rng(args.seed)
     wanted = set(shown_steps(args.steps, args.shown))
-    frames, labels = [image], ["x0 (original)"]
+    frames, labels = [image], ["x0 (t=0)"]
     x = image
-    for t in range(args.steps):
+    for t in range(args.steps):  # the core's index: the step to the paper's t + 1
         x = add_gaussian_noise_for_forward_sim(x, t, schedule, rng=rng)
         if t in wanted:
             frames.append(x)
-            labels.append(f"t={t}")
+            labels.append(f"t={t + 1}")
     title = f"Forward diffusion: {args.schedule} schedule, T={args.steps}, seed {args.seed}"
-    write(plots.strip_figure(frames, labels, title=title), args.out, args.show)
-    return 0
+    return write(plots.strip_figure(frames, labels, title=title), args.out, args.show)
 
 
 if __name__ == "__main__":

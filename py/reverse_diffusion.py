@@ -36,14 +36,19 @@ def reverse_diffusion(
 ) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
     """Noise ``image`` to x_T with eq. 4, then run the exact reverse steps with the oracle.
 
-    Returns x_T and the list of (t, state after the step at t); the last state is the clean end.
+    Returns x_T and the list of (t, x_t) after each step, t counted as in the paper: the last is (0, the clean end).
     """
     x_T = forward.q_sample(image, schedule.num_steps - 1, rng.standard_normal(np.shape(image)), schedule)
     oracle = denoisers.Oracle(image, schedule)
     steps = samplers.sample(
         x_T, oracle, schedule, rng, sampler=sampler, steps=ddim_steps, eta=eta, spacing=spacing
     )
-    return x_T, [(t, x) for t, x, _ in steps]
+    if sampler == "ddim":
+        starts = samplers.timesteps(schedule.num_steps, ddim_steps or schedule.num_steps, spacing).tolist()
+    else:
+        starts = list(range(schedule.num_steps - 1, -1, -1))
+    times = [t + 1 for t in starts[1:]] + [0]  # the paper's t of the state after each step
+    return x_T, [(time, x) for time, (_, x, _) in zip(times, steps)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     check_args(parser, args)
     if args.sampler == "ddim" and not 1 <= args.ddim_steps <= args.steps:
         parser.error("--ddim-steps must be between 1 and --steps")
-    if args.eta < 0:
-        parser.error("--eta must be >= 0")
+    if not 0 <= args.eta <= 1:  # also refuses nan
+        parser.error("--eta must be between 0 (deterministic DDIM) and 1 (DDPM's noise)")
 
     schedule = schedules.get_schedule(args.schedule, args.steps)
     image = images.make_image(args.image, args.size)
@@ -69,11 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     picks = shown_steps(len(states), args.shown)
     frames = [x_T] + [states[i][1] for i in picks]
-    labels = [f"x_T (t={args.steps - 1})"] + [f"after t={states[i][0]}" for i in picks]
+    labels = [f"x_T (t={args.steps})"] + [f"t={states[i][0]}" for i in picks]
     error = float(np.max(np.abs(states[-1][1] - image)))
-    title = f"Reverse diffusion ({args.sampler}, oracle noise): {args.schedule}, T={args.steps}, max |x0 - image| = {error:.1e}"
-    write(plots.strip_figure(frames, labels, title=title), args.out, args.show)
-    return 0
+    title = (f"Reverse diffusion ({args.sampler}, oracle noise): {args.schedule}, T={args.steps}\n"
+             f"max |x0 - image| = {error:.1e}")
+    return write(plots.strip_figure(frames, labels, title=title), args.out, args.show)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ whose CSS pixel holds several (text keeps its size relative to the figure).
 from __future__ import annotations
 
 import math
+import textwrap
 
 import matplotlib
 import numpy as np
@@ -100,13 +101,21 @@ class StripFigure:
             text.set_text(labels[i] if i < len(labels) else "")
 
 
+STRIP_TITLE_CHAR_PX = 9  # the width of a character of an 11 pt title, at most, in pixels
+STRIP_TITLE_LINE_PX = 18
+
+
 def strip_figure(frames: list[np.ndarray], labels: list[str], title: str | None = None) -> Figure:
-    """A one-off strip for the CLI programs: 1.3 inch per frame."""
-    strip = StripFigure(len(frames), width_px=max(130 * len(frames), 300), height_px=190 if title else 160)
+    """A one-off strip for the CLI programs: 1.3 inch per frame, the title wrapped to the strip's width."""
+    width = max(130 * len(frames), 300)
+    lines = [wrapped for line in (title or "").splitlines()
+             for wrapped in textwrap.wrap(line, width=width // STRIP_TITLE_CHAR_PX)]
+    title_px = STRIP_TITLE_LINE_PX * len(lines) + 14 if lines else 0
+    strip = StripFigure(len(frames), width_px=width, height_px=160 + title_px)
     strip.update(frames, labels)
-    if title:
-        strip.figure.suptitle(title, fontsize=11)
-        strip.ax.set_position((0.005, 0.01, 0.99, 0.7))
+    if lines:
+        strip.figure.suptitle("\n".join(lines), fontsize=11, y=1 - 6 / (160 + title_px), va="top")
+        strip.ax.set_position((0.005, 0.01, 0.99, 128 / (160 + title_px)))
     return strip.figure
 
 

@@ -1,6 +1,7 @@
 """Plots: every figure renders to RGBA of the requested size, and updates change pixels."""
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 import pytest
 from PIL import Image
 
@@ -126,7 +127,19 @@ def test_strip_figure_function_and_save_png(tmp_path):
     path = tmp_path / "strip.png"
     plots.save_png(fig, path)
     with Image.open(path) as image:
-        assert image.size == (390, 190)
+        assert image.size == (390, 192)  # 130 px a frame; 160 px of frames and 32 of title
+
+
+def test_a_long_strip_title_is_wrapped_within_the_figure():
+    x = make_image("gradient", 32)
+    title = "Forward diffusion: scaled_linear schedule, T=100, seed 0"  # 56 characters over 300 px
+    fig = plots.strip_figure([x, x], ["a", "b"], title=title)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    text = fig._suptitle
+    assert text.get_text().count("\n") == 1
+    box = text.get_window_extent(canvas.get_renderer())
+    assert 0 <= box.x0 and box.x1 <= fig.bbox.width and box.y1 <= fig.bbox.height
 
 
 def test_a_narrow_screens_figures_keep_their_text_size():

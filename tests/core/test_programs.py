@@ -36,12 +36,42 @@ def test_program_writes_png(tmp_path, script, extra):
     assert width >= 6 * 100 and 100 <= height <= 400  # original/x_T + 5 frames
 
 
-def test_program_rejects_bad_options(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(PY / "forward_diffusion.py"), "--steps", "1", "--out", str(tmp_path / "x.png")],
-        capture_output=True, text=True, timeout=60,
-    )
-    assert result.returncode == 2 and "--steps" in result.stderr
+@pytest.mark.parametrize("script, options, words", [
+    ("forward_diffusion.py", ["--steps", "1"], "--steps must be between 2 and 1000"),
+    ("forward_diffusion.py", ["--seed", "-1"], "--seed must be between 0 and"),
+    ("forward_diffusion.py", ["--shown", "100000"], "--shown must be between 1 and 40"),
+    ("forward_diffusion.py", ["--out", "missing/x.png"], "does not exist"),
+    ("forward_diffusion.py", ["--out", "figure.jpg"], "must end in .png"),
+    ("forward_diffusion.py", ["--out", ""], "must end in .png"),
+    ("forward_diffusion.py", ["--out", "folder.png"], "is a folder"),
+    ("reverse_diffusion.py", ["--sampler", "ddim", "--eta", "nan"], "--eta must be between 0"),
+    ("reverse_diffusion.py", ["--sampler", "ddim", "--eta", "inf"], "--eta must be between 0"),
+    ("reverse_diffusion.py", ["--sampler", "ddim", "--eta", "1.5"], "--eta must be between 0"),
+    ("reverse_diffusion.py", ["--sampler", "ddim", "--ddim-steps", "20", "--steps", "10"], "--ddim-steps"),
+])
+def test_program_rejects_bad_options_in_one_line_before_any_work(tmp_path, script, options, words):
+    (tmp_path / "folder.png").mkdir()
+    result = subprocess.run([sys.executable, str(PY / script), *options], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    last = result.stderr.strip().splitlines()[-1]  # argparse's usage, then one line
+    assert last.startswith(f"{script}: error: ") and words in last and "Traceback" not in result.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["folder.png"]  # nothing written
+
+
+def test_programs_count_t_as_the_paper_and_the_pages(monkeypatch, tmp_path):
+    """t = 0 is the clean image and t = T pure noise; the last frame shown is the last step."""
+    drawn = []
+    monkeypatch.setattr(forward_diffusion.plots, "strip_figure",
+                        lambda frames, labels, title: drawn.append(labels) or forward_diffusion.plots.Figure())
+    monkeypatch.setattr(forward_diffusion.plots, "save_png", lambda figure, out: None)
+    assert forward_diffusion.main(["--steps", "2", "--out", str(tmp_path / "f.png")]) == 0
+    assert forward_diffusion.main(["--steps", "100", "--shown", "1", "--out", str(tmp_path / "f.png")]) == 0
+    assert reverse_diffusion.main(["--steps", "2", "--out", str(tmp_path / "r.png")]) == 0
+    assert reverse_diffusion.main(["--steps", "100", "--sampler", "ddim", "--ddim-steps", "5", "--spacing",
+                                   "trailing", "--shown", "5", "--out", str(tmp_path / "r.png")]) == 0
+    assert drawn == [["x0 (t=0)", "t=1", "t=2"], ["x0 (t=0)", "t=100"], ["x_T (t=2)", "t=1", "t=0"],
+                     ["x_T (t=100)", "t=80", "t=60", "t=40", "t=20", "t=0"]]
 
 
 @pytest.mark.parametrize(
