@@ -70,9 +70,14 @@ def template(function, hook_name: str) -> str:
 
 
 def namespace(module) -> dict:
-    """What a hook's code can use: np, math and the module's public UPPER_CASE constants."""
+    """What a hook's code can use: np, math and the module's public UPPER_CASE constants (and an input()
+    that says why it cannot ask: the page has no prompt, and in a terminal it would wait for ever)."""
     constants = {name: value for name, value in vars(module).items() if name.isupper() and not name.startswith("_")}
-    return {"np": np, "math": math, **constants, "__name__": "your_code"}
+    return {"np": np, "math": math, **constants, "input": _no_input, "__name__": "your_code"}
+
+
+def _no_input(prompt=""):
+    raise RuntimeError("input() cannot ask for a value here: write the value into the code")
 
 
 def load(source: str, hook_name: str, module):
@@ -99,13 +104,16 @@ class TooLong(Exception):
 def call(function, *args):
     """``function(*args)``, stopped after TIME_LIMIT_S; an exception becomes a HookError about the student's lines."""
     deadline = time.monotonic() + TIME_LIMIT_S
+    running = {}  # frame -> the line of the student's code it is running (the one before a new line event)
 
     def watch(frame, event, arg):  # called at each new frame: follow the lines of the student's frames only
         return watch_lines if frame.f_code.co_filename == FILENAME else None
 
     def watch_lines(frame, event, arg):
-        if time.monotonic() > deadline:
-            raise TooLong
+        if time.monotonic() > deadline:  # the line that took the time is the one that ran before this event
+            raise TooLong(running.get(frame, frame.f_lineno))
+        if event == "line":
+            running[frame] = frame.f_lineno
         return watch_lines
 
     previous = sys.gettrace()  # a debugger's or coverage's, put back afterwards
@@ -115,11 +123,13 @@ def call(function, *args):
     except RecursionError:
         raise HookError("RecursionError: the function calls itself without end") from None
     except TooLong as error:
-        explained = _explain(error)  # "Line 3: TooLong" and the traceback of their lines, ending in our class
-        where = explained.summary.split(": ", 1)[0] + ": " if explained.summary.startswith("Line ") else ""
-        traceback_lines = explained.detail.rsplit("\n", 1)[0] if explained.detail.count("\n") else ""
-        detail = f"{traceback_lines}\nStopped here: still running after {TIME_LIMIT_S:g} s.".lstrip("\n")
-        raise HookError(f"{where}stopped after {TIME_LIMIT_S:g} s; is it an endless loop?", detail) from None
+        line = error.args[0]
+        frames = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename == FILENAME]
+        if frames:  # the innermost frame stands at the next line: show the one that was running
+            frames[-1] = traceback.FrameSummary(FILENAME, line, frames[-1].name)
+        detail = "".join(["Traceback (your code only):\n", *traceback.StackSummary.from_list(frames).format(),
+                          f"Stopped here: still running after {TIME_LIMIT_S:g} s."])
+        raise HookError(f"Line {line}: stopped after {TIME_LIMIT_S:g} s; is it an endless loop?", detail) from None
     except (Exception, SystemExit, KeyboardInterrupt) as error:  # noqa: BLE001  (exit() ends their code, not the page)
         raise _explain(error) from None
     finally:

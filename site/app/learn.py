@@ -345,7 +345,7 @@ class Editor:
         source = self.part("").value.replace("\r\n", "\n")
         printed = Printed()
         try:
-            with contextlib.redirect_stdout(printed):
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):  # warnings too
                 self.check(source)
         except self.panel.hooks.HookError as error:
             kept = f"your last working {self.name}" if self.in_use else self.original()
@@ -380,7 +380,7 @@ class Editor:
 
 
 class Printed:
-    """sys.stdout while the student's code runs: keeps the first MAX_PRINTED characters (a loop that prints
+    """sys.stdout and sys.stderr while the student's code runs: keeps the first MAX_PRINTED characters (a loop that prints
     until the time limit stops it must not fill the memory)."""
 
     def __init__(self) -> None:

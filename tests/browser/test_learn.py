@@ -277,6 +277,9 @@ def test_what_the_code_prints_on_run_is_shown_under_it(watched, base_url):
     run_code(page, "def betas(T):\n    b = np.full(T, 0.01)\n    print('T is', T, 'sum', b.sum())\n    return b\n")
     expect(page.locator("#hook-status")).to_contain_text("In use: your betas(T)")
     expect(output).to_have_text("T is 1000 sum 10.0\n")
+    # What goes to stderr too, as numpy's warnings do.
+    run_code(page, "import sys\ndef betas(T):\n    print('to stderr', file=sys.stderr)\n    return np.full(T, 0.01)\n")
+    expect(output).to_have_text("to stderr\n")
     # Printed before a failure too; a loop that prints until the time limit is cut short, and the page answers.
     run_code(page, "print('checking')\ndef betas(T):\n    return np.full(T, 0.01) / undefined\n")
     expect(output).to_have_text("checking\n")

@@ -90,6 +90,8 @@ def test_a_constant_beta_hook_is_from_betas():
     ("while True:\n    pass\n", ["Line ", "stopped after 2 s"]),  # at the top level, when the code is run
     ("def betas(T):\n    return np.array([b for b in iter(lambda: 0.01, None)])\n", ["Line 2", "stopped"]),
     ("def betas(T):\n    exit()\n", ["Line 2", "SystemExit"]),  # exit() ends the student's code, not the page
+    ("def betas(T):\n    x = input('beta? ')\n    return np.full(T, 0.01)\n",  # no prompt in a page, nor a hang
+     ["Line 2", "input() cannot ask for a value here"]),
     ("def betas(T):\n    b = np.full(T, 0.01)\n", ["returned nothing", "return"]),  # no return
     ("def betas(T):\n    return np.full(T, 0.01 + 0.5j)\n", ["real numbers", "t = 1", "0.01+0.5j"]),
     ("def betas(T):\n    return [0.01] * (T - 1) + [None]\n", ["numbers", "t = 50 is None"]),
@@ -109,6 +111,16 @@ def test_bad_code_gets_a_message_naming_the_problem(source, words):
     assert "hooks.py" not in caught.value.detail  # the traceback shows the student's code only
     assert "TooLong" not in caught.value.summary + caught.value.detail  # no names of ours
     assert not caught.value.summary.endswith(".")  # the page puts it in a sentence of its own
+
+
+def test_the_time_limit_names_the_slow_line_not_the_next():
+    """A single slow call cannot be stopped; the limit names it once it returns, not the line after it."""
+    source = "import time\ndef betas(T):\n    b = np.full(T, 0.01)\n    time.sleep(2.2)\n    return b * 1.0\n"
+    with pytest.raises(hooks.HookError) as caught:
+        hooks.schedule_from_source(source, 50)
+    assert caught.value.summary.startswith("Line 4: stopped after 2 s")
+    assert 'line 4, in betas\n    time.sleep(2.2)\nStopped here' in caught.value.detail
+    assert "return b" not in caught.value.detail
 
 
 def test_the_time_limit_stops_only_the_students_code_and_leaves_no_trace_function():
