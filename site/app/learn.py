@@ -744,7 +744,8 @@ class ReversePanel(Panel):
             step = line(f"DDIM step to t = {t_prev} (eq. 12)", symbolic, numeric, active=True)
         else:
             mean = sub(accent(mi("μ"), "~"), t)
-            symbolic = row(x(t - 1), mo("="), mean, mo("+"), sub(mi("σ"), t), Z)
+            last = t == 1  # Algorithm 2 of Ho et al. adds no noise at t = 1, whatever sigma_1 is
+            symbolic = row(x(t - 1), mo("="), mean, *([] if last else [mo("+"), sub(mi("σ"), t), Z]))
             mean_form = (row(mean, mo("="), frac(row(sqrt(abar(t - 1)), beta(t)), row(mn(1), mo("−"), abar(t))),
                              X0_HAT),
                          row(mo("+"), frac(row(sqrt(sub(mi("α"), t)), mo("("), mn(1), mo("−"), abar(t - 1), mo(")")),
@@ -752,12 +753,15 @@ class ReversePanel(Panel):
             numeric = (row(x(t - 1), mo("="), term(c.mean_x0, X0_HAT, first=True)), row(term(c.mean_xt, x(t))),
                        *noise)
             variance = accent(mi("β"), "~") if s["variance"] == "fixed_small" else mi("β")
-            where = line("where", mean_form,
-                         row(sub(mi("σ"), t), mo("="), sqrt(sub(variance, t)), mo("="), mn(sigma)),
+            spread = [] if last else [row(sub(mi("σ"), t), mo("="), sqrt(sub(variance, t)), mo("="), mn(sigma))]
+            where = line("where", mean_form, *spread,
                          row(abar(t), mo("="), mn(c.alpha_bar)), row(beta(t), mo("="), mn(c.beta)))
             step = line("DDPM step (eq. 7)", symbolic, numeric, active=True)
-        self.show_equation([predict, step, where], {**c._asdict(), "index": c.t, "t": t, "t_prev": t_prev,
-                                                    "sigma_used": sigma})
+        lines = [predict, step, where]
+        if not ddim and t == 1:
+            lines.append(note("Last step", "No noise is added at t = 1 (Algorithm 2 of Ho et al.: z = 0): the "
+                                           "sample is the posterior mean."))
+        self.show_equation(lines, {**c._asdict(), "index": c.t, "t": t, "t_prev": t_prev, "sigma_used": sigma})
 
     def settings_record(self) -> dict:
         """The settings the chain used: not the ones it ignores (the Size of the 8x8 digits, DDIM's with DDPM,

@@ -150,6 +150,17 @@ def test_reverse_equations_carry_the_ddpm_and_ddim_coefficients_of_the_step(watc
         assert shown[name] == pytest.approx(getattr(c, name), rel=1e-12), name
     assert f"={three(c.signal)}x^0+{three(c.direction)}ε^+{three(c.sigma)}z" in equation(page)
 
+    # DDPM's last step adds no noise whatever sigma_1 is: no "sigma_1 = sqrt(beta_1) = 0" beside beta_1 = 0.0001.
+    page.get_by_label("Sampler").select_option("ddpm")
+    page.wait_for_function("!document.getElementById('readout').textContent.includes('computing')")
+    slider.press("End")
+    slider.press("ArrowLeft")
+    assert numbers(page)["t"] == 1
+    text = equation(page)
+    maths, last_note = text.split("Laststep")
+    assert "σ" not in maths and "z" not in maths, maths
+    assert last_note == "Nonoiseisaddedatt=1(Algorithm2ofHoetal.:z=0):thesampleistheposteriormean."
+
 
 # -- the code ---------------------------------------------------------------------
 
