@@ -276,6 +276,19 @@ def nearest(x: np.ndarray, images: np.ndarray) -> tuple[int, float]:
     return i, float(rms[i])
 
 
+MID_GREY = 0.5  # a pixel with |x| below this is nearer mid-grey than black or white
+
+
+def crisp_shares(pictures: np.ndarray) -> np.ndarray:
+    """For each picture of a stack (N, H, W): the share of its pixels nearer black or white than mid-grey.
+
+    Handwritten digits are strokes on paper: in 99% of the training digits at least 64% of the pixels are. A
+    chain too short to settle on one ends in a grey blur (with the trained network, T = 2 to 5: 46-62%).
+    """
+    pictures = np.asarray(pictures, dtype=np.float64)
+    return np.mean(np.abs(pictures) > MID_GREY, axis=tuple(range(1, pictures.ndim)))
+
+
 def save_image_set(path, images: np.ndarray, **numbers: float) -> None:
     """Store an image set (N, H, W) in [-1, 1] compactly (uint8) with named numbers about it, for the pages."""
     np.savez_compressed(path, images=to_uint8(images), **{name: np.float64(value) for name, value in numbers.items()})

@@ -278,6 +278,12 @@ class ReverseView:
         if distance > high:
             return (f"Not much like a digit: farther from every training digit than 95% of real unseen digits are "
                     f"({high:.3f}).")
+        shares = self.core.images.crisp_shares
+        crisp, floor = float(shares(self.final[None])[0]), float(self.core.np.percentile(shares(self.training), 1))
+        if crisp < floor:
+            return (f"Not a digit yet, a blur: {crisp:.0%} of its pixels are near black or white, fewer than in 99% "
+                    f"of the training digits (at least {floor:.0%}). The chain ended before the network settled on a "
+                    "digit (too few steps, or a changed step).")
         return (f"New: as far from the training digits as real unseen digits are (90% of them lie {low:.3f} to "
                 f"{high:.3f} away), so the network made a digit nobody drew.")
 

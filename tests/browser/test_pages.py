@@ -306,8 +306,10 @@ def test_the_trained_network_makes_a_new_digit(watched, base_url):
     result = page.inner_text("#result")
     assert f"#{index + 1}" in result and f"{distance:.3f}" in result
     low, high = novelty["held_out_nn_p5"], novelty["held_out_nn_p95"]
-    verdict = "A copy" if distance < low else "Not much like a digit" if distance > high else "New"
-    assert verdict in result and f"{low:.3f}" in result
+    crisp = images.crisp_shares(x[None])[0] >= np.percentile(images.crisp_shares(training), 1)
+    verdict = "A copy" if distance < low else "Not much like a digit" if distance > high else \
+        "Not a digit yet" if not crisp else "New"
+    assert verdict == "New" and verdict in result and f"{low:.3f}" in result
     # Its .npz: the exact x_T, and the settings the chain used (not the Size or Image of a 64x64 picture).
     with page.expect_download() as info:
         page.get_by_role("button", name="Download arrays (.npz)").click()
@@ -324,6 +326,16 @@ def test_a_chain_that_ends_in_noise_is_not_called_a_new_digit(watched, base_url)
     wait_for_result(page)
     result = page.inner_text("#result")
     assert "Not much like a digit" in result and "New" not in result
+
+
+def test_a_chain_too_short_to_settle_on_a_digit_is_called_a_blur(watched, base_url):
+    """Two steps from pure noise: the network's grey average of the digits, as near the training set as real
+    digits are, but no digit."""
+    page = watched.open(f"{base_url}/reverse.html?denoiser=trained&steps=2&seed=1")
+    wait_for_result(page)
+    result = page.inner_text("#result")
+    assert "Not a digit yet, a blur" in result and "fewer than in 99% of the training digits (at least 64%)" in result
+    assert "New" not in result
 
 
 def test_the_trained_network_leaves_the_ideal_denoisers_training_set_alone(watched, base_url):

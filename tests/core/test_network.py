@@ -201,15 +201,19 @@ def test_network_module_needs_only_numpy():
     assert modules <= {"__future__", "io", "json", "math", "os", "sys", "numpy"}
 
 
-def test_ddim_50_is_fast(shipped):
-    """50 DDIM steps of one 8x8 image: < 0.15 s in CPython, < 1 s in Pyodide (no BLAS; ~0.07 s when idle)."""
-    budget = 1.0 if sys.platform == "emscripten" else 0.15
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        generate(shipped, 1, shipped.schedule, np.random.default_rng(0), sampler="ddim", steps=50)
-        best = min(best, time.perf_counter() - start)
-    assert best < budget, f"50 DDIM steps took {best:.3f} s"
+def test_a_chain_too_short_to_settle_is_a_blur_and_a_full_one_is_crisp(shipped):
+    """What the reverse view's "Not a digit yet, a blur" verdict rests on (images.crisp_shares): fewer pixels
+    near black or white than in 99% of the training digits. Two steps leave the network's grey average; 50 DDIM
+    steps of T = 1000 make strokes."""
+    from diffusion_lab.images import crisp_shares, load_image_set
+
+    training, _ = load_image_set(ROOT / "site" / "models" / "digits-train.npz")
+    floor = np.percentile(crisp_shares(training), 1)
+    short = TrainedDenoiser(shipped.params, shipped.meta, get_schedule("linear", 2))
+    blurs = generate(short, 12, short.schedule, np.random.default_rng(0))
+    digits = generate(shipped, 12, shipped.schedule, np.random.default_rng(0), sampler="ddim", steps=50)
+    assert (crisp_shares(blurs) < floor).sum() >= 9
+    assert (crisp_shares(digits) >= floor).all()
 
 
 def test_frechet_distance_closed_form():
