@@ -194,20 +194,27 @@ def step_from_source(source: str):
         if pair is None or len(pair) != 2:
             raise HookError(f"{STEP_HOOK}(…) at t = {t + 1} must return two arrays, (x_{{t-1}}, x0_pred), "
                             f"not {type(result).__name__}" + ("" if pair is None else f" of {len(pair)}"))
-        x_prev, x0 = (_numbers(item, STEP_HOOK, name, t) for name, item in zip(("x_{t-1}", "x0_pred"), pair))
-        for name, array in (("x_{t-1}", x_prev), ("x0_pred", x0)):
-            if array.shape != x_t.shape:
-                raise HookError(f"{STEP_HOOK}(…) at t = {t + 1} returned {name} of shape {array.shape}; "
-                                f"the picture is {x_t.shape}")
-            if not np.isfinite(array).all():
-                raise HookError(f"{STEP_HOOK}(…) at t = {t + 1} returned {name} with a value that is not finite")
-        largest = float(np.abs(x_prev).max(initial=0.0))
-        if largest > MAX_STATE:  # x0_pred may be large where alpha_bar is tiny; the next state may not
-            raise HookError(f"{STEP_HOOK}(…) at t = {t + 1} returned x_{{t-1}} with a value of {largest:.3g}: the "
-                            f"chain is running away (pictures lie in [-1, 1] and the noise about them)")
+        x_prev = _returned(pair[0], STEP_HOOK, "x_{t-1}", t, x_t.shape, MAX_STATE,
+                           "the chain is running away (pictures lie in [-1, 1] and the noise about them)")
+        x0 = _returned(pair[1], STEP_HOOK, "x0_pred", t, x_t.shape)  # may be large where alpha_bar is tiny
         return x_prev, x0
 
     return step
+
+
+def _returned(item, hook: str, name: str, t: int, shape: tuple, limit: float = math.inf, why: str = "") -> np.ndarray:
+    """What the hook returned as `name`: float64 numbers of the picture's shape, finite and at most `limit` in
+    size, or HookError saying which (and `why` the limit)."""
+    array = _numbers(item, hook, name, t)
+    said = f"{hook}(…) at t = {t + 1} returned {name}"
+    if array.shape != shape:
+        raise HookError(f"{said} of shape {array.shape}; the picture is {shape}")
+    if not np.isfinite(array).all():
+        raise HookError(f"{said} with a value that is not finite")
+    largest = float(np.abs(array).max(initial=0.0))
+    if largest > limit:
+        raise HookError(f"{said} with a value of {largest:.3g}: {why}")
+    return array
 
 
 def _numbers(item, hook: str, name: str, t: int) -> np.ndarray:
@@ -249,17 +256,8 @@ def noise_from_source(source: str):
 
     @blamed(NOISE_HOOK)
     def predict_noise(x_t, t, x0, schedule):
-        eps = _numbers(call(function, x_t, t, x0, schedule), NOISE_HOOK, "eps", t)
-        if eps.shape != x_t.shape:
-            raise HookError(f"{NOISE_HOOK}(…) at t = {t + 1} returned eps of shape {eps.shape}; the picture is "
-                            f"{x_t.shape}")
-        if not np.isfinite(eps).all():
-            raise HookError(f"{NOISE_HOOK}(…) at t = {t + 1} returned eps with a value that is not finite")
-        largest = float(np.abs(eps).max(initial=0.0))
-        if largest > MAX_NOISE:
-            raise HookError(f"{NOISE_HOOK}(…) at t = {t + 1} returned eps with a value of {largest:.3g}: the "
-                            "noise is a standard normal draw, a few units at most, so the chain would run away")
-        return eps
+        return _returned(call(function, x_t, t, x0, schedule), NOISE_HOOK, "eps", t, x_t.shape, MAX_NOISE,
+                         "the noise is a standard normal draw, a few units at most, so the chain would run away")
 
     return predict_noise
 

@@ -144,13 +144,16 @@ def test_the_time_limit_stops_only_the_students_code_and_leaves_no_trace_functio
 
 # -- the step hook ----------------------------------------------------------------------------------
 
-def chain(update=None, variance="fixed_small"):
-    """The states of a 50-step oracle DDPM chain on a 16x16 disc, seed 3."""
+def chain(update=None, variance="fixed_small", predict=None, **options):
+    """The states of a 50-step oracle chain (DDPM unless `options` say otherwise) on a 16x16 disc, seed 3, with
+    the student's step `update` and noise prediction `predict` if any."""
     schedule = get_schedule("cosine", 50)
     rng = np.random.default_rng(3)
     x_T = rng.standard_normal((16, 16))
-    oracle = denoisers.Oracle(images.make_image("disc", 16), schedule)
-    return [x for _, x, _ in samplers.sample(x_T, oracle, schedule, rng, variance=variance, update=update)]
+    disc = images.make_image("disc", 16)
+    oracle = denoisers.Oracle(disc, schedule) if predict is None else hooks.Oracle(predict, disc, schedule)
+    return [x for _, x, _ in samplers.sample(x_T, oracle, schedule, rng, variance=variance, update=update,
+                                             **options)]
 
 
 def test_the_step_template_is_the_samplers_own_code_and_gives_the_same_chain():
@@ -215,16 +218,6 @@ def test_the_step_hook_is_for_ddpm_only():
 
 # -- the noise hook: the oracle's prediction ----------------------------------------------------------
 
-def oracle_chain(predict=None, **options):
-    """The states of a 50-step oracle chain on a 16x16 disc, seed 3, with the student's noise prediction if any."""
-    schedule = get_schedule("cosine", 50)
-    rng = np.random.default_rng(3)
-    x_T = rng.standard_normal((16, 16))
-    disc = images.make_image("disc", 16)
-    oracle = denoisers.Oracle(disc, schedule) if predict is None else hooks.Oracle(predict, disc, schedule)
-    return [x for _, x, _ in samplers.sample(x_T, oracle, schedule, rng, **options)]
-
-
 SAMPLERS = ({"sampler": "ddpm"}, {"sampler": "ddpm", "variance": "fixed_large"},
             {"sampler": "ddim", "steps": 7, "eta": 0.0}, {"sampler": "ddim", "steps": 7, "eta": 1.0})
 
@@ -234,7 +227,7 @@ def test_the_noise_template_is_the_oracles_own_code_and_gives_the_same_chain(opt
     source = hooks.noise_template()
     assert source.startswith("def predict_noise(x_t, t, x0, schedule):")
     assert source.split("\n", 1)[1] == inspect.getsource(denoisers.oracle_noise).split("\n", 1)[1]
-    for ours, original in zip(oracle_chain(hooks.noise_from_source(source), **options), oracle_chain(**options)):
+    for ours, original in zip(chain(predict=hooks.noise_from_source(source), **options), chain(**options)):
         np.testing.assert_array_equal(ours, original)
 
 
@@ -242,8 +235,8 @@ def test_a_prediction_of_no_noise_makes_ddim_scale_x_T_up():
     """With eps = 0, each DDIM step (eta = 0) multiplies x_t by sqrt(alpha_bar_prev / alpha_bar_t): the chain
     ends at x_T / sqrt(alpha_bar_T), the noise blown up, not a picture."""
     none = "def predict_noise(x_t, t, x0, schedule):\n    return np.zeros_like(x_t)\n"
-    states = oracle_chain(hooks.noise_from_source(none), sampler="ddim", steps=5, spacing="trailing")
-    x_T = np.random.default_rng(3).standard_normal((16, 16))  # as oracle_chain draws it
+    states = chain(predict=hooks.noise_from_source(none), sampler="ddim", steps=5, spacing="trailing")
+    x_T = np.random.default_rng(3).standard_normal((16, 16))  # as chain draws it
     np.testing.assert_allclose(states[-1], x_T / get_schedule("cosine", 50).sqrt_alpha_bars[-1], rtol=1e-12)
 
 
@@ -252,8 +245,8 @@ def test_a_prediction_ten_percent_too_large_still_lands_near_the_target():
     noise estimate leaves a biased picture)."""
     larger = hooks.noise_template().replace("    return (", "    return 1.1 * (")
     disc = images.make_image("disc", 16)
-    exact = oracle_chain()[-1]
-    biased = oracle_chain(hooks.noise_from_source(larger))[-1]
+    exact = chain()[-1]
+    biased = chain(predict=hooks.noise_from_source(larger))[-1]
     assert images.psnr(exact, disc) > 100 > images.psnr(biased, disc) > 30
 
 
@@ -270,7 +263,7 @@ def test_a_prediction_ten_percent_too_large_still_lands_near_the_target():
 def test_a_bad_noise_prediction_gets_a_message_naming_it(body, words):
     source = f"def predict_noise(x_t, t, x0, schedule):\n    {body}\n"
     with pytest.raises(hooks.HookError) as caught:
-        oracle_chain(hooks.noise_from_source(source))
+        chain(predict=hooks.noise_from_source(source))
     for word in words:
         assert word in caught.value.summary
     assert caught.value.hook == hooks.NOISE_HOOK  # the page tells which editor's code stopped the chain
@@ -279,7 +272,7 @@ def test_a_bad_noise_prediction_gets_a_message_naming_it(body, words):
 def test_a_chain_tells_which_hook_failed():
     breaking = "def step(x_t, t, eps, schedule, sigma, noise, clip):\n    return 1 / 0\n"
     with pytest.raises(hooks.HookError) as caught:
-        oracle_chain(hooks.noise_from_source(hooks.noise_template()), update=hooks.step_from_source(breaking))
+        chain(hooks.step_from_source(breaking), predict=hooks.noise_from_source(hooks.noise_template()))
     assert caught.value.hook == hooks.STEP_HOOK
 
 
