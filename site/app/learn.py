@@ -380,8 +380,8 @@ class Editor:
 
 
 class Printed:
-    """sys.stdout and sys.stderr while the student's code runs: keeps the first MAX_PRINTED characters (a loop that prints
-    until the time limit stops it must not fill the memory)."""
+    """sys.stdout and sys.stderr while the student's code runs: keeps the first MAX_PRINTED characters (a loop
+    that prints until the time limit stops it must not fill the memory)."""
 
     def __init__(self) -> None:
         self.parts, self.size, self.dropped = [], 0, 0
@@ -701,7 +701,7 @@ class ReversePanel(Panel):
         view, core, s = self.view, self.core, self.settings
         ddim = s["sampler"] == "ddim"
         update = core.samplers._ddim_update if ddim else core.samplers._ddpm_update
-        theirs = self.students_step is not None  # the student's step or noise is in its editor, not listed
+        theirs = self.students_step is not None  # the student's step is in its editor, not listed
         functions = [] if theirs else [(f"samplers.{update.__name__}", update)]
         if ddim:
             functions.append(("samplers.ddim_coefficients", core.samplers.ddim_coefficients))
