@@ -74,12 +74,13 @@ CONTROLS: tuple[Control, ...] = (
     Control("t", "Timestep", "int", 0, ("forward",), "time", low=0, high=1000, widget="range"),
     Control("step", "Timestep", "int", 0, ("reverse",), "time", low=0, high=1000, widget="range",
             help="Position in the reverse chain, from pure noise to the end."),
-    # The student's edits of the schedule function, the oracle's noise prediction and the DDPM step; "" is
-    # the original. The code panel (app/learn.py) owns their editors and runs them only on Run, so they are
-    # not in the settings form.
+    # The student's edits of the schedule function, the oracle's noise prediction and the DDPM and DDIM
+    # steps; "" is the original. The code panel (app/learn.py) owns their editors and runs them only on Run,
+    # so they are not in the settings form.
     Control("hook", "Code of betas(T)", "code", "", VIEWS, "code"),
     Control("noise_hook", "Code of predict_noise(…)", "code", "", ("reverse",), "code"),
     Control("step_hook", "Code of step(…)", "code", "", ("reverse",), "code"),
+    Control("ddim_hook", "Code of ddim_step(…)", "code", "", ("reverse",), "code"),
 )
 BY_NAME = {control.name: control for control in CONTROLS}
 GROUPS = ("image", "process", "sampler", "time")  # the settings form's fieldsets; "code" is the code panel's

@@ -34,6 +34,7 @@ from . import denoisers, samplers, schedules
 FILENAME = "<your code>"  # what tracebacks call the student's code
 SCHEDULE_HOOK = "betas"
 STEP_HOOK = "step"
+DDIM_HOOK = "ddim_step"
 NOISE_HOOK = "predict_noise"
 MAX_STATE = 1e6  # a step's x_{t-1} beyond this has run away (the chain's states stay within a few units)
 MAX_NOISE = 1e6  # so has a predicted noise beyond this (eps is a standard normal draw: a few units)
@@ -80,12 +81,14 @@ def _no_input(prompt=""):
     raise RuntimeError("input() cannot ask for a value here: write the value into the code")
 
 
-def load(source: str, hook_name: str, module):
-    """Run ``source`` and return the function it defines as ``hook_name``, or raise HookError."""
+def load(source: str, hook_name: str, module, **helpers):
+    """Run ``source`` and return the function it defines as ``hook_name``, or raise HookError.
+
+    ``helpers`` are functions of ``module`` its original calls (the DDIM step's ddim_coefficients)."""
     if not source.strip():
         raise HookError(f"The code is empty: write a function {hook_name}(…), or press Reset")
     linecache.cache[FILENAME] = (len(source), None, source.splitlines(True), FILENAME)  # lines in tracebacks
-    scope = namespace(module)
+    scope = {**namespace(module), **helpers}
     try:
         code = compile(source, FILENAME, "exec")
     except Exception as error:  # noqa: BLE001  (any error in their code is reported, never raised)
@@ -170,33 +173,42 @@ def schedule_from_source(source: str, num_steps: int) -> schedules.Schedule:
         raise HookError(f"{SCHEDULE_HOOK}({num_steps}) returned something unusable: {error}") from None
 
 
-# -- the step hook: the DDPM update -------------------------------------------------------
+# -- the step hooks: the DDPM and DDIM updates -------------------------------------------------------
 
 def step_template() -> str:
     """The editable original of the DDPM step: samplers._ddpm_update as ``step(...)``."""
     return template(samplers._ddpm_update, STEP_HOOK)
 
 
-def step_from_source(source: str):
-    """The student's ``step``, wrapped so that every call is timed and its result checked (else HookError).
+def ddim_template() -> str:
+    """The editable original of the DDIM step: samplers._ddim_update as ``ddim_step(...)``."""
+    return template(samplers._ddim_update, DDIM_HOOK)
 
-    Usable as ``update`` of samplers.sample: (x_t, t, eps, schedule, sigma, noise, clip) -> (x_{t-1}, x0_pred).
+
+def step_from_source(source: str, hook_name: str = STEP_HOOK):
+    """The student's step (``step`` for DDPM, ``ddim_step`` for DDIM), wrapped so that every call is timed and
+    its result checked (else HookError).
+
+    Usable as ``update`` of samplers.sample, as the original: (x_t, t, eps, schedule, sigma, noise, clip) or
+    (x_t, t, t_prev, eps, schedule, eta, noise, clip) -> (x_{t_prev}, x0_pred).
     """
-    function = load(source, STEP_HOOK, samplers)
+    helpers = {"ddim_coefficients": samplers.ddim_coefficients} if hook_name == DDIM_HOOK else {}
+    function = load(source, hook_name, samplers, **helpers)
+    state = "x_{t-1}" if hook_name == STEP_HOOK else "x_{t_prev}"
 
-    @blamed(STEP_HOOK)
-    def step(x_t, t, eps, schedule, sigma, noise, clip):
-        result = call(function, x_t, t, eps, schedule, sigma, noise, clip)
+    @blamed(hook_name)
+    def step(x_t, t, *rest):
+        result = call(function, x_t, t, *rest)
         try:
             pair = None if isinstance(result, (str, bytes, dict)) else tuple(result)
         except TypeError:
             pair = None
         if pair is None or len(pair) != 2:
-            raise HookError(f"{STEP_HOOK}(…) at t = {t + 1} must return two arrays, (x_{{t-1}}, x0_pred), "
+            raise HookError(f"{hook_name}(…) at t = {t + 1} must return two arrays, ({state}, x0_pred), "
                             f"not {type(result).__name__}" + ("" if pair is None else f" of {len(pair)}"))
-        x_prev = _returned(pair[0], STEP_HOOK, "x_{t-1}", t, x_t.shape, MAX_STATE,
+        x_prev = _returned(pair[0], hook_name, state, t, x_t.shape, MAX_STATE,
                            "the chain is running away (pictures lie in [-1, 1] and the noise about them)")
-        x0 = _returned(pair[1], STEP_HOOK, "x0_pred", t, x_t.shape)  # may be large where alpha_bar is tiny
+        x0 = _returned(pair[1], hook_name, "x0_pred", t, x_t.shape)  # may be large where alpha_bar is tiny
         return x_prev, x0
 
     return step
@@ -232,12 +244,23 @@ def _numbers(item, hook: str, name: str, t: int) -> np.ndarray:
 
 
 def try_step(step, schedule: schedules.Schedule, shape: tuple[int, ...]) -> None:
-    """Call a step from step_from_source at the first and the last step on random arrays; HookError if it fails."""
+    """Call a DDPM step from step_from_source at the first and the last step on random arrays; HookError if it
+    fails."""
     rng = np.random.default_rng(0)
     sigmas = samplers._ddpm_sigmas(schedule, "fixed_small")
     for t in (schedule.num_steps - 1, 0):
         x_t, eps, noise = rng.standard_normal((3, *shape))
         step(x_t, t, eps, schedule, float(sigmas[t]), noise if t > 0 else None, False)
+
+
+def try_ddim(step, schedule: schedules.Schedule, shape: tuple[int, ...]) -> None:
+    """Call a DDIM step from step_from_source on a jump from t = T with noise (eta = 1) and on the last jump to
+    the clean end, on random arrays; HookError if it fails."""
+    rng = np.random.default_rng(0)
+    last = schedule.num_steps - 1
+    for t, t_prev, eta in ((last, last // 2 if last > 0 else -1, 1.0), (0, -1, 0.0)):
+        x_t, eps, noise = rng.standard_normal((3, *shape))
+        step(x_t, t, t_prev, eps, schedule, eta, noise if eta > 0 and t_prev >= 0 else None, False)
 
 
 # -- the noise hook: the oracle's prediction ---------------------------------------------------

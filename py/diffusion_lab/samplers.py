@@ -167,7 +167,7 @@ def _one_minus_ratio(schedule: Schedule, t: int, t_prev: int) -> float:
 
 
 def _ddim_update(x_t, t, t_prev, eps, schedule, eta, noise, clip):
-    """One DDIM step; returns (x_{t_prev}, x0_pred, sigma)."""
+    """One DDIM step; returns (x_{t_prev}, x0_pred)."""
     c = ddim_coefficients(t, t_prev, schedule, eta)
     x0 = (x_t - c.eps_scale * eps) / c.x0_scale
     if clip:
@@ -175,7 +175,7 @@ def _ddim_update(x_t, t, t_prev, eps, schedule, eta, noise, clip):
     x_prev = c.signal * x0 + c.direction * eps
     if noise is not None and c.sigma > 0:
         x_prev += c.sigma * noise
-    return x_prev, x0, c.sigma
+    return x_prev, x0
 
 
 def _check_ddim(t: int, t_prev: int, eta: float, schedule: Schedule) -> None:
@@ -248,7 +248,8 @@ def sample(
     2021, eq. 12) takes ``steps`` timesteps (default T) with ``spacing``. The
     last yielded state is the clean end. Noise is drawn with
     rng.standard_normal only when the step adds it. ``update`` replaces the
-    DDPM step, with the signature and result of _ddpm_update (the pages' step hook).
+    sampler's step, with the signature and result of _ddpm_update or
+    _ddim_update (the pages' step hooks).
     """
     x = np.array(x_T, dtype=np.float64)  # a copy: a step that changes x_t in place leaves the caller's x_T
     if sampler == "ddpm":
@@ -256,12 +257,10 @@ def sample(
             raise ValueError(f"DDPM takes all {schedule.num_steps} steps; use sampler='ddim' for steps={steps}")
         sigmas = _ddpm_sigmas(schedule, variance).tolist()
         return _ddpm_loop(x, denoiser, schedule, rng, sigmas, clip, update or _ddpm_update)
-    if update is not None:
-        raise ValueError("update replaces the DDPM step; the DDIM sampler has its own")
     if sampler == "ddim":
         ts = timesteps(schedule.num_steps, schedule.num_steps if steps is None else steps, spacing).tolist()
         _check_ddim(ts[0], -1, eta, schedule)
-        return _ddim_loop(x, denoiser, schedule, rng, ts, eta, clip)
+        return _ddim_loop(x, denoiser, schedule, rng, ts, eta, clip, update or _ddim_update)
     raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
 
 
@@ -273,9 +272,9 @@ def _ddpm_loop(x, denoiser, schedule, rng, sigmas, clip, update):
         yield t, x, x0
 
 
-def _ddim_loop(x, denoiser, schedule, rng, ts, eta, clip):
+def _ddim_loop(x, denoiser, schedule, rng, ts, eta, clip, update):
     for t, t_prev in zip(ts, ts[1:] + [-1]):
         eps = denoiser.predict_noise(x, t)
         noise = rng.standard_normal(x.shape) if eta > 0 and t_prev >= 0 else None
-        x, x0, _ = _ddim_update(x, t, t_prev, eps, schedule, eta, noise, clip)
+        x, x0 = update(x, t, t_prev, eps, schedule, eta, noise, clip)
         yield t, x, x0

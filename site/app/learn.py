@@ -601,7 +601,7 @@ class ForwardPanel(Panel):
 
 class ReversePanel(Panel):
     """The reverse view's equations (DDPM eq. 15 and 7, or DDIM eq. 12), the editors of the oracle's noise
-    prediction and of the DDPM step, the code and the files."""
+    prediction and of the DDPM and DDIM steps, the code and the files."""
 
     denoiser = None  # the reverse view tells the panel which denoiser its chain uses
     students_step = None  # the student's step the chain uses, if any
@@ -611,7 +611,9 @@ class ReversePanel(Panel):
         self.noise = Editor(self, "noise_hook", "noise-hook", "predict_noise(…)", "denoisers.py",
                             lambda: "the oracle's exact noise prediction", self._check_noise)
         self.step = Editor(self, "step_hook", "step-hook", "step(…)", "samplers.py", lambda: "the DDPM step",
-                           self._check_step)
+                           lambda source: self._check_step(source, self.step))
+        self.ddim = Editor(self, "ddim_hook", "ddim-hook", "ddim_step(…)", "samplers.py", lambda: "the DDIM step",
+                           lambda source: self._check_step(source, self.ddim))
         self.checked = {}  # (editor's setting, the student's code) -> their function, checked
         self.broken = None  # (editor, the student's code, its HookError) when it failed in the middle of a chain
 
@@ -642,7 +644,7 @@ class ReversePanel(Panel):
 
     def chain_failed(self, error) -> None:
         """The student's code failed in the middle of the chain; the view starts it again with the original."""
-        editor = self.noise if error.hook == self.hooks.NOISE_HOOK else self.step
+        editor = {self.hooks.NOISE_HOOK: self.noise, self.hooks.DDIM_HOOK: self.ddim}.get(error.hook, self.step)
         self.broken = (editor, editor.in_use, error)  # _in_use() says so
 
     def _broken(self, editor) -> bool:
@@ -673,20 +675,28 @@ class ReversePanel(Panel):
         self.hooks.try_noise(predict, *self._trial())
         self._keep(self.noise, source, predict)
 
-    # -- the DDPM step: samplers.py's, or the student's --------------------------------------------------------
-    def _check_step(self, source: str) -> None:
+    # -- the DDPM and DDIM steps: samplers.py's, or the student's ---------------------------------------------
+    def _check_step(self, source: str, editor) -> None:
         """Run the student's step on trial arrays (most mistakes show at once), and keep it."""
-        update = self.hooks.step_from_source(source)
+        ddim = editor is self.ddim
+        update = self.hooks.step_from_source(source, self.hooks.DDIM_HOOK if ddim else self.hooks.STEP_HOOK)
         schedule, picture = self._trial()
-        self.hooks.try_step(update, schedule, picture.shape)
-        self._keep(self.step, source, update)
+        (self.hooks.try_ddim if ddim else self.hooks.try_step)(update, schedule, picture.shape)
+        self._keep(editor, source, update)
 
     def update(self):
-        """The step the DDPM chain takes: the student's, or None for samplers.py's (called when the view rebuilds)."""
+        """The step the chain takes: the student's for its sampler, or None for samplers.py's (called when the
+        view rebuilds). Only the editor of the chosen sampler's step shows."""
         self.step.take_setting(self.hooks.step_template())
-        self.students_step = self._in_use(self.step, self.settings["sampler"] == "ddpm",
-                                          "Your step(…) changes the DDPM sampler's step; the DDIM sampler takes "
-                                          "its own (samplers._ddim_update). Choose DDPM to see yours.")
+        self.ddim.take_setting(self.hooks.ddim_template())
+        ddim = self.settings["sampler"] == "ddim"
+        for editor, shown in ((self.step, not ddim), (self.ddim, ddim)):
+            editor.part("").closest("fieldset").classList.toggle("elsewhere", not shown)
+        ddpm_step = self._in_use(self.step, not ddim, "Your step(…) changes the DDPM sampler's step; choose DDPM "
+                                                      "to see yours.")
+        ddim_step = self._in_use(self.ddim, ddim, "Your ddim_step(…) changes the DDIM sampler's step; choose DDIM "
+                                                  "to see yours.")
+        self.students_step = ddim_step if ddim else ddpm_step
         return self.students_step
 
     def prediction(self):
@@ -768,7 +778,7 @@ class ReversePanel(Panel):
         code of a hook the chain does not have)."""
         ignored = {name for name, used in self.view.relevant().items() if not used}
         ignored |= {"noise_hook"} if self.settings["denoiser"] != "oracle" else set()
-        ignored |= {"step_hook"} if self.settings["sampler"] != "ddpm" else set()
+        ignored |= {"ddim_hook"} if self.settings["sampler"] == "ddpm" else {"step_hook"}
         return {name: value for name, value in super().settings_record().items() if name not in ignored}
 
     def _finished(self):

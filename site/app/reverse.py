@@ -93,12 +93,12 @@ class ReverseView:
         self.x_T = x_T  # exact, for the .npz download: the frames are kept as the pictures shown
         self.predictions = pictures(len(self.times), x_T.shape, PICTURES_BUDGET_BYTES)  # [k]: the x0 seen in frames[k]
         self.final = None
-        update = self.learn.update()  # the student's DDPM step, or None for samplers.py's
+        update = self.learn.update()  # the student's step of the sampler, or None for samplers.py's
         if s["sampler"] == "ddim":
             options = {"sampler": "ddim", "steps": s["ddim_steps"], "eta": s["eta"], "spacing": s["spacing"]}
         else:
-            options = {"sampler": "ddpm", "variance": s["variance"], "update": update}
-        chain = core.samplers.sample(x_T, denoiser, self.schedule, rng, **options)
+            options = {"sampler": "ddpm", "variance": s["variance"]}
+        chain = core.samplers.sample(x_T, denoiser, self.schedule, rng, update=update, **options)
         worker = asyncio.ensure_future(self.compute(chain, self.generation))
         worker.add_done_callback(page._report_task_error)
         self.draw()

@@ -428,13 +428,53 @@ def test_the_reverse_chain_runs_with_the_students_step_and_survives_a_broken_one
     expect(status).to_contain_text("did not run")
     assert "two arrays" in page.inner_text("#step-hook-status")
 
-    # DDIM takes its own step, and says so; Reset brings back the original.
+    # DDIM takes its own step, whose editor takes this one's place; Reset brings back the original.
     run_step(page, quiet)
     page.get_by_label("Sampler").select_option("ddim")
-    expect(status).to_contain_text("the DDIM sampler takes its own")
+    expect(status).to_contain_text("changes the DDPM sampler's step; choose DDPM to see yours")
+    expect(editor).to_be_hidden()
+    expect(page.get_by_label("Code of ddim_step(x_t, t, t_prev, eps, schedule, eta, noise, clip)")).to_be_visible()
+    page.get_by_label("Sampler").select_option("ddpm")
     page.get_by_role("button", name="Reset the step's code").click()
     expect(status).to_contain_text("In use: the DDPM step, as samplers.py defines it")
     assert "step_hook=" not in page.url and editor.input_value() == hooks.step_template()
+
+
+def test_the_ddim_chain_runs_with_the_students_ddim_step(watched, base_url):
+    page = watched.open(f"{base_url}/reverse.html?steps=60&size=32&seed=4&image=disc&sampler=ddim&ddim_steps=6"
+                        "&eta=1")
+    expect(page.get_by_label("Code of step(x_t, t, eps, schedule, sigma, noise, clip)")).to_be_hidden()
+    editor = page.get_by_label("Code of ddim_step(x_t, t, t_prev, eps, schedule, eta, noise, clip)")
+    assert editor.input_value() == hooks.ddim_template()  # the sampler's own code, renamed
+    status = page.locator("#ddim-hook-status")
+    expect(status).to_contain_text("In use: the DDIM step, as samplers.py defines it")
+
+    # eta = 1 without its noise: the CPython chain with the same step says where the chain ends.
+    quiet = hooks.ddim_template().replace("x_prev += c.sigma * noise", "x_prev = x_prev  # no noise")
+    editor.fill(quiet)
+    page.get_by_role("button", name="Run the DDIM step").click()
+    expect(status).to_contain_text("In use: your ddim_step(…)")
+    assert f"ddim_hook={controls.code_to_url(quiet)}" in page.url
+    schedule = schedules.get_schedule("linear", 60)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((32, 32))
+    oracle = denoisers.Oracle(images.make_image("disc", 32), schedule)
+    for _, x, _ in samplers.sample(x, oracle, schedule, rng, sampler="ddim", steps=6, eta=1.0,
+                                   update=hooks.step_from_source(quiet, hooks.DDIM_HOOK)):
+        pass
+    assert_same_image(final_state(page, 6), x)
+    titles = settled(page).locator("#code-listing figcaption code").all_inner_texts()
+    assert "samplers._ddim_update" not in titles  # the step in use is the student's, in the editor
+
+    # One that fails halfway (Run tries the first jump and the last): the error is shown, and the chain runs
+    # again with samplers.py's step.
+    editor.fill(quiet.replace("    return x_prev, x0", "    if t == 20:\n        1 / 0\n    return x_prev, x0"))
+    page.get_by_role("button", name="Run the DDIM step").click()
+    expect(status).to_contain_text("stopped the chain", timeout=10_000)
+    expect(status).to_contain_text("run again with the DDIM step of samplers.py")
+    assert "ZeroDivisionError" in page.inner_text("#ddim-hook-error")
+    expect(page.locator("#result")).to_contain_text("identical to the target", timeout=30_000)
+    expect(page.locator("#noise-hook-status")).to_contain_text("In use: the oracle's exact noise prediction")
 
 
 def test_a_step_for_the_digits_is_tried_on_their_shape_and_exit_stops_only_the_step(watched, base_url):

@@ -209,11 +209,50 @@ def test_a_bad_step_gets_a_message_naming_the_step(body, words):
         assert word in caught.value.summary
 
 
-def test_the_step_hook_is_for_ddpm_only():
-    schedule = get_schedule("linear", 10)
-    with pytest.raises(ValueError, match="DDIM sampler has its own"):
-        samplers.sample(np.zeros((4, 4)), denoisers.Oracle(np.zeros((4, 4)), schedule), schedule,
-                        np.random.default_rng(0), sampler="ddim", update=hooks.step_from_source(hooks.step_template()))
+@pytest.mark.parametrize("eta, spacing", [(0.0, "leading"), (1.0, "trailing")])
+def test_the_ddim_template_is_the_samplers_own_code_and_gives_the_same_chain(eta, spacing):
+    source = hooks.ddim_template()
+    assert source.startswith("def ddim_step(x_t, t, t_prev, eps, schedule, eta, noise, clip):")
+    assert source.split("\n", 1)[1] == inspect.getsource(samplers._ddim_update).split("\n", 1)[1]
+    options = {"sampler": "ddim", "steps": 7, "eta": eta, "spacing": spacing}
+    for ours, original in zip(chain(hooks.step_from_source(source, hooks.DDIM_HOOK), **options), chain(**options)):
+        np.testing.assert_array_equal(ours, original)
+
+
+def test_a_ddim_step_that_jumps_straight_to_x0_pred_lands_on_the_oracles_target_at_once():
+    """Drop the direction term and the noise: each jump lands on x0_pred itself, which the oracle knows."""
+    straight = "def ddim_step(x_t, t, t_prev, eps, schedule, eta, noise, clip):\n" \
+               "    x0 = (x_t - np.sqrt(1 - schedule.alpha_bars[t]) * eps) / np.sqrt(schedule.alpha_bars[t])\n" \
+               "    return x0, x0\n"
+    states = chain(hooks.step_from_source(straight, hooks.DDIM_HOOK), sampler="ddim", steps=5)
+    np.testing.assert_allclose(states[0], images.make_image("disc", 16), atol=1e-9)
+
+
+@pytest.mark.parametrize("body, words", [
+    ("return x_t", ["ddim_step(…) at t = ", "two arrays, (x_{t_prev}, x0_pred)"]),
+    ("return x_t[1:], x_t", ["x_{t_prev} of shape (15, 16)"]),
+    ("return x_t * 1e7, x_t", ["x_{t_prev}", "running away"]),
+    ("return (1 / 0 if t_prev == -1 else x_t), x_t", ["Line 2", "ZeroDivisionError"]),  # the last jump
+])
+def test_a_bad_ddim_step_gets_a_message_naming_it(body, words):
+    source = f"def ddim_step(x_t, t, t_prev, eps, schedule, eta, noise, clip):\n    {body}\n"
+    with pytest.raises(hooks.HookError) as caught:
+        chain(hooks.step_from_source(source, hooks.DDIM_HOOK), sampler="ddim", steps=5)
+    for word in words:
+        assert word in caught.value.summary
+    assert caught.value.hook == hooks.DDIM_HOOK
+
+
+def test_a_ddim_step_is_tried_on_a_noisy_jump_and_the_last():
+    noisy_only = "def ddim_step(x_t, t, t_prev, eps, schedule, eta, noise, clip):\n" \
+                 "    assert noise is None, 'noise'\n    return x_t, x_t\n"
+    with pytest.raises(hooks.HookError, match="AssertionError: noise"):
+        hooks.try_ddim(hooks.step_from_source(noisy_only, hooks.DDIM_HOOK), get_schedule("linear", 50), (4, 4))
+    last_only = "def ddim_step(x_t, t, t_prev, eps, schedule, eta, noise, clip):\n" \
+                "    assert t_prev >= 0, 'last'\n    return x_t, x_t\n"
+    with pytest.raises(hooks.HookError, match="AssertionError: last"):
+        hooks.try_ddim(hooks.step_from_source(last_only, hooks.DDIM_HOOK), get_schedule("linear", 50), (4, 4))
+    hooks.try_ddim(hooks.step_from_source(hooks.ddim_template(), hooks.DDIM_HOOK), get_schedule("linear", 50), (4, 4))
 
 
 # -- the noise hook: the oracle's prediction ----------------------------------------------------------
