@@ -203,9 +203,10 @@ def step_from_source(source: str, hook_name: str = STEP_HOOK):
             pair = None if isinstance(result, (str, bytes, dict)) else tuple(result)
         except TypeError:
             pair = None
-        if pair is None or len(pair) != 2:
-            raise HookError(f"{hook_name}(…) at t = {t + 1} must return two arrays, ({state}, x0_pred), "
-                            f"not {type(result).__name__}" + ("" if pair is None else f" of {len(pair)}"))
+        if isinstance(result, np.ndarray) or pair is None or len(pair) != 2:
+            got = (f"one array of shape {result.shape}" if isinstance(result, np.ndarray) else
+                   type(result).__name__ + ("" if pair is None else f" of {len(pair)}"))
+            raise HookError(f"{hook_name}(…) at t = {t + 1} must return two arrays, ({state}, x0_pred), not {got}")
         x_prev = _returned(pair[0], hook_name, state, t, x_t.shape, MAX_STATE,
                            "the chain is running away (pictures lie in [-1, 1] and the noise about them)")
         x0 = _returned(pair[1], hook_name, "x0_pred", t, x_t.shape)  # may be large where alpha_bar is tiny

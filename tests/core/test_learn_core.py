@@ -189,7 +189,7 @@ def test_a_step_without_noise_lands_on_the_posterior_mean():
 
 
 @pytest.mark.parametrize("body, words", [
-    ("return x_t", ["t = 50", "two arrays"]),
+    ("return x_t", ["t = 50", "two arrays", "not one array of shape (16, 16)"]),  # not "ndarray of 16"
     ("return x_t[1:], x_t", ["t = 50", "x_{t-1}", "(15, 16)", "(16, 16)"]),
     ("return x_t, x_t * np.inf", ["t = 50", "x0_pred", "not finite"]),
     ("return (1 / 0 if t == 20 else x_t), x_t", ["Line 2", "ZeroDivisionError"]),  # fails halfway down
