@@ -294,15 +294,24 @@ class Oracle(denoisers.Denoiser):
     """
 
     def __init__(self, predict_noise, x0: np.ndarray, schedule: schedules.Schedule):
-        self.predict, self.x0, self.schedule = predict_noise, np.asarray(x0, dtype=np.float64), schedule
+        self.predict, self.x0, self.schedule = predict_noise, _read_only(x0), schedule
 
     def predict_noise(self, x_t: np.ndarray, t: int) -> np.ndarray:
         return self.predict(x_t, t, self.x0, self.schedule)
 
 
+def _read_only(x0: np.ndarray) -> np.ndarray:
+    """A read-only copy: ``x0 *= 0.9`` in the student's code fails with a message, and never changes the
+    picture the page measures the result against."""
+    x0 = np.array(x0, dtype=np.float64)
+    x0.setflags(write=False)
+    return x0
+
+
 def try_noise(predict_noise, schedule: schedules.Schedule, x0: np.ndarray) -> None:
     """Call a prediction from noise_from_source at the last and the first step; HookError if it fails."""
     rng = np.random.default_rng(0)
+    x0 = _read_only(x0)
     for t in (schedule.num_steps - 1, 0):
         x_t = schedule.sqrt_alpha_bars[t] * x0 + schedule.sqrt_one_minus_alpha_bars[t] * rng.standard_normal(x0.shape)
         predict_noise(x_t, t, x0, schedule)

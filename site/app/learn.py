@@ -414,6 +414,7 @@ class Panel:
 
         self.view, self.settings, self.core, self.hooks = view, view.settings, view.core, hooks
         self.steps_failure = None  # the last failure of the student's betas(T) with a new T
+        self.students_schedule = False  # whether the view computes with the student's betas(T)
         self.listing = None  # the functions the code panel shows now
         self.figures = {}  # cached <figure> per function
         self.schedules = {}  # (source, T) -> Schedule of the student's code
@@ -431,6 +432,7 @@ class Panel:
         """The schedule the view computes with (called whenever it rebuilds)."""
         name, steps, editor = self.settings["schedule"], self.settings["steps"], self.betas
         editor.take_setting(self.hooks.schedule_template(name))
+        self.students_schedule = False
         if editor.in_use:
             try:
                 schedule = self._custom(editor.in_use, steps)
@@ -450,6 +452,7 @@ class Panel:
             if editor.failure is not None and editor.failure is self.steps_failure:
                 editor.failure = None  # it works with this T again
                 editor.show_failure()
+            self.students_schedule = True
             return schedule
         return self.core.schedules.get_schedule(name, steps)
 
@@ -526,7 +529,11 @@ class Panel:
         status.textContent = f"Downloaded {name} ({size_text(len(data))})."
 
     def settings_record(self) -> dict:
-        return {"view": self.settings.view, **self.settings.state}
+        """The settings that made the pictures: code in an editor only if the view computes with it (not code
+        from a link that waits for Run, nor code that failed)."""
+        unused = set() if self.students_schedule else {"hook"}
+        return {"view": self.settings.view,
+                **{name: value for name, value in self.settings.state.items() if name not in unused}}
 
     def ready(self) -> None:
         """What a download waited for is there: its "try again" message goes."""
@@ -699,6 +706,10 @@ class ReversePanel(Panel):
         self.students_step = ddim_step if ddim else ddpm_step
         return self.students_step
 
+    def step_setting(self) -> str:
+        """The setting of the step editor for the chosen sampler."""
+        return (self.ddim if self.settings["sampler"] == "ddim" else self.step).setting
+
     def prediction(self):
         """The oracle's noise prediction: the student's, or None for denoisers.py's (called when the view
         rebuilds, whatever the denoiser, so that the editor follows the settings)."""
@@ -768,6 +779,11 @@ class ReversePanel(Panel):
                          row(abar(t), mo("="), mn(c.alpha_bar)), row(beta(t), mo("="), mn(c.beta)))
             step = line("DDPM step (eq. 7)", symbolic, numeric, active=True)
         lines = [predict, step, where]
+        if self.students_step is not None:
+            editor = self.ddim if ddim else self.step
+            lines.insert(0, note("Your step", f"Your {html.escape(editor.name)} is in use: these are the formulas "
+                                              "of samplers.py's step, for comparison; your code decides the next "
+                                              "picture."))
         if not ddim and t == 1:
             lines.append(note("Last step", "No noise is added at t = 1 (Algorithm 2 of Ho et al.: z = 0): the "
                                            "sample is the posterior mean."))
@@ -777,8 +793,8 @@ class ReversePanel(Panel):
         """The settings the chain used: not the ones it ignores (the Size of the 8x8 digits, DDIM's with DDPM,
         code of a hook the chain does not have)."""
         ignored = {name for name, used in self.view.relevant().items() if not used}
-        ignored |= {"noise_hook"} if self.settings["denoiser"] != "oracle" else set()
-        ignored |= {"ddim_hook"} if self.settings["sampler"] == "ddpm" else {"step_hook"}
+        ignored |= set() if isinstance(self.denoiser, self.hooks.Oracle) else {"noise_hook"}
+        ignored |= {"ddim_hook", "step_hook"} - ({self.step_setting()} if self.students_step else set())
         return {name: value for name, value in super().settings_record().items() if name not in ignored}
 
     def _finished(self):

@@ -415,6 +415,8 @@ def test_the_reverse_chain_runs_with_the_students_step_and_survives_a_broken_one
     assert_same_image(final_state(page, 60), x)
     titles = settled(page).locator("#code-listing figcaption code").all_inner_texts()
     assert "samplers._ddpm_update" not in titles  # the step in use is the student's, in the editor
+    page.get_by_label("Timestep").press("Home")  # the equations are samplers.py's, and say so
+    assert equation(page).startswith("YourstepYourstep(…)isinuse:thesearetheformulasofsamplers.py'sstep")
 
     # A step that fails halfway down the chain: the error is shown and the chain runs again with the original.
     run_step(page, quiet.replace("    return x_prev, x0", "    return (1 / 0 if t == 20 else x_prev), x0"))
@@ -547,6 +549,9 @@ def test_the_oracle_runs_with_the_students_noise_prediction_in_ddim_and_ddpm(wat
     expect(page.locator("#result")).to_contain_text("identical to the target", timeout=30_000)
     expect(page.locator("#step-hook-status")).to_contain_text("In use: the DDPM step")  # the step is not blamed
     assert page.locator("#error").is_hidden()
+    with page.expect_download() as info:  # the file's settings are those of its chain: not the failed code
+        page.get_by_role("button", name="Download arrays (.npz)").click()
+    assert "noise_hook" not in json.loads(str(np.load(info.value.path())["settings"]))
 
     # One that fails at once is refused on Run; the ideal denoiser makes its own prediction; Reset.
     run_noise(page, "def predict_noise(x_t, t, x0, schedule):\n    return 0\n")

@@ -308,6 +308,20 @@ def test_a_bad_noise_prediction_gets_a_message_naming_it(body, words):
     assert caught.value.hook == hooks.NOISE_HOOK  # the page tells which editor's code stopped the chain
 
 
+def test_the_students_prediction_cannot_change_the_target_it_is_given():
+    """x0 is a read-only copy: `x0 *= 0.99` fails with a message instead of rewriting the picture the page
+    measures the result against (it had said "identical to the target" of a picture 40% fainter)."""
+    disc = images.make_image("disc", 16)
+    kept = disc.copy()
+    fainter = "def predict_noise(x_t, t, x0, schedule):\n    x0 *= 0.99\n    return x_t\n"
+    schedule = get_schedule("cosine", 50)
+    with pytest.raises(hooks.HookError, match="Line 2: ValueError: output array is read-only"):
+        hooks.try_noise(hooks.noise_from_source(fainter), schedule, disc)
+    with pytest.raises(hooks.HookError, match="read-only"):
+        hooks.Oracle(hooks.noise_from_source(fainter), disc, schedule).predict_noise(np.zeros((16, 16)), 3)
+    np.testing.assert_array_equal(disc, kept)
+
+
 def test_a_chain_tells_which_hook_failed():
     breaking = "def step(x_t, t, eps, schedule, sigma, noise, clip):\n    return 1 / 0\n"
     with pytest.raises(hooks.HookError) as caught:
