@@ -36,7 +36,7 @@ SCHEDULE_HOOK = "betas"
 STEP_HOOK = "step"
 DDIM_HOOK = "ddim_step"
 NOISE_HOOK = "predict_noise"
-MAX_STATE = 1e6  # a step's x_{t-1} beyond this has run away (the chain's states stay within a few units)
+MAX_STATE = 1e6  # a chain's state beyond this has run away (the states stay within a few units)
 MAX_NOISE = 1e6  # so has a predicted noise beyond this (eps is a standard normal draw: a few units)
 TIME_LIMIT_S = 2.0  # the student's code is stopped after this long (an endless loop, most likely)
 
@@ -207,12 +207,26 @@ def step_from_source(source: str, hook_name: str = STEP_HOOK):
             got = (f"one array of shape {result.shape}" if isinstance(result, np.ndarray) else
                    type(result).__name__ + ("" if pair is None else f" of {len(pair)}"))
             raise HookError(f"{hook_name}(…) at t = {t + 1} must return two arrays, ({state}, x0_pred), not {got}")
-        x_prev = _returned(pair[0], hook_name, state, t, x_t.shape, MAX_STATE,
-                           "the chain is running away (pictures lie in [-1, 1] and the noise about them)")
+        x_prev = _returned(pair[0], hook_name, state, t, x_t.shape)  # how large: see guarded()
         x0 = _returned(pair[1], hook_name, "x0_pred", t, x_t.shape)  # may be large where alpha_bar is tiny
         return x_prev, x0
 
     return step
+
+
+def guarded(chain, hook_name: str):
+    """The steps of ``chain`` (as samplers.sample yields them), stopped with a HookError blamed on ``hook_name``
+    once a state runs past MAX_STATE: with the student's code in it, the chain ran away. The page blames the
+    noise prediction when the student's is in use (a step only follows the noise it is given), else the step.
+    """
+    for t, x, x0 in chain:
+        largest = float(np.abs(x).max(initial=0.0))
+        if not largest <= MAX_STATE:
+            error = HookError(f"the chain is running away: the step from t = {t + 1} gave a value of {largest:.3g} "
+                              "(pictures lie in [-1, 1] and the noise about them)")
+            error.hook = hook_name
+            raise error
+        yield t, x, x0
 
 
 def _returned(item, hook: str, name: str, t: int, shape: tuple, limit: float = math.inf, why: str = "") -> np.ndarray:

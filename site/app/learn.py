@@ -270,9 +270,11 @@ class Editor:
     code, and ``origin`` the file it comes from.
     """
 
-    def __init__(self, panel, setting: str, ids: str, name: str, origin: str, original, check) -> None:
+    def __init__(self, panel, setting: str, ids: str, name: str, origin: str, original, check,
+                 scope=lambda: "") -> None:
         self.panel, self.settings, self.setting, self.ids = panel, panel.settings, setting, ids
         self.name, self.origin, self.original, self.check = name, origin, original, check
+        self.scope = scope  # what code from a link adds to its status: "" where the page would use it
         self.in_use = ""  # the student's code the page computes with; "" = the original
         self.seen = None  # the setting last taken into the editor
         self.template = ""  # the editor's original
@@ -310,7 +312,7 @@ class Editor:
             locked = self.part("").readOnly  # by the link's lock= (js/boot.js): Run only
             if self.pending:
                 text = (f"This link came with its own {self.name}, shown below. Read it, then press Run to use it; "
-                        f"until then the page uses {self.original()}.")
+                        f"until then the page uses {self.original()}.{self.scope()}")
             elif self.in_use:
                 text = f"In use: your {self.name}, in place of {self.original()}."
                 if not locked:
@@ -616,7 +618,10 @@ class ReversePanel(Panel):
     def __init__(self, view) -> None:
         super().__init__(view)
         self.noise = Editor(self, "noise_hook", "noise-hook", "predict_noise(…)", "denoisers.py",
-                            lambda: "the oracle's exact noise prediction", self._check_noise)
+                            lambda: "the oracle's exact noise prediction", self._check_noise,
+                            lambda: "" if self.settings["denoiser"] == "oracle" else
+                            " It changes the oracle's prediction only (the ideal denoiser and the trained network "
+                            "make their own): choose the oracle to see it at work.")
         self.step = Editor(self, "step_hook", "step-hook", "step(…)", "samplers.py", lambda: "the DDPM step",
                            lambda source: self._check_step(source, self.step))
         self.ddim = Editor(self, "ddim_hook", "ddim-hook", "ddim_step(…)", "samplers.py", lambda: "the DDIM step",
@@ -705,6 +710,15 @@ class ReversePanel(Panel):
                                                   "to see yours.")
         self.students_step = ddim_step if ddim else ddpm_step
         return self.students_step
+
+    def blame(self, prediction, step) -> str:
+        """The hook a runaway chain is blamed on: the student's noise prediction if the chain uses it (a step
+        only follows the noise it is given), else their step, else none ("")."""
+        if prediction is not None and self.settings["denoiser"] == "oracle":
+            return self.hooks.NOISE_HOOK
+        if step is not None:
+            return self.hooks.DDIM_HOOK if self.settings["sampler"] == "ddim" else self.hooks.STEP_HOOK
+        return ""
 
     def step_setting(self) -> str:
         """The setting of the step editor for the chosen sampler."""

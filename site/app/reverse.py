@@ -99,6 +99,9 @@ class ReverseView:
         else:
             options = {"sampler": "ddpm", "variance": s["variance"]}
         chain = core.samplers.sample(x_T, denoiser, self.schedule, rng, update=update, **options)
+        blame = self.learn.blame(predict, update)  # whose code a runaway chain is blamed on, if any
+        if blame:
+            chain = self.learn.hooks.guarded(chain, blame)
         worker = asyncio.ensure_future(self.compute(chain, self.generation))
         worker.add_done_callback(page._report_task_error)
         self.draw()

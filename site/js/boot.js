@@ -148,10 +148,11 @@
       settings.closest(".layout").classList.add("without-settings");
     }
     const controlNamed = (name) => document.querySelector(`fieldset[data-group] [name="${CSS.escape(name)}"]`);
-    // The schedule's code is part of the schedule, the oracle's noise prediction of the denoiser: fixing one
-    // fixes both.
+    // The schedule's code is part of the schedule, the oracle's noise prediction of the denoiser, the steps'
+    // code of the sampler: fixing one fixes both.
     const locks = list("lock");
-    for (const [setting, code] of [["schedule", "hook"], ["denoiser", "noise_hook"]]) {
+    for (const [setting, code] of [["schedule", "hook"], ["denoiser", "noise_hook"], ["sampler", "step_hook"],
+      ["sampler", "ddim_hook"]]) {
       if (locks.includes(setting) && !locks.includes(code) && controlNamed(code)) locks.push(code);
     }
     const unknownControls = locks.filter((name) => !controlNamed(name));

@@ -172,3 +172,9 @@ def test_a_teacher_can_lock_the_code_which_stays_readable_and_runnable(watched, 
     expect(page.locator("#noise-hook")).not_to_be_editable()
     expect(page.get_by_role("button", name="Reset the noise prediction's code")).to_be_disabled()
     expect(page.locator("#step-hook")).to_be_editable()
+    # So are the steps' code by the sampler.
+    page = watched.open(f"{base_url}/reverse.html?embed=1&lock=sampler")
+    assert page.locator("#notices li").count() == 0
+    expect(page.locator("#step-hook")).not_to_be_editable()
+    expect(page.locator("#ddim-hook")).not_to_be_editable()
+    expect(page.locator("#noise-hook")).to_be_editable()

@@ -553,6 +553,11 @@ def test_the_oracle_runs_with_the_students_noise_prediction_in_ddim_and_ddpm(wat
         page.get_by_role("button", name="Download arrays (.npz)").click()
     assert "noise_hook" not in json.loads(str(np.load(info.value.path())["settings"]))
 
+    # One that runs the chain away through samplers.py's step is blamed for it, not the step.
+    run_noise(page, "def predict_noise(x_t, t, x0, schedule):\n    return np.full_like(x_t, 5e5)\n")
+    expect(status).to_contain_text("stopped the chain (the chain is running away", timeout=10_000)
+    expect(page.locator("#step-hook-status")).to_contain_text("In use: the DDPM step")
+
     # One that fails at once is refused on Run; the ideal denoiser makes its own prediction; Reset.
     run_noise(page, "def predict_noise(x_t, t, x0, schedule):\n    return 0\n")
     expect(status).to_contain_text("did not run")
@@ -564,6 +569,12 @@ def test_the_oracle_runs_with_the_students_noise_prediction_in_ddim_and_ddpm(wat
     page.get_by_role("button", name="Reset the noise prediction's code").click()
     expect(status).to_contain_text("In use: the oracle's exact noise prediction")
     assert "noise_hook=" not in page.url and editor.input_value() == hooks.noise_template()
+
+    # Code from a link, with the ideal denoiser: Run alone would not put it to work, and the status says so.
+    unrun = "def predict_noise(x_t, t, x0, schedule):\n    return np.zeros_like(x_t)\n"  # not run in this tab
+    page = watched.open(f"{base_url}/reverse.html?denoiser=ideal&noise_hook={controls.code_to_url(unrun)}")
+    expect(page.locator("#noise-hook-status")).to_contain_text("press Run to use it")
+    expect(page.locator("#noise-hook-status")).to_contain_text("choose the oracle to see it at work")
 
 
 # -- downloads ----------------------------------------------------------------------
