@@ -714,7 +714,7 @@ class ReversePanel(Panel):
     def blame(self, prediction, step) -> str:
         """The hook a runaway chain is blamed on: the student's noise prediction if the chain uses it (a step
         only follows the noise it is given), else their step, else none ("")."""
-        if prediction is not None and self.settings["denoiser"] == "oracle":
+        if prediction is not None:  # only ever the oracle's
             return self.hooks.NOISE_HOOK
         if step is not None:
             return self.hooks.DDIM_HOOK if self.settings["sampler"] == "ddim" else self.hooks.STEP_HOOK
