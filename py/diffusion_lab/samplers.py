@@ -150,8 +150,8 @@ def ddim_coefficients(t: int, t_prev: int, schedule: Schedule, eta: float = 0.0)
         float(schedule.one_minus_alpha_bars[t_prev]) if t_prev >= 0 else 0.0)
     sigma = eta * math.sqrt(noise_prev / noise * _one_minus_ratio(schedule, t, t_prev))
     # 1 - alpha_bar_prev - sigma^2 = noise_prev ((1 - eta^2) + eta^2 alpha_bar noise_prev / (alpha_bar_prev noise)),
-    # a sum of positive terms.
-    kept = (1.0 - eta * eta) + eta * eta * (alpha_bar * noise_prev) / (alpha_bar_prev * noise)
+    # a sum of positive terms for eta <= 1 (beyond, sigma^2 can pass 1 - alpha_bar_prev and the direction is 0).
+    kept = max((1.0 - eta * eta) + eta * eta * (alpha_bar * noise_prev) / (alpha_bar_prev * noise), 0.0)
     return DDIMCoefficients(
         t=int(t), t_prev=int(t_prev), alpha_bar=alpha_bar, alpha_bar_prev=alpha_bar_prev,
         eps_scale=math.sqrt(noise), x0_scale=math.sqrt(alpha_bar), signal=math.sqrt(alpha_bar_prev),

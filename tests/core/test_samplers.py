@@ -113,6 +113,12 @@ def test_ddim_coefficients_of_short_schedules_match_exact_arithmetic(name):
                     assert c.sigma == pytest.approx(math.sqrt(schedule.beta_tildes[t]), rel=1e-12), where
 
 
+def test_ddim_beyond_eta_1_has_no_direction_left_but_works():
+    """eta > 1 (the core allows it; the pages stop at 1): sigma^2 passes 1 - alpha_bar_prev, the direction is 0."""
+    c = samplers.ddim_coefficients(40, 10, get_schedule("linear", 50), eta=3.0)
+    assert c.direction == 0.0 and c.sigma > 0
+
+
 def test_ddim_eta0_formula_and_determinism():
     s = get_schedule("cosine", 100)
     x_t, eps, z = random_state(5)
