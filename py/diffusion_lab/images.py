@@ -289,6 +289,11 @@ def crisp_shares(pictures: np.ndarray) -> np.ndarray:
     return np.mean(np.abs(pictures) > MID_GREY, axis=tuple(range(1, pictures.ndim)))
 
 
+def crisp_floor(pictures: np.ndarray, percent: float = 1.0) -> float:
+    """The crisp share (crisp_shares) that all but ``percent``% of these pictures reach."""
+    return float(np.percentile(crisp_shares(pictures), percent))
+
+
 def save_image_set(path, images: np.ndarray, **numbers: float) -> None:
     """Store an image set (N, H, W) in [-1, 1] compactly (uint8) with named numbers about it, for the pages."""
     np.savez_compressed(path, images=to_uint8(images), **{name: np.float64(value) for name, value in numbers.items()})

@@ -281,8 +281,8 @@ class ReverseView:
         if distance > high:
             return (f"Not much like a digit: farther from every training digit than 95% of real unseen digits are "
                     f"({high:.3f}).")
-        shares = self.core.images.crisp_shares
-        crisp, floor = float(shares(self.final[None])[0]), float(self.core.np.percentile(shares(self.training), 1))
+        images = self.core.images
+        crisp, floor = float(images.crisp_shares(self.final[None])[0]), images.crisp_floor(self.training)
         if crisp < floor:
             return (f"Not a digit yet, a blur: {crisp:.0%} of its pixels are near black or white, fewer than in 99% "
                     f"of the training digits (at least {floor:.0%}). The chain ended before the network settled on a "
