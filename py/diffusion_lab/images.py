@@ -161,6 +161,32 @@ def from_pixels(pixels: np.ndarray, size: int = 64) -> np.ndarray:
     return np.clip(2.0 * square - 1.0, -1.0, 1.0)
 
 
+READABLE_FORMATS = ("PNG", "JPEG", "GIF", "WebP", "BMP")  # what every browser's image decoder reads
+HEAD_BYTES = 32  # file_format needs no more of a file than this
+_SIGNATURES = (  # (offset, bytes, format): the magic numbers at the start of each kind of file
+    (0, b"\x89PNG\r\n\x1a\n", "PNG"), (0, b"\xff\xd8\xff", "JPEG"), (0, b"GIF87a", "GIF"), (0, b"GIF89a", "GIF"),
+    (8, b"WEBP", "WebP"), (0, b"BM", "BMP"), (0, b"II*\x00", "TIFF"), (0, b"MM\x00*", "TIFF"),
+    (4, b"ftypavif", "AVIF"), (4, b"ftypavis", "AVIF"), (4, b"ftypheic", "HEIC"), (4, b"ftypheix", "HEIC"),
+    (4, b"ftypmif1", "HEIC"), (4, b"ftyphevc", "HEIC"), (0, b"%PDF", "PDF"), (0, b"8BPS", "PSD"),
+    (0, b"\x00\x00\x01\x00", "ICO"),
+)
+
+
+def file_format(head: bytes) -> str:
+    """The kind of picture file whose first bytes are `head` ("PNG", "TIFF", "SVG", ...), or "" if none.
+
+    By content, not by name: a picture saved without its extension is still
+    one, and a text file named .png is not. (WebP also needs "RIFF" first.)
+    """
+    for offset, magic, name in _SIGNATURES:
+        if head[offset:offset + len(magic)] == magic and (name != "WebP" or head.startswith(b"RIFF")):
+            return name
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()  # an optional UTF-8 mark and blanks before the markup
+    if text.startswith((b"<svg", b"<?xml", b"<!doctype svg")):
+        return "SVG"
+    return ""
+
+
 def to_uint8(x: np.ndarray) -> np.ndarray:
     """[-1, 1] -> uint8 [0, 255], clipped and rounded."""
     return np.rint((np.clip(x, -1.0, 1.0) + 1.0) * 127.5).astype(np.uint8)

@@ -17,6 +17,8 @@ class ForwardView:
         self.core = core
         self.settings = page.Settings("forward", self.changed)
         self.uploaded = None  # pixels of a picture the student chose; never leaves the tab
+        self.uploads = 0  # files chosen so far: only the last one chosen is shown, however long each takes
+        self.uploads_read = 0  # of which decoded or refused
         self.figures = None
         self.chain = None  # (t, x_t, rng) of the iterative chain while it runs
         self.player = page.Player("play", self.advance, frames_per_s=1 / PLAY_INTERVAL_S)
@@ -133,8 +135,23 @@ class ForwardView:
         files = event.target.files
         if not files.length:
             return
-        pixels = await page.read_picture(files.item(0), self.core.np)
-        if pixels is None:
+        self.uploads += 1
+        ticket, status = self.uploads, element("upload-status")
+        status.textContent = f"Reading “{files.item(0).name}”…"  # a big photo takes seconds to decode
+        pixels, refusal = None, ""
+        try:
+            pixels = await page.read_picture(files.item(0), self.core)
+        except page.UnreadablePicture as error:
+            refusal = str(error)
+        finally:
+            if ticket == self.uploads:
+                status.textContent = ""
+            self.uploads_read += 1
+            page.js.document.body.dataset.uploadsRead = self.uploads_read  # lets tests wait for every file
+        if ticket != self.uploads:
+            return  # another file was chosen meanwhile: it alone counts
+        if refusal:
+            page.show_notice(refusal, "upload")
             return
         page.clear_notices("upload")  # an earlier file's refusal no longer applies
         self.uploaded = pixels

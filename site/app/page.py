@@ -214,37 +214,50 @@ def refit_on_resize(fits, refit) -> None:
 MAX_DECODE_SIDE = 2048  # big pictures are scaled down while decoding, never held at full size
 
 
-async def read_picture(file, np):
+class UnreadablePicture(Exception):
+    """An uploaded file the page cannot use; the message says why, for the student."""
+
+
+async def read_picture(file, core):
     """Decode an uploaded file with the browser's own decoder into uint8 RGBA pixels.
 
-    SVG and other formats the image decoder rejects get a message; the file is
-    read in memory only. Returns None (after telling the student) on failure.
+    The file's first bytes say what it is, whatever its name: a drawing (SVG)
+    or a format browsers cannot decode (TIFF, HEIC) gets a message saying so
+    (UnreadablePicture). The file is read in memory only.
     """
+    name = f"“{file.name}”"
     if file.size == 0:
-        show_notice(f"“{file.name}” is empty: choose a picture file.", "upload")
-        return None
-    if not str(file.type).startswith("image/") or file.type == "image/svg+xml":
-        show_notice(f"“{file.name}” is not a picture this page can read (PNG, JPEG, GIF, WebP or BMP).", "upload")
-        return None
+        raise UnreadablePicture(f"{name} is empty: choose a picture file.")
+    head = (await file.slice(0, core.images.HEAD_BYTES).arrayBuffer()).to_bytes()
+    kind = core.images.file_format(head)
+    readable = ", ".join(core.images.READABLE_FORMATS[:-1]) + " or " + core.images.READABLE_FORMATS[-1]
+    if kind == "SVG" or file.type == "image/svg+xml":  # drawn, not pixels; and never decoded here
+        raise UnreadablePicture(f"{name} is a drawing (SVG), not a picture this page can read ({readable}): "
+                                "export it as PNG first.")
     try:
-        probe = await js.createImageBitmap(file)
+        bitmap = await js.createImageBitmap(file)
     except Exception:  # noqa: BLE001  (a JS DOMException: corrupt or unsupported)
-        show_notice(f"“{file.name}” could not be decoded: the file may be damaged or not an image.", "upload")
-        return None
-    width, height = probe.width, probe.height
-    probe.close()
+        if kind in core.images.READABLE_FORMATS:
+            raise UnreadablePicture(f"{name} could not be decoded: the {kind} file may be damaged.") from None
+        if kind:
+            raise UnreadablePicture(f"{name} is a {kind} file, which browsers cannot show: "
+                                    "save it as PNG or JPEG first.") from None
+        raise UnreadablePicture(f"{name} is not a picture this page can read ({readable}).") from None
+    width, height = bitmap.width, bitmap.height
     scale = min(1.0, MAX_DECODE_SIDE / max(width, height))
-    width, height = max(1, round(width * scale)), max(1, round(height * scale))
-    options = js.Object.fromEntries(to_js({"resizeWidth": width, "resizeHeight": height,
-                                            "resizeQuality": "high"}))
-    bitmap = await js.createImageBitmap(file, options)
+    if scale < 1:  # decoded again, scaled, so the page never holds the full size in Python
+        bitmap.close()
+        width, height = max(1, round(width * scale)), max(1, round(height * scale))
+        options = js.Object.fromEntries(to_js({"resizeWidth": width, "resizeHeight": height,
+                                                "resizeQuality": "high"}))
+        bitmap = await js.createImageBitmap(file, options)
     canvas = js.document.createElement("canvas")
     canvas.width, canvas.height = width, height
     context = canvas.getContext("2d")
     context.drawImage(bitmap, 0, 0)
     bitmap.close()
     data = context.getImageData(0, 0, width, height).data
-    return np.asarray(data.to_py(), dtype=np.uint8).reshape(height, width, 4)
+    return core.np.asarray(data.to_py(), dtype=core.np.uint8).reshape(height, width, 4)
 
 
 def show_notice(text: str, about: str = "") -> None:

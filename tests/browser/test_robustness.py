@@ -118,7 +118,11 @@ def upload(page, name: str, mime: str, data: bytes) -> None:
     ("broken.jpg", "image/jpeg", b"\xff\xd8\xff\xe0" + b"\x00" * 50, "could not be decoded"),
     ("drawing.svg", "image/svg+xml",
      b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script><rect width="9" height="9"/></svg>',
-     "not a picture"),
+     "is a drawing (SVG), not a picture"),
+    ("drawing", "", b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><rect width="9" height="9"/></svg>',
+     "is a drawing (SVG)"),  # known by its content, without a name or a type
+    ("scan.tiff", "image/tiff", png_bytes(np.zeros((16, 16, 3), np.uint8), format="TIFF"),
+     "is a TIFF file, which browsers cannot show: save it as PNG or JPEG"),  # not "damaged"
 ])
 def test_bad_uploads_get_a_message_and_keep_the_image(watched, base_url, name, mime, data, message):
     page = watched.page
@@ -130,6 +134,29 @@ def test_bad_uploads_get_a_message_and_keep_the_image(watched, base_url, name, m
     assert message in notices(page) and name in notices(page)
     assert np.array_equal(canvas_gray(page, "frame"), before)
     assert page.get_by_label("Image", exact=True).input_value() == "disc"
+    assert_still_working(page)
+
+
+def test_a_picture_is_known_by_its_content_not_its_name(watched, base_url):
+    page = watched.open(f"{base_url}/forward.html?size=32")
+    upload(page, "photo_from_chat", "", png_bytes(np.full((32, 32, 3), 200, np.uint8)))  # no extension, no type
+    page.wait_for_function("document.getElementById('image').value === 'upload'")
+    assert abs(int(canvas_gray(page, "frame").mean()) - 200) <= 1
+    assert notices(page) == ""
+
+
+def test_the_last_picture_chosen_is_shown_however_long_the_first_takes(watched, base_url):
+    big = np.full((8000, 8000), 255, np.uint8)  # white, and seconds to decode
+    page = watched.open(f"{base_url}/forward.html?size=32")
+    upload(page, "big.png", "image/png", png_bytes(big, compress_level=1))
+    expect(page.locator("#upload-status")).to_have_text("Reading “big.png”…")  # a slow file says it is busy
+    upload(page, "dark.png", "image/png", png_bytes(np.zeros((32, 32), np.uint8)))  # changed their mind
+    page.wait_for_function("document.body.dataset.uploadsRead === '2'", timeout=60_000)  # both files decoded
+    assert canvas_gray(page, "frame").max() < 10  # the dark one, not the big white one that finished last
+    expect(page.locator("#upload-status")).to_have_text("")
+    upload(page, "notes.txt", "text/plain", b"not a picture")  # a refusal after it keeps it
+    page.wait_for_function("document.body.dataset.uploadsRead === '3'")
+    assert "notes.txt" in notices(page) and canvas_gray(page, "frame").max() < 10
     assert_still_working(page)
 
 

@@ -1,10 +1,12 @@
 """Images: built-ins, import of user pixels, conversions, metrics."""
 
+import io
+
 import numpy as np
 import pytest
 
-from diffusion_lab.images import (IMAGE_NAMES, Pictures, from_pixels, from_uint8, make_image, nearest, psnr, to_rgba,
-                                  to_uint8, training_set)
+from diffusion_lab.images import (HEAD_BYTES, IMAGE_NAMES, READABLE_FORMATS, Pictures, file_format, from_pixels,
+                                  from_uint8, make_image, nearest, psnr, to_rgba, to_uint8, training_set)
 
 
 @pytest.mark.parametrize("size", [16, 64, 256])
@@ -99,6 +101,29 @@ def test_from_pixels_big_image():
 def test_from_pixels_validation(bad):
     with pytest.raises(ValueError):
         from_pixels(bad, 16)
+
+
+@pytest.mark.parametrize("pillow_format, expected", [
+    ("PNG", "PNG"), ("JPEG", "JPEG"), ("GIF", "GIF"), ("WEBP", "WebP"), ("BMP", "BMP"), ("TIFF", "TIFF"),
+    ("AVIF", "AVIF"), ("PDF", "PDF"), ("ICO", "ICO")])
+def test_a_picture_file_is_known_by_its_first_bytes_whatever_its_name(pillow_format, expected):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(buffer, format=pillow_format)
+    assert file_format(buffer.getvalue()[:HEAD_BYTES]) == expected
+    assert (expected in READABLE_FORMATS) == (pillow_format in ("PNG", "JPEG", "GIF", "WEBP", "BMP"))
+
+
+@pytest.mark.parametrize("head, expected", [
+    (b'<svg xmlns="http://www.w3.org/2000/svg"><rect/></svg>', "SVG"),
+    (b'\xef\xbb\xbf\n  <?xml version="1.0"?><svg>', "SVG"),
+    (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", "HEIC"),  # an iPhone photo
+    (b"RIFF\x24\x00\x00\x00WAVEfmt ", ""),  # RIFF, but sound
+    (b"not a picture", ""), (b"", ""), (b"BM"[:1], ""),
+])
+def test_drawings_phone_photos_and_other_files_are_told_apart(head, expected):
+    assert file_format(head) == expected
 
 
 def test_to_uint8_and_rgba():
