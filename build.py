@@ -547,7 +547,7 @@ def write_service_worker(out: Path) -> str:
     the same files gives the same hash.
     """
     files = service_worker_files(out)
-    cached = [name for name in files if not name.endswith(".wasm")]  # see site/sw.js: the HTTP cache keeps those
+    cached = [name for name in files if not name.endswith(".wasm")]  # see site/sw.js: online, the HTTP cache serves those
     digest = hashlib.sha256()
     stamp = re.compile(BUILD_META.format('[^"]*'))
     for name in files:
@@ -561,9 +561,12 @@ def write_service_worker(out: Path) -> str:
             path = out / name
             path.write_text(stamp.sub(BUILD_META.format(build_id), path.read_text()))
     template = (ROOT / "site" / SERVICE_WORKER).read_text()
-    if '"__BUILD__"' not in template or "[/* __FILES__ */]" not in template:
-        raise BuildError(f"site/{SERVICE_WORKER} lost its __BUILD__ or __FILES__ placeholder")
-    worker = template.replace('"__BUILD__"', json.dumps(build_id)).replace("[/* __FILES__ */]", json.dumps(cached))
+    placeholders = ('"__BUILD__"', "[/* __FILES__ */]", "[/* __RUNTIME__ */]")
+    if any(mark not in template for mark in placeholders):
+        raise BuildError(f"site/{SERVICE_WORKER} lost one of its placeholders {', '.join(placeholders)}")
+    runtime = [name for name in files if name.endswith(".wasm")]  # cached too, but given only to pages offline
+    worker = (template.replace('"__BUILD__"', json.dumps(build_id)).replace("[/* __FILES__ */]", json.dumps(cached))
+              .replace("[/* __RUNTIME__ */]", json.dumps(runtime)))
     (out / SERVICE_WORKER).write_text(worker)
     return build_id
 

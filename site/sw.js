@@ -1,37 +1,42 @@
 // The hosted site's service worker: from the second visit on, the pages' files
 // and the Python runtime come from this browser's cache instead of the network.
 //
-// build.py fills in BUILD (a hash of every file the pages load) and FILES (those
-// files but the runtime's .wasm, which is left to the HTTP cache: only there does
-// the browser keep its compiled code, which spares each visit seconds of
-// compiling). Installing caches FILES, revalidated with the server; a new build
-// has a new BUILD, so its worker installs next to this one, takes over and
-// deletes this one's cache.
+// build.py fills in BUILD (a hash of every file the pages load), FILES (those
+// files but the runtime's .wasm) and RUNTIME (the .wasm). Online, the .wasm is
+// left to the HTTP cache: only there does the browser keep its compiled code,
+// which spares each visit seconds of compiling. Installing caches FILES and
+// RUNTIME, revalidated with the server; a new build has a new BUILD, so its
+// worker installs next to this one, takes over and deletes this one's cache.
 //
 // Files of two builds are never mixed. Every page carries its build in
 // <meta name="diffusion-lab-build">, and pages (navigations) always ask the
 // server first: an unchanged page costs a "not modified"; the cached copy is
-// used only offline. A page of this worker's build that it saw arrive gets its
-// files from the cache. Any other page (of a newer build, or one that arrived
-// before this worker started) gets what the server has now, revalidated: a
-// fresh-looking copy in the HTTP cache may be of another build too.
+// used only offline, and such a page gets every file, the .wasm too, from the
+// cache (the HTTP cache's copy may have expired: a site revisited without a
+// network must still start). A page of this worker's build that it saw arrive
+// gets its files from the cache. Any other page (of a newer build, or one that
+// arrived before this worker started) gets what the server has now,
+// revalidated: a fresh-looking copy in the HTTP cache may be of another build too.
 //
 // boot.js registers this worker once a page is ready, on http(s) only: never in
 // the offline edition.
 "use strict";
 const BUILD = "__BUILD__";
 const FILES = [/* __FILES__ */];
+const RUNTIME = [/* __RUNTIME__ */];
 const PREFIX = "diffusion-lab-";
 const CACHE = PREFIX + BUILD;
 const BUILD_META = /<meta name="diffusion-lab-build" content="([^"]*)">/;
 const SCOPE = self.registration.scope;
 const listed = new Set(FILES.map((file) => new URL(file, SCOPE).href));
+const runtime = new Set(RUNTIME.map((file) => new URL(file, SCOPE).href));
 const ownPages = new Set(); // ids of the pages of this build whose arrival this worker saw
+const offlinePages = new Set(); // ids of those that came from the cache, the network being out of reach
 
 self.addEventListener("install", (event) => {
   event.waitUntil((async () => {
     const cache = await caches.open(CACHE);
-    await cache.addAll([...listed].map((url) => new Request(url, { cache: "no-cache" })));
+    await cache.addAll([...listed, ...runtime].map((url) => new Request(url, { cache: "no-cache" })));
     await self.skipWaiting();
   })());
 });
@@ -51,25 +56,29 @@ self.addEventListener("fetch", (event) => {
     const url = new URL(request.url);
     url.search = "";
     url.hash = "";
-    if (listed.has(url.href)) event.respondWith(navigate(request, url.href, event.resultingClientId));
+    const key = url.href === SCOPE ? `${SCOPE}index.html` : url.href; // the site's address is its home page
+    if (listed.has(key)) event.respondWith(navigate(request, key, event.resultingClientId));
   } else if (!ownPages.has(event.clientId)) {
     event.respondWith(fetch(new Request(request, { cache: "no-cache" })));
-  } else if (listed.has(request.url)) {
+  } else if (listed.has(request.url) || (runtime.has(request.url) && offlinePages.has(event.clientId))) {
     event.respondWith(fromCache(request));
-  } // else the .wasm of a page of this build: the HTTP cache, with its compiled code
+  } // else the .wasm of a page of this build online: the HTTP cache, with its compiled code
 });
 
 async function navigate(request, key, clientId) {
   let response;
+  let offline = false;
   try {
     response = await fetch(new Request(request, { cache: "no-cache" }));
   } catch (error) {
     response = await caches.match(key, { cacheName: CACHE }); // offline: this build's copy
     if (!response) throw error;
+    offline = true;
   }
   const build = response.ok && (await response.clone().text()).match(BUILD_META);
   if (build && build[1] === BUILD) {
     if (clientId) ownPages.add(clientId);
+    if (clientId && offline) offlinePages.add(clientId);
   } else if (build) {
     self.registration.update().catch(() => {}); // another build is online: fetch its worker
   }

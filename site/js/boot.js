@@ -6,6 +6,7 @@
 (() => {
   const STARTUP_LIMIT_S = 120;
   const DIAGNOSE_AFTER_S = 12; // still no Python by then: check the usual hosting mistake
+  const OFFLINE_CHECK_S = 1; // offline and still no Python by then: check that this browser kept the runtime
   const started = performance.now();
   const $ = (id) => document.getElementById(id);
 
@@ -71,6 +72,37 @@
     }
   }
 
+  // Offline, a page this browser kept (sw.js) starts only if the runtime was kept too; without it Pyodide
+  // waits forever. A worker of an older build did not keep the .wasm, nor does a browser that dropped it.
+  function showOffline() {
+    showError("Python cannot start: this browser is offline.",
+      "The page came from this browser's cache, but the Python runtime it needs did not. Connect to the " +
+      "network and reload, or use the offline edition (linked from the home page), which runs from a file " +
+      "with no network at all.");
+  }
+
+  async function runtimeKept() {
+    const wasm = "pyodide/pyodide.asm.wasm";
+    try {
+      if ("caches" in window && (await caches.match(wasm))) return true; // sw.js's copy
+    } catch (error) {
+      // No cache storage here (some private windows): ask the HTTP cache.
+    }
+    try {
+      const response = await fetch(wasm, { cache: "only-if-cached", mode: "same-origin" });
+      if (response.body) response.body.cancel();
+      return response.ok;
+    } catch (error) {
+      return false;
+    }
+  }
+
+  let offlineChecked = false;
+  async function checkOffline() {
+    offlineChecked = true;
+    if (!(await runtimeKept()) && document.body.dataset.phase === "runtime") showOffline();
+  }
+
   // The next visit: sw.js (written by build.py) keeps the site's files in this browser.
   // Registered once the page is ready, so it never competes with the first load; on
   // http(s) only, never in the offline edition (file://), which holds everything already.
@@ -89,6 +121,8 @@
     if (phase === "ready" || phase === "failed") {
       clearInterval(tick);
       if (phase === "ready") keepForNextVisit();
+    } else if (seconds > OFFLINE_CHECK_S && phase === "runtime" && !navigator.onLine && !offlineChecked) {
+      checkOffline();
     } else if (seconds > DIAGNOSE_AFTER_S && phase === "runtime" && !diagnosed) {
       diagnosed = true;
       checkWasmType();
@@ -111,7 +145,12 @@
   window.addEventListener("unhandledrejection", (event) => {
     const reason = event.reason;
     const starting = document.body.dataset.phase === "runtime";
-    showError("Something went wrong while loading.", String((reason && (reason.message || reason)) || "unknown error"));
+    const message = String((reason && (reason.message || reason)) || "unknown error");
+    if (starting && !navigator.onLine) {
+      showOffline();
+      return;
+    }
+    showError("Something went wrong while loading.", message);
     if (starting && /^https?:$/.test(location.protocol)) findMissingFile();
   });
   // PyScript reports Python errors that escape the page code here.

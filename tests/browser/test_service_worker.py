@@ -15,6 +15,7 @@ import time
 
 import build
 from conftest import READY_TIMEOUT_MS
+from playwright.sync_api import expect
 
 # What a visit may still ask the server for once the worker has the site: the page ("not modified"), the
 # runtime's .wasm (the HTTP cache's to revalidate) and sw.js (the browser's own update check).
@@ -124,3 +125,43 @@ def test_every_machine_builds_the_same_site(site):
         paths = [entry["fname"] for entry in fonts[key]]
         assert len(paths) > 10, key
         assert paths == sorted(paths), key
+
+
+def test_a_site_visited_once_starts_again_without_a_network(browser, site, tmp_path):
+    copy = tmp_path / "dist"
+    shutil.copytree(site, copy, ignore=shutil.ignore_patterns(build.OFFLINE_NAME))
+    build_id = build.write_service_worker(copy)
+    server, url, asked = logging_server(copy)
+    context = browser.new_context()
+    try:
+        page, served, errors = visit(context, f"{url}/forward.html")
+        page.evaluate(WAIT_FOR_CACHE, f"diffusion-lab-{build_id}")
+        # A classroom without a network, days later: the HTTP cache's copy of the runtime has expired or gone.
+        context.new_cdp_session(page).send("Network.clearBrowserCache")
+        page.close()
+        context.set_offline(True)
+        asked.clear()
+        page, served, errors = visit(context, f"{url}/forward.html?t=10")
+        assert served["pyodide/pyodide.asm.wasm"] is True  # from the worker's cache, the page having come from it
+        assert page.input_value("#t") == "10" and asked == []
+        assert page.locator("#error").is_hidden()
+
+        # Without the runtime (a worker of an older build did not keep it): the page says why it cannot start.
+        page.evaluate("""async (name) => (await caches.open(name)).delete("pyodide/pyodide.asm.wasm")""",
+                      f"diffusion-lab-{build_id}")
+        context.new_cdp_session(page).send("Network.clearBrowserCache")
+        page.close()
+        page = context.new_page()
+        page.goto(f"{url}/forward.html")
+        expect(page.locator("#error .error-title")).to_have_text("Python cannot start: this browser is offline.")
+        expect(page.locator("#error .error-detail")).to_contain_text("use the offline edition")
+        page.close()
+
+        page = context.new_page()
+        page.goto(f"{url}/")  # the site's own address, as bookmarked, is its home page
+        assert page.title().startswith("Diffusion Lab")
+        assert page.get_by_role("link", name="Forward").first.is_visible()
+        page.close()
+    finally:
+        context.close()
+        server.shutdown()
