@@ -259,17 +259,24 @@
     url.searchParams.set("embed", "1");
     const view = document.body.dataset.view;
     const title = `Diffusion Lab: ${view} diffusion`;
+    // embed.js on the host page fits the frame to the view's height (the view posts it); without it, 760 px
+    // and a scrollbar inside the frame. Platforms that strip scripts (most LMS blocks) leave it out.
+    // (The backslash in its closing tag: boot.js is inlined in the offline edition, where the tag would end it.)
+    const sizer = new URL("embed.js", url).href;
     return `<iframe src="${url.href.replace(/"/g, "&quot;")}" title="${title}" loading="lazy" ` +
-      `width="100%" height="760" style="border:0; max-width:64rem"></iframe>`;
+      `width="100%" height="760" style="border:0; max-width:64rem"></iframe>\n` +
+      `<script src="${sizer.replace(/"/g, "&quot;")}" defer><\/script>`;
   }
+  const EMBED_NOTE = " Its script line fits the frame to the view's height; where a learning platform strips " +
+    "scripts the frame keeps 760 px and scrolls.";
 
   // The offline edition's address is a file on this computer: say so, or a teacher pastes a dead link.
   const LOCAL_ONLY = " It points at this file, which opens only on this computer: to share the lab or " +
     "embed it in a course site, copy it from the hosted site instead.";
 
-  async function copy(text, what) {
+  async function copy(text, what, note = "") {
     const field = $("share-text");
-    let caveats = location.protocol === "file:" ? LOCAL_ONLY : "";  // what the copy will not bring
+    let caveats = note + (location.protocol === "file:" ? LOCAL_ONLY : "");  // and what the copy will not bring
     const written = document.body.dataset.linkCaveats;  // by app/page.py: an upload, long code, the chain
     if (written) caveats += ` ${written}`;
     field.value = text;
@@ -364,7 +371,7 @@
     const flushUrl = () => window.dispatchEvent(new Event("diffusion-lab:flush-url"));
     if (copyLink) copyLink.addEventListener("click", () => { flushUrl(); copy(sharedUrl().href, "Link"); });
     const copyEmbed = $("copy-embed");
-    if (copyEmbed) copyEmbed.addEventListener("click", () => { flushUrl(); copy(embedCode(), "Embed code"); });
+    if (copyEmbed) copyEmbed.addEventListener("click", () => { flushUrl(); copy(embedCode(), "Embed code", EMBED_NOTE); });
     if (window.parent !== window && "ResizeObserver" in window) {
       new ResizeObserver(reportHeight).observe(document.documentElement);
     }

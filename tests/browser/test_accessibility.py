@@ -5,6 +5,7 @@ import contextlib
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from conftest import READY_TIMEOUT_MS
 
@@ -125,6 +126,21 @@ def test_turning_a_phone_redraws_the_figures_for_its_new_width(browser, base_url
         assert upright["strip"] == pytest.approx(1.5 / 5, rel=0.05)
         assert page.evaluate("document.documentElement.scrollWidth") <= 360
         assert page.locator("#error").is_hidden()
+
+
+@pytest.mark.parametrize("path", ["forward.html", "reverse.html"])
+@pytest.mark.parametrize("width, height", [(640, 360), (640, 450)])  # a phone held sideways; 200% zoom of 1280x900
+def test_the_picture_and_its_slider_fit_on_one_screen(browser, base_url, path, width, height):
+    with opened_at(browser, f"{base_url}/{path}", width, height) as page:
+        page.locator("#frame").evaluate("canvas => canvas.scrollIntoView({block: 'start'})")
+        picture, slider = page.locator("#frame").bounding_box(), page.get_by_label("Timestep").bounding_box()
+        controls = page.locator(".time-controls").bounding_box()
+        assert slider["y"] + slider["height"] <= height  # the slider in view with the picture,
+        assert picture["y"] + picture["height"] <= controls["y"] + 1  # and the whole picture above it
+        assert picture["width"] >= 160  # big enough to watch
+        before = page.get_attribute("#frame", "aria-label")
+        page.get_by_label("Timestep").press("End")  # and scrubbing changes the picture in view
+        expect(page.locator("#frame")).not_to_have_attribute("aria-label", before)
 
 
 def test_usable_at_200_percent_zoom(browser, base_url):
