@@ -168,6 +168,9 @@ def fits_in_url(control: Control, value: object) -> bool:
     return control.kind != "code" or len(code_to_url(value)) <= MAX_CODE_URL_CHARS
 
 
+TIME_NAMES = frozenset({"t", "step"})  # the time sliders: where a view is in its chain, not how it is set up
+
+
 def constrain(state: dict[str, object], wanted: dict[str, object] | None = None) -> list[str]:
     """Apply the rules that tie controls together; return the names that changed.
 
@@ -197,14 +200,28 @@ def constrain(state: dict[str, object], wanted: dict[str, object] | None = None)
     return changed
 
 
+class Notice(str):
+    """A notice's text, which knows the setting it is `about` ("" for none): the page drops it once that is fine."""
+
+    about: str
+
+    def __new__(cls, text: str, about: str = "") -> Notice:
+        notice = super().__new__(cls, text)
+        notice.about = about
+        return notice
+
+
 def parse_query(query: str, view: str, *, kept_code: Callable[[str], str | None] = lambda key: None,
-                ) -> tuple[dict[str, object], list[str]]:
+                wanted: dict[str, object] | None = None) -> tuple[dict[str, object], list[Notice]]:
     """State of `view` from a URL query string, and notices naming what was replaced.
 
     Unknown names are ignored, duplicated names keep the last value, values of
     the wrong type fall back to the default, numbers out of range are clamped.
     Code too long for a link comes as its tab_key: `kept_code(key)` gives the
     code the browser tab kept under that key, or None (another tab or browser).
+    `wanted`, if given, receives the values the link chose before they were
+    fitted together (see constrain): DDIM steps 50 lowered to fit Steps T 20
+    goes back to 50 when Steps T allows. The time sliders stay where they landed.
     """
     state = defaults(view)
     notices = []
@@ -213,21 +230,22 @@ def parse_query(query: str, view: str, *, kept_code: Callable[[str], str | None]
     pairs = parse_qsl(query.lstrip("?"), keep_blank_values=True)
     last, counts = dict(pairs), Counter(key for key, _ in pairs)
     for key in sorted(key for key, count in counts.items() if count > 1 and key in known):
-        notices.append(f"{known[key].label}: given more than once, using the last (“{_short(last[key])}”)")
+        notices.append(Notice(f"{known[key].label}: given more than once, using the last (“{_short(last[key])}”)",
+                              key))
     for key, raw in last.items():  # the earlier values of a duplicated name are not used, nor judged
         if key in FLAG_NAMES:
             continue
         control = known.get(key)
         if control is None:
             elsewhere = [other for other in BY_NAME[key].views if other != view] if key in BY_NAME else []
-            notices.append(f"ignored “{_short(key)}”, a setting of the {elsewhere[0]} view, not this one" if elsewhere
-                           else f"ignored unknown setting “{_short(key)}”")
+            notices.append(Notice(f"ignored “{_short(key)}”, a setting of the {elsewhere[0]} view, not this one"
+                                  if elsewhere else f"ignored unknown setting “{_short(key)}”"))
             continue
         if control.kind == "code" and TAB_KEY.fullmatch(raw):
             source = kept_code(raw)
             if source is None or tab_key(source) != raw:
-                notices.append(f"{control.label}: this link names code that was too long for a link and stays in "
-                               "the browser tab where it was run, using the original")
+                notices.append(Notice(f"{control.label}: this link names code that was too long for a link and "
+                                      "stays in the browser tab where it was run, using the original", key))
                 source = control.default
             state[key] = source
             continue
@@ -235,18 +253,21 @@ def parse_query(query: str, view: str, *, kept_code: Callable[[str], str | None]
             value = coerce(control, raw)
         except ValueError:
             default = "the original" if control.kind == "code" else _told(control, control.default)
-            notices.append(f"{control.label}: “{_short(raw)}” is not valid, using {default}")
+            notices.append(Notice(f"{control.label}: “{_short(raw)}” is not valid, using {default}", key))
             state[key] = control.default
             continue
         if is_number(control) and clamp(control, value) != value:
             value = clamp(control, value)
             out_of_range[key] = raw
         state[key] = value
+    chosen = dict(state)
     adjusted = constrain(state)
+    if wanted is not None:
+        wanted.update({name: chosen[name] if name not in TIME_NAMES else state[name] for name in state})
     for name, raw in out_of_range.items():  # one notice per setting says where it landed (t=2000&steps=10: 10)
         using = _chain_position(state) if name == "step" else _show(state[name])
-        notices.append(f"{BY_NAME[name].label}: {_short(raw)} is out of range, using {using}")
-    notices += [adjusted_notice(name, state) for name in adjusted if name not in out_of_range]
+        notices.append(Notice(f"{BY_NAME[name].label}: {_short(raw)} is out of range, using {using}", name))
+    notices += [Notice(adjusted_notice(name, state), name) for name in adjusted if name not in out_of_range]
     return state, notices
 
 

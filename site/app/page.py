@@ -22,7 +22,7 @@ REDUCED_MOTION_SLOWDOWN = 8
 # follows the time sliders and Play this long after the last tick (and at least this often); every other
 # change, Copy link and leaving the page write it at once.
 URL_DELAY_S, URL_MAX_WAIT_S = 0.25, 1.0
-TIME_SETTINGS = frozenset({"t", "step"})
+TIME_SETTINGS = controls.TIME_NAMES
 KEPT_CODE_KEY = "diffusion-lab:code-too-long-for-links"  # sessionStorage: {controls.tab_key(code): code}
 MAX_KEPT_CODE = 8  # the last codes too long for links run in this tab
 PHASES = ("runtime", "numpy", "first frame", "matplotlib", "ready")
@@ -453,9 +453,10 @@ class Settings:
     def __init__(self, view: str, on_change) -> None:
         self.view = view
         self.controls = {control.name: control for control in controls.controls_for(view)}
-        self.state, notices = controls.parse_query(js.location.search, view, kept_code=kept_in_tab)
+        self.wanted = {}  # the values chosen, which one lowered to fit another goes back to
+        self.state, notices = controls.parse_query(js.location.search, view, kept_code=kept_in_tab,
+                                                   wanted=self.wanted)
         self.local = {}  # choices only this tab has (an uploaded picture), kept out of the URL
-        self.wanted = dict(self.state)  # the values chosen, which one lowered to fit another goes back to
         self.notify(notices)
         self._on_change = on_change
         self.url_later = Later(URL_DELAY_S, self.sync_url, URL_MAX_WAIT_S, "The address could not be updated.")
@@ -472,6 +473,10 @@ class Settings:
 
     def __getitem__(self, name: str):
         return self.state[name]
+
+    def locked(self, name: str) -> bool:
+        """Whether the link that opened the page fixes this setting (its lock=, which js/boot.js applies)."""
+        return element(name).getAttribute("data-locked") == "true"
 
     def set(self, name: str, value) -> None:
         """Change a setting from code (Play, Step, Reset) and keep the form and URL in step."""
@@ -533,8 +538,9 @@ class Settings:
 
     def reload_from_url(self):
         """Back/Forward to another entry of this page: take its settings, as a fresh load would."""
-        self.state, notices = controls.parse_query(js.location.search, self.view, kept_code=kept_in_tab)
-        self.local, self.wanted = {}, dict(self.state)
+        self.local, self.wanted = {}, {}
+        self.state, notices = controls.parse_query(js.location.search, self.view, kept_code=kept_in_tab,
+                                                   wanted=self.wanted)
         self.notify(notices)
         if notices:
             self.sync_url()
@@ -572,9 +578,14 @@ class Settings:
                                        f"it stays in this tab, and the link opens with the original."
                                        for name in in_tab))
 
-    def notify(self, notices: list[str]) -> None:
-        for text in notices:
-            show_notice(text)
+    def notify(self, notices: list[controls.Notice]) -> None:
+        """Show the link's notices; each about a setting goes once the student sets that setting right."""
+        texts = {}  # one notice per setting (a second about it would replace the first): their texts joined
+        for notice in notices:
+            key = notice.about or f"#{len(texts)}"
+            texts[key] = f"{texts[key]}; {notice}" if key in texts else str(notice)
+        for key, text in texts.items():
+            show_notice(text, "" if key.startswith("#") else key)
 
     def use_local_choice(self, name: str, value: str, text: str) -> None:
         """Select a choice only this tab has (an uploaded picture); links keep the default."""

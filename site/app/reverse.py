@@ -196,7 +196,8 @@ class ReverseView:
     def changed(self, names: set) -> None:
         if names - {"step"}:
             self.show_relevant_controls()
-            self.settings.set("step", 0)
+            if not self.settings.locked("step"):  # a new chain starts at x_T, unless the link fixes the step
+                self.settings.set("step", 0)
             self.rebuild()
         else:
             self.draw()

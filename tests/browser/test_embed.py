@@ -134,6 +134,22 @@ def test_a_locked_time_looks_locked_and_says_why_play_does_nothing(watched, base
     assert page.inner_text("#readout").startswith("t = 300")
 
 
+def test_a_locked_step_of_the_reverse_chain_stays_through_other_changes(watched, base_url):
+    page = watched.open(f"{base_url}/reverse.html?step=500&lock=step")
+    expect(page.locator("#readout")).to_contain_text("step 500 of 1000")
+    page.get_by_label("Seed").fill("3")
+    page.get_by_label("Seed").press("Enter")  # a new chain, shown at the step the link fixes, not at x_T
+    expect(page.locator("#readout")).to_contain_text("step 500 of 1000")
+    expect(page).to_have_url(re.compile(r"[?&]step=500(&|$)"))
+    page.get_by_label("Steps T").fill("100")  # fewer steps than that: the end of the chain
+    page.get_by_label("Steps T").press("Enter")
+    expect(page.locator("#readout")).to_contain_text("step 100 of 100")
+    page.get_by_label("Steps T").fill("1000")  # and back where the link put it once there is room
+    page.get_by_label("Steps T").press("Enter")
+    expect(page.locator("#readout")).to_contain_text("step 500 of 1000")
+    expect(page.get_by_label("Timestep")).to_be_disabled()
+
+
 def test_a_teacher_can_lock_the_code_which_stays_readable_and_runnable(watched, base_url):
     code = "def betas(T):\n    return np.full(T, 0.01)\n"
     page = watched.open(f"{base_url}/forward.html?embed=1&t=300&hook={controls.code_to_url(code)}&lock=schedule")

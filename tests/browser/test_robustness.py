@@ -207,6 +207,21 @@ def test_notices_do_not_pile_up_and_can_be_dismissed(watched, base_url):
     assert_still_working(page)
 
 
+def test_a_links_notices_go_once_their_settings_are_set_right(watched, base_url):
+    page = watched.open(f"{base_url}/reverse.html?seed=abc&sampler=ddim&ddim_steps=50&steps=20&colour=red")
+    items = page.locator("#notices li")
+    expect(items).to_have_count(3)  # the seed, DDIM steps lowered to fit T = 20, and an unknown setting
+    page.get_by_label("Seed").fill("5")
+    page.get_by_label("Seed").press("Enter")
+    expect(items).to_have_count(2)  # the seed is fine now
+    page.get_by_label("Steps T").fill("1000")
+    page.get_by_label("Steps T").press("Enter")
+    expect(page.get_by_label("DDIM steps")).to_have_value("50")  # back to what the link chose, now that it fits
+    expect(items).to_have_count(1)
+    assert "colour" in items.first.inner_text()  # about no setting: it stays until dismissed
+    assert_still_working(page)
+
+
 def test_a_transparent_png_is_composited_over_white(watched, base_url):
     rgba = np.zeros((32, 32, 4), np.uint8)
     rgba[:, :16] = (0, 0, 0, 255)  # opaque black left, fully transparent right

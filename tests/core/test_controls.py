@@ -124,6 +124,20 @@ def test_each_adjustment_says_why():
     assert state["dataset"] == "shapes" and notices == []
 
 
+def test_each_notice_knows_its_setting_and_a_lowered_setting_remembers_the_links_value():
+    wanted = {}
+    state, notices = controls.parse_query("seed=abc&sampler=ddim&ddim_steps=50&steps=20&step=80&colour=red",
+                                          "reverse", wanted=wanted)
+    assert {notice.about: notice for notice in notices} == {
+        "seed": "Seed: “abc” is not valid, using 0", "": "ignored unknown setting “colour”",
+        "ddim_steps": "DDIM steps: adjusted to 20 to fit the other settings",
+        "step": "Timestep: adjusted to step 20 of 20 (t = 0, the end of the chain) to fit the other settings"}
+    assert state["ddim_steps"] == 20 and wanted["ddim_steps"] == 50  # what the link chose, for when it fits
+    assert state["step"] == wanted["step"] == 20  # a time slider stays where it landed
+    state["steps"] = wanted["steps"] = 1000
+    assert controls.constrain(state, wanted) == ["ddim_steps"] and state["ddim_steps"] == 50
+
+
 def test_ddpm_leaves_the_ddim_steps_alone_until_ddim_is_chosen():
     state, notices = controls.parse_query("steps=2", "reverse")
     assert notices == [] and state["ddim_steps"] == 50
