@@ -1,7 +1,7 @@
 """Train the digits denoiser of ``network.py``: data, hand-written backprop, Adam. CPython only.
 
     cd py && python -m diffusion_lab.train            # 12000 steps, 6-7 minutes on one core
-    cd py && python -m diffusion_lab.train --quick --out /tmp/d.npz   # 150 steps, seconds, for tests
+    cd py && python -m diffusion_lab.train --quick    # 150 steps, seconds; writes to the temp folder
 
 Data: scikit-learn's bundled 8x8 handwritten digits (``load_digits``, UCI
 optdigits test set, 1797 images, no download), scaled from 0..16 to [-1, 1],
@@ -30,6 +30,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 import argparse  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -43,6 +44,7 @@ HELD_OUT = 0.2  # share of the 1797 digits kept out of training
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "site" / "models" / "digits.npz"
 DEFAULTS = dict(steps=12000, batch=256, lr=2e-3, hidden=256, blocks=3, embed=128, dropout=0.1, shift=0.0, ema=0.999, warmup=200)
 QUICK = dict(steps=150, batch=128)  # --quick: a smoke run for tests
+QUICK_OUT = Path(tempfile.gettempdir()) / "diffusion-lab-quick" / "digits.npz"  # never over the site's network
 
 
 # ---- data -------------------------------------------------------------------------------------
@@ -247,8 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blocks", type=int, default=DEFAULTS["blocks"], help="residual blocks")
     parser.add_argument("--dropout", type=float, default=DEFAULTS["dropout"], help="dropout in the residual blocks")
     parser.add_argument("--shift", type=float, default=DEFAULTS["shift"], help="shift of the training log-SNR")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"weights file (default {DEFAULT_OUT})")
-    parser.add_argument("--quick", action="store_true", help="a few steps, for tests (seconds)")
+    parser.add_argument("--out", type=Path, help=f"weights file (default {DEFAULT_OUT}, the site's; "
+                                                 f"with --quick {QUICK_OUT})")
+    parser.add_argument("--quick", action="store_true", help="a few steps, for tests (seconds); its weights "
+                                                             "never replace the site's unless --out says so")
     args = parser.parse_args(argv)
     steps = args.steps or (QUICK if args.quick else DEFAULTS)["steps"]
     batch = args.batch or (QUICK if args.quick else DEFAULTS)["batch"]
@@ -259,11 +263,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"training {config} seed {args.seed}", flush=True)
     log_every = max(1, min(500, steps // 10))
     params, meta, _ = train(seed=args.seed, log_every=log_every, log=lambda s: print(s, flush=True), **config)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    network.save(args.out, params, meta)
-    save_training_set(training_set_path(args.out))
+    out = args.out or (QUICK_OUT if args.quick else DEFAULT_OUT)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    network.save(out, params, meta)
+    save_training_set(training_set_path(out))
     print(f"final loss {meta['final_loss']:.4f}, held-out {meta['held_out_loss']:.4f}, "
-          f"{meta['train_seconds']} s; wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")
+          f"{meta['train_seconds']} s; wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
     return 0
 
 

@@ -91,6 +91,14 @@ def test_quick_training_lowers_the_loss_and_writes_weights(tmp_path, capsys):
     assert denoiser.meta["steps"] == train.QUICK["steps"] and denoiser.image_shape == (8, 8)
 
 
+def test_a_quick_run_never_replaces_the_sites_network(tmp_path, monkeypatch, capsys):
+    shipped = train.DEFAULT_OUT.read_bytes()
+    monkeypatch.setattr(train, "QUICK_OUT", tmp_path / "quick" / "digits.npz")
+    assert train.main(["--quick", "--steps", "3"]) == 0
+    assert train.DEFAULT_OUT.read_bytes() == shipped
+    assert f"wrote {tmp_path / 'quick' / 'digits.npz'}" in capsys.readouterr().out
+
+
 def test_training_is_reproducible():
     config = dict(train.DEFAULTS, steps=15, batch=32, hidden=32, embed=16)
     a, meta_a, _ = train.train(seed=3, log=lambda s: None, **config)
