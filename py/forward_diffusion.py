@@ -9,7 +9,6 @@ classroom names as thin wrappers and draws one strip of frames.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -87,10 +86,18 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     if out.is_dir():
         parser.error(f"--out {args.out!r} is a folder; give a file name ending in .png")
     folder = out.parent
+    if folder.exists() and not folder.is_dir():
+        parser.error(f"--out {args.out!r}: {str(folder)!r} is a file, not a folder")
     if not folder.is_dir():
         parser.error(f"--out {args.out!r}: the folder {str(folder)!r} does not exist")
-    if not os.access(folder, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
-        parser.error(f"--out {args.out!r}: no permission to write there")
+    existed = out.exists()
+    try:  # the one sure test that the file can be written: open it, without changing what it holds
+        with open(out, "ab"):
+            pass
+    except OSError as error:
+        parser.error(f"--out {args.out!r}: cannot write there ({error.strerror or error})")
+    if not existed:
+        out.unlink()
 
 
 def write(fig, out: str, show: bool) -> int:

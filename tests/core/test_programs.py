@@ -44,6 +44,8 @@ def test_program_writes_png(tmp_path, script, extra):
     ("forward_diffusion.py", ["--out", "figure.jpg"], "must end in .png"),
     ("forward_diffusion.py", ["--out", ""], "must end in .png"),
     ("forward_diffusion.py", ["--out", "folder.png"], "is a folder"),
+    ("forward_diffusion.py", ["--out", "notes.txt/x.png"], "'notes.txt' is a file, not a folder"),
+    ("reverse_diffusion.py", ["--out", "/proc/x.png"], "cannot write there"),  # looks writable, is not
     ("reverse_diffusion.py", ["--sampler", "ddim", "--eta", "nan"], "--eta must be between 0"),
     ("reverse_diffusion.py", ["--sampler", "ddim", "--eta", "inf"], "--eta must be between 0"),
     ("reverse_diffusion.py", ["--sampler", "ddim", "--eta", "1.5"], "--eta must be between 0"),
@@ -51,12 +53,13 @@ def test_program_writes_png(tmp_path, script, extra):
 ])
 def test_program_rejects_bad_options_in_one_line_before_any_work(tmp_path, script, options, words):
     (tmp_path / "folder.png").mkdir()
+    (tmp_path / "notes.txt").write_text("")
     result = subprocess.run([sys.executable, str(PY / script), *options], cwd=tmp_path, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 2, result.stderr
     last = result.stderr.strip().splitlines()[-1]  # argparse's usage, then one line
     assert last.startswith(f"{script}: error: ") and words in last and "Traceback" not in result.stderr
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["folder.png"]  # nothing written
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["folder.png", "notes.txt"]  # nothing written
 
 
 def test_programs_count_t_as_the_paper_and_the_pages(monkeypatch, tmp_path):
