@@ -35,7 +35,7 @@ def frame_indices(count: int, limit: int = GIF_MAX_FRAMES) -> np.ndarray:
     if count < 1 or limit < 2:
         raise ValueError(f"need count >= 1 and limit >= 2, got {count} and {limit}")
     if count <= limit:
-        return np.arange(count)
+        return np.arange(count, dtype=np.int64)  # int64 on every platform (wasm32's default is int32)
     return np.unique(np.round(np.linspace(0, count - 1, limit)).astype(np.int64))
 
 

@@ -351,6 +351,7 @@ def test_frame_indices_are_evenly_spaced_with_both_ends():
     assert list(export.frame_indices(5)) == [0, 1, 2, 3, 4]
     ks = export.frame_indices(1001, 101)
     assert len(ks) == 101 and ks[0] == 0 and ks[-1] == 1000 and set(np.diff(ks)) == {10}
+    assert export.frame_indices(5).dtype == ks.dtype == np.int64  # the same in a .npz from CPython or Pyodide
 
 
 def test_pictures_are_enlarged_into_square_blocks_until_256_px():
