@@ -55,8 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = common_parser("Noise an image to x_T, then undo it with exact DDPM or DDIM steps (oracle noise).")
     parser.add_argument("--sampler", choices=samplers.SAMPLERS, default="ddpm")
     parser.add_argument("--ddim-steps", type=int, default=50, help="DDIM steps (ignored for DDPM)")
-    parser.add_argument("--eta", type=float, default=0.0, help="DDIM eta: 0 deterministic, 1 DDPM-like (ignored for DDPM)")
-    parser.add_argument("--spacing", choices=samplers.SPACINGS, default="leading", help="DDIM timestep spacing (ignored for DDPM)")
+    parser.add_argument("--eta", type=float, default=0.0,
+                        help="DDIM eta: 0 deterministic, 1 DDPM-like (ignored for DDPM)")
+    parser.add_argument("--spacing", choices=samplers.SPACINGS, default="leading",
+                        help="DDIM timestep spacing (ignored for DDPM)")
     parser.add_argument("--out", default="reverse_diffusion.png", help="PNG file to write")
     args = parser.parse_args(argv)
     check_args(parser, args)
