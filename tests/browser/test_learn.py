@@ -320,9 +320,9 @@ def test_code_from_a_link_waits_for_run_and_long_code_stays_in_its_tab(watched, 
     # What is copied leaves the key out (it finds nothing elsewhere), and says so.
     for button, what in (("Copy link", "Link"), ("Copy embed code", "Embed code")):
         page.get_by_role("button", name=button).click()
+        expect(page.locator("#share-status")).to_contain_text(f"{what} copied to the clipboard.")
         expect(page.locator("#share-status")).to_contain_text(
-            f"{what} copied to the clipboard. Your code of betas(T) is too long for a link: it stays in this tab, "
-            f"and the link opens with the original.")
+            "Your code of betas(T) is too long for a link: it stays in this tab, and the link opens with the original.")
         copied = page.input_value("#share-text")
         assert "t=300" in copied and "hook=" not in copied
     assert_same_image(canvas_gray(page, "frame"), forward.q_sample(x0, 299, noise_of(0), CONSTANT_SCHEDULE))
