@@ -59,7 +59,7 @@ self.addEventListener("fetch", (event) => {
     const key = url.href === SCOPE ? `${SCOPE}index.html` : url.href; // the site's address is its home page
     if (listed.has(key)) event.respondWith(navigate(request, key, event.resultingClientId));
   } else if (!ownPages.has(event.clientId)) {
-    event.respondWith(fetch(new Request(request, { cache: "no-cache" })));
+    event.respondWith(fromNetwork(request));
   } else if (listed.has(request.url) || (runtime.has(request.url) && offlinePages.has(event.clientId))) {
     event.respondWith(fromCache(request));
   } // else the .wasm of a page of this build online: the HTTP cache, with its compiled code
@@ -87,4 +87,18 @@ async function navigate(request, key, clientId) {
 
 async function fromCache(request) {
   return (await caches.match(request, { cacheName: CACHE })) || fetch(request);
+}
+
+// What the server has now, revalidated. Without a network, this build's copy: the browser stops an idle worker,
+// and the one it starts again has never seen the page arrive (its ownPages are empty) when, minutes later, the
+// page asks for a file only one setting needs (the trained network's weights). Offline, that page can only have
+// come from this cache.
+async function fromNetwork(request) {
+  try {
+    return await fetch(new Request(request, { cache: "no-cache" }));
+  } catch (error) {
+    const kept = await caches.match(request, { cacheName: CACHE });
+    if (!kept) throw error;
+    return kept;
+  }
 }
