@@ -59,22 +59,14 @@ self.addEventListener("fetch", (event) => {
     const key = url.href === SCOPE ? `${SCOPE}index.html` : url.href; // the site's address is its home page
     if (listed.has(key)) event.respondWith(navigate(request, key, event.resultingClientId));
   } else if (!ownPages.has(event.clientId)) {
-    event.respondWith(fromNetwork(request));
+    event.respondWith(revalidated(request).then(([response]) => response));
   } else if (listed.has(request.url) || (runtime.has(request.url) && offlinePages.has(event.clientId))) {
     event.respondWith(fromCache(request));
   } // else the .wasm of a page of this build online: the HTTP cache, with its compiled code
 });
 
 async function navigate(request, key, clientId) {
-  let response;
-  let offline = false;
-  try {
-    response = await fetch(new Request(request, { cache: "no-cache" }));
-  } catch (error) {
-    response = await caches.match(key, { cacheName: CACHE }); // offline: this build's copy
-    if (!response) throw error;
-    offline = true;
-  }
+  const [response, offline] = await revalidated(request, key);
   const build = response.ok && (await response.clone().text()).match(BUILD_META);
   if (build && build[1] === BUILD) {
     if (clientId) ownPages.add(clientId);
@@ -89,16 +81,16 @@ async function fromCache(request) {
   return (await caches.match(request, { cacheName: CACHE })) || fetch(request);
 }
 
-// What the server has now, revalidated. Without a network, this build's copy: the browser stops an idle worker,
-// and the one it starts again has never seen the page arrive (its ownPages are empty) when, minutes later, the
-// page asks for a file only one setting needs (the trained network's weights). Offline, that page can only have
-// come from this cache.
-async function fromNetwork(request) {
+// What the server has now, revalidated, or without a network this build's copy (of `key`); and whether it is
+// that copy. Pages use it offline; so do their files once the browser has stopped the idle worker: the one it
+// starts again has never seen the page arrive (its ownPages are empty) when, minutes later, the page asks for
+// a file only one setting needs (the trained network's weights). Offline, that page can only come from here.
+async function revalidated(request, key = request) {
   try {
-    return await fetch(new Request(request, { cache: "no-cache" }));
+    return [await fetch(new Request(request, { cache: "no-cache" })), false];
   } catch (error) {
-    const kept = await caches.match(request, { cacheName: CACHE });
+    const kept = await caches.match(key, { cacheName: CACHE });
     if (!kept) throw error;
-    return kept;
+    return [kept, true];
   }
 }

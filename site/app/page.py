@@ -580,12 +580,15 @@ class Settings:
 
     def notify(self, notices: list[controls.Notice]) -> None:
         """Show the link's notices; each about a setting goes once the student sets that setting right."""
-        texts = {}  # one notice per setting (a second about it would replace the first): their texts joined
+        lines = []  # [about, text]: one per setting, since a second notice about it would replace the first
         for notice in notices:
-            key = notice.about or f"#{len(texts)}"
-            texts[key] = f"{texts[key]}; {notice}" if key in texts else str(notice)
-        for key, text in texts.items():
-            show_notice(text, "" if key.startswith("#") else key)
+            same = next((line for line in lines if notice.about and line[0] == notice.about), None)
+            if same:
+                same[1] += f"; {notice}"
+            else:
+                lines.append([notice.about, str(notice)])
+        for about, text in lines:
+            show_notice(text, about)
 
     def use_local_choice(self, name: str, value: str, text: str) -> None:
         """Select a choice only this tab has (an uploaded picture); links keep the default."""
