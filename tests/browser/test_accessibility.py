@@ -129,13 +129,16 @@ def test_turning_a_phone_redraws_the_figures_for_its_new_width(browser, base_url
 
 
 @pytest.mark.parametrize("path", ["forward.html", "reverse.html"])
-@pytest.mark.parametrize("width, height", [(640, 360), (640, 450)])  # a phone held sideways; 200% zoom of 1280x900
+# A phone held sideways; 200% zoom of 1280x900; a phone upright.
+@pytest.mark.parametrize("width, height", [(640, 360), (640, 450), (360, 640)])
 def test_the_picture_and_its_slider_fit_on_one_screen(browser, base_url, path, width, height):
     with opened_at(browser, f"{base_url}/{path}", width, height) as page:
         page.locator("#frame").evaluate("canvas => canvas.scrollIntoView({block: 'start'})")
         picture, slider = page.locator("#frame").bounding_box(), page.get_by_label("Timestep").bounding_box()
         controls = page.locator(".time-controls").bounding_box()
-        assert slider["y"] + slider["height"] <= height  # the slider in view with the picture,
+        play = page.get_by_role("button", name="Play").bounding_box()
+        lowest = max(slider["y"] + slider["height"], play["y"] + play["height"])
+        assert lowest <= height  # the slider and Play in view with the picture,
         assert picture["y"] + picture["height"] <= controls["y"] + 1  # and the whole picture above it
         assert picture["width"] >= 160  # big enough to watch
         before = page.get_attribute("#frame", "aria-label")
