@@ -715,10 +715,47 @@ def build_offline(out: Path, files: dict[str, str]) -> Path:
     return target
 
 
+BUILD_SIGNATURE = (".nojekyll", "pyscript.json", SERVICE_WORKER)  # files at the top of every build
+SOURCES = ("site", "py", "tests", ".ci", ".github", ".git", "node_modules")  # the repository's folders
+
+
+def check_out(out: Path) -> None:
+    """Refuse an --out the build would wrongly replace: a build replaces its folder whole, so that folder must
+    be new, empty or an earlier build, never a folder of other files (a course's own pages, the repository)."""
+    if out in ROOT.parents:
+        raise BuildError(f"--out {out} holds this repository: choose a folder of its own, such as dist/")
+    if out == ROOT or ROOT in out.parents and out.relative_to(ROOT).parts[0] in SOURCES:
+        raise BuildError(f"--out {out} is this repository or part of its source: choose a folder of its own, "
+                         "such as dist/")
+    if out.is_file():
+        raise BuildError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()) and not all((out / name).is_file() for name in BUILD_SIGNATURE):
+        raise BuildError(f"--out {out} holds files that are not a Diffusion Lab build, and a build replaces its "
+                         "folder whole: choose a new or empty folder (then copy the built files where you need them)")
+
+
 def build(out: Path, mirror: Path | None) -> None:
+    """Build the site into `out`, made in a folder beside it first: a build that fails leaves the last one whole."""
+    out = out.resolve()
+    check_out(out)
+    staging = out.with_name(f".{out.name}.building")
+    if staging.exists():
+        shutil.rmtree(staging)  # left by a build that was stopped
+    staging.mkdir(parents=True)
+    try:
+        names, build_id = write_site(staging, mirror)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+        shutil.rmtree(out)  # an earlier build, or an empty folder (check_out)
+    staging.rename(out)
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    print(f"built {out} ({size / 1e6:.1f} MB; Pyodide {PYODIDE_VERSION} with {', '.join(names)}; build {build_id})")
+
+
+def write_site(out: Path, mirror: Path | None) -> tuple[list[str], str]:
+    """Write the site into the empty folder `out`; return the Pyodide packages it holds and the build's hash."""
     render_pages(out)
     files = python_files(out)
     config = {"interpreter": "./pyodide/pyodide.mjs", "files": python_archive(out, files), **STARTUP_PACKAGES}
@@ -730,8 +767,7 @@ def build(out: Path, mirror: Path | None) -> None:
     build_offline(out, {**files, **site_data_files()})
     build_id = write_service_worker(out)
     (out / ".nojekyll").write_text("")
-    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    print(f"built {out} ({size / 1e6:.1f} MB; Pyodide {PYODIDE_VERSION} with {', '.join(names)}; build {build_id})")
+    return names, build_id
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
@@ -754,10 +790,20 @@ class Server(http.server.ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def serve(directory: Path, port: int) -> None:
-    handler = functools.partial(Handler, directory=str(directory))
-    with Server(("127.0.0.1", port), handler) as server:
-        print(f"serving {directory} at http://127.0.0.1:{server.server_address[1]}/  (Ctrl+C stops)", flush=True)
+def open_server(directory: Path, port: int) -> Server:
+    """The server for --serve, on its port before the build starts: a port in use is said at once."""
+    handler = functools.partial(Handler, directory=str(directory.resolve()))
+    try:
+        return Server(("127.0.0.1", port), handler)
+    except OSError as error:
+        raise BuildError(f"cannot serve on port {port} ({error.strerror}): pass --port N, "
+                         "or --port 0 for a free one") from None
+
+
+def serve(server: Server) -> None:
+    with server:
+        print(f"serving {server.RequestHandlerClass.keywords['directory']} at "
+              f"http://127.0.0.1:{server.server_address[1]}/  (Ctrl+C stops)", flush=True)
         try:
             server.serve_forever()
         except KeyboardInterrupt:
@@ -766,19 +812,24 @@ def serve(directory: Path, port: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "dist", help="output folder (default: dist/)")
+    parser.add_argument("--out", type=Path, default=ROOT / "dist", help="output folder (default: dist/); a build "
+                        "replaces it whole, so it must be new, empty or an earlier build")
     parser.add_argument("--pyodide-mirror", type=Path, default=os.environ.get("PYODIDE_MIRROR") or None,
                         metavar="DIR", help="folder with the Pyodide wheels (default: $PYODIDE_MIRROR, else the CDN)")
     parser.add_argument("--serve", action="store_true", help="serve dist/ on 127.0.0.1 after building")
     parser.add_argument("--port", type=int, default=8000, help="port for --serve (default 8000; 0 picks a free one)")
     args = parser.parse_args(argv)
+    server = None
     try:
+        server = open_server(args.out, args.port) if args.serve else None
         build(args.out, args.pyodide_mirror)
     except BuildError as error:
+        if server is not None:
+            server.server_close()
         print(f"build.py: error: {error}", file=sys.stderr)
         return 1
-    if args.serve:
-        serve(args.out, args.port)
+    if server is not None:
+        serve(server)
     return 0
 
 

@@ -1,0 +1,91 @@
+"""build.py's --out: a build replaces only a folder that is new, empty or an earlier build, and only once the
+new one is whole; --serve says at once when its port is taken."""
+
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+import build  # noqa: E402
+
+
+def earlier_build(folder: Path) -> Path:
+    """A folder as an earlier build leaves it: its signature files at the top, and a page."""
+    folder.mkdir(parents=True)
+    for name in build.BUILD_SIGNATURE:
+        (folder / name).write_text("")
+    (folder / "index.html").write_text("the earlier build")
+    return folder
+
+
+def test_a_build_never_replaces_a_folder_of_other_files(tmp_path, capsys):
+    course = tmp_path / "course site"
+    (course / "slides").mkdir(parents=True)
+    (course / "notes.txt").write_text("week 1")
+    (course / "slides" / "week1.pdf").write_text("pdf")
+    for out in (course, ROOT / "README.md"):
+        assert build.main(["--out", str(out)]) == 1
+        error = capsys.readouterr().err
+        assert error.startswith(f"build.py: error: --out {out} ") and "Traceback" not in error
+    assert (course / "notes.txt").read_text() == "week 1"
+    assert (course / "slides" / "week1.pdf").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["course site"]  # nothing left beside it
+    # The repository, a folder holding it and its source folders (asked of the check alone: a build that
+    # took them would delete the repository running this test).
+    for out in (ROOT, ROOT.parent, ROOT / "site", ROOT / "py" / "dist"):
+        with pytest.raises(build.BuildError, match="this repository"):
+            build.check_out(out)
+
+
+def test_a_failed_build_leaves_the_earlier_one_whole(tmp_path, monkeypatch, capsys):
+    dist = earlier_build(tmp_path / "dist")
+    written, render_pages = [], build.render_pages
+
+    def pages_then_a_missing_wheel(out):
+        render_pages(out)  # the real first step: the new pages are written,
+        written.extend(out.glob("*.html"))
+        raise build.BuildError("numpy-2.0.2-cp312-cp312-pyodide_2024_0_wasm32.whl is missing from the mirror")
+
+    monkeypatch.setattr(build, "render_pages", pages_then_a_missing_wheel)
+    assert build.main(["--out", str(dist)]) == 1
+    assert "is missing from the mirror" in capsys.readouterr().err
+    assert written  # the build got as far as writing pages,
+    assert (dist / "index.html").read_text() == "the earlier build"  # yet the earlier build is as it was
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dist"]  # and the unfinished one is gone
+
+
+def test_a_new_build_replaces_an_earlier_one_once_it_is_whole(tmp_path, monkeypatch):
+    dist = earlier_build(tmp_path / "dist")
+    (dist / "old-page.html").write_text("a page the new build no longer has")
+
+    def a_whole_site(out, mirror):
+        assert dist.exists()  # the earlier build stays in place while the new one is written
+        for name in build.BUILD_SIGNATURE:
+            (out / name).write_text("")
+        (out / "index.html").write_text("the new build")
+        return ["numpy"], "0123456789abcdef"
+
+    monkeypatch.setattr(build, "write_site", a_whole_site)
+    build.build(dist, None)
+    assert (dist / "index.html").read_text() == "the new build"
+    assert not (dist / "old-page.html").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dist"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    build.build(empty, None)  # an empty folder is fine too
+    assert (empty / "index.html").read_text() == "the new build"
+
+
+def test_serving_on_a_port_in_use_is_refused_before_building(tmp_path, capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert build.main(["--serve", "--port", str(port), "--out", str(tmp_path / "dist")]) == 1
+    error = capsys.readouterr().err
+    assert f"cannot serve on port {port}" in error and "--port 0" in error and "Traceback" not in error
+    assert not (tmp_path / "dist").exists()  # said before any work
