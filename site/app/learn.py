@@ -237,6 +237,10 @@ def code_figure(function, title: str):
 
 # -- downloads ----------------------------------------------------------------------------------------------
 
+FRAMED_DOWNLOAD = (" If no file arrives, the page this view is embedded in blocks downloads: open the view in a tab "
+                   "of its own.")
+
+
 def save(data: bytes, name: str, mime: str) -> None:
     """Hand `data` to the browser as a download named `name` (a blob: URL on an <a download>)."""
     array = js.Uint8Array.new(len(data))
@@ -528,7 +532,9 @@ class Panel:
             self.unavailable = status.textContent  # gone once what it waited for is there (ready)
             return
         save(data, name, mime)
-        status.textContent = f"Downloaded {name} ({size_text(len(data))})."
+        # The page cannot see a download arrive, and a frame sandboxed without allow-downloads drops it unsaid.
+        framed = "" if js.Object.is_(js.window.parent, js.window) else FRAMED_DOWNLOAD
+        status.textContent = f"Download of {name} ({size_text(len(data))}) started.{framed}"
 
     def settings_record(self) -> dict:
         """The settings that made the pictures: code in an editor only if the view computes with it (not code

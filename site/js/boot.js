@@ -10,9 +10,10 @@
   const started = performance.now();
   const $ = (id) => document.getElementById(id);
 
+  let final = false; // a message that says why this page cannot work here: later errors only follow from it
   function showError(title, detail) {
     const box = $("error");
-    if (!box) return;
+    if (!box || final) return;
     box.hidden = false;
     box.querySelector(".error-title").textContent = title;
     const pre = box.querySelector(".error-detail");
@@ -70,6 +71,19 @@
       diagnosed = true;
       checkWasmType();
     }
+  }
+
+  // A frame sandboxed without allow-same-origin has an opaque origin: the site's own files come back as another
+  // origin's, and there is no storage, so Python cannot start. Say so at once, not after the startup limit.
+  const opaqueFrame = /^https?:$/.test(location.protocol) && self.origin === "null";
+  function showSandboxed() {
+    const url = new URL(location.href);
+    url.searchParams.delete("embed");
+    showError("Python cannot start in this frame.",
+      "The page around this view puts it in a frame sandboxed without “allow-same-origin”, where it cannot " +
+      "load its own files. Whoever made that page can add allow-same-origin to the frame's sandbox " +
+      `attribute (beside allow-scripts), or link to the view instead: ${url.href}`);
+    final = true;
   }
 
   // Offline, a page this browser kept (sw.js) starts only if the runtime was kept too; without it Pyodide
@@ -143,6 +157,7 @@
     showError("Something went wrong.", `${event.message || event.error || "unknown error"}${where}`);
   });
   window.addEventListener("unhandledrejection", (event) => {
+    if (final) return;
     const reason = event.reason;
     const starting = document.body.dataset.phase === "runtime";
     const message = String((reason && (reason.message || reason)) || "unknown error");
@@ -196,8 +211,9 @@
     }
     const unknownControls = locks.filter((name) => !controlNamed(name));
     if (unknownControls.length) {
+      const names = [...document.querySelectorAll("fieldset[data-group] [name]")].map((control) => control.name);
       notice(`lock: ignored ${ignored(unknownControls)}, not ${unknownControls.length > 1 ? "controls" : "a control"} ` +
-        "of this page");
+        `of this page (${[...new Set(names)].join(", ")})`);
     }
     dropFromAddress({ embed: badEmbed ? [embed] : [], hide: unknownGroups, lock: unknownControls });
     for (const name of locks) {
@@ -348,6 +364,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", () => {
+    if (opaqueFrame) showSandboxed();
     applyFlags();
     const notices = $("notices");
     if (notices) notices.addEventListener("click", dismissNotice);

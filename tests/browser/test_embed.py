@@ -113,11 +113,49 @@ style="border:0"></iframe></body></html>""")
         server.shutdown()
 
 
+def test_a_sandboxed_frame_says_what_it_lacks(browser, site, tmp_path):
+    """A learning platform's sandbox: without allow-same-origin, Python cannot start, which the view says at once
+    (not after its 120 s limit, blaming the server); without allow-downloads, downloads vanish, so the view never
+    says one arrived."""
+    server, demo = start_server(site)
+    host_dir = tmp_path / "host"
+    host_dir.mkdir()
+    view = f"{demo}/forward.html?embed=1&t=300"
+    (host_dir / "index.html").write_text(f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Course</title></head><body>
+<iframe id="opaque" sandbox="allow-scripts" src="{view}" title="Demo one" width="900" height="760"></iframe>
+<iframe id="no-downloads" sandbox="allow-scripts allow-same-origin" src="{view}" title="Demo two" width="900"
+height="760"></iframe></body></html>""")
+    host, host_url = start_server(host_dir)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(f"{host_url}/index.html")
+        opaque = page.frame_locator("#opaque")
+        expect(opaque.locator("#error")).to_be_visible(timeout=10_000)
+        expect(opaque.locator("#error")).to_contain_text("Python cannot start in this frame")
+        expect(opaque.locator("#error")).to_contain_text("allow-same-origin")
+        expect(opaque.locator("#error")).to_contain_text(f"{demo}/forward.html?t=300")  # where to link instead
+        page.wait_for_timeout(3000)  # PyScript's own failures, which follow, leave the message as it is
+        expect(opaque.locator("#error")).to_contain_text("Python cannot start in this frame")
+
+        framed = page.frame_locator("#no-downloads")
+        framed.locator("body[data-ready='true']").wait_for(state="attached", timeout=READY_TIMEOUT_MS)
+        framed.get_by_role("button", name="Download frame (PNG)").click()
+        status = framed.locator("#export-status")
+        expect(status).to_contain_text("Download of diffusion-lab-forward-t300.png")
+        expect(status).to_contain_text("If no file arrives, the page this view is embedded in blocks downloads")
+    finally:
+        context.close()
+        host.shutdown()
+        server.shutdown()
+
+
 def test_a_mistyped_flag_gets_a_notice_and_the_others_still_apply(watched, base_url):
     page = watched.open(f"{base_url}/forward.html?embed=1&hide=imgae,time&lock=sede,schedule")
     text = page.inner_text("#notices")
     assert "hide: ignored “imgae”, not a group of this page (time, image, process, share, code, export)" in text
-    assert "lock: ignored “sede”" in text
+    assert "lock: ignored “sede”, not a control of this page (t, image, size, schedule, steps, seed, hook)" in text
     assert page.locator("fieldset[data-group='time']").count() == 2
     assert all(box.is_hidden() for box in page.locator("fieldset[data-group='time']").all())
     assert page.locator("#schedule").is_disabled() and page.locator("#seed").is_enabled()

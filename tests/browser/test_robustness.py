@@ -61,7 +61,7 @@ def test_every_bad_setting_of_a_link_gets_its_notice(watched, base_url):
     text = notices(page)
     for name in names:
         assert f"{controls.BY_NAME[name].label}: “x” is not valid" in text
-    assert "lock: ignored “foo”, “bar”, not controls of this page" in text  # one notice per flag
+    assert "lock: ignored “foo”, “bar”, not controls of this page (" in text  # one notice per flag
     assert "hide: ignored “baz”, not a group of this page" in text
     assert "embed: ignored “on”, not a valid value (embed=1 drops the site's header)" in text
     expect(page.locator("#notices li")).to_have_count(len(names) + 3)
