@@ -176,8 +176,11 @@ STRIP_NARROW_PX = 560
 
 def figure_fit(canvas_id: str, widest: int) -> tuple[int, float]:
     """The width in CSS pixels a figure's canvas shows at (at most `widest`, its width on a wide screen) and
-    the scale to draw it at: its text then shows at the size it was made for, not shrunk onto a phone."""
-    box = int(element(canvas_id).parentElement.clientWidth)
+    the scale to draw it at: its text then shows at the size it was made for, neither shrunk onto a phone nor
+    stretched across a wide frame."""
+    canvas = element(canvas_id)
+    canvas.style.maxWidth = f"{widest}px"
+    box = int(canvas.parentElement.clientWidth)
     width = min(widest, box) if box >= 120 else widest  # 0: hidden by a hide= flag, drawn as on a wide screen
     return width, min(MAX_FIGURE_SCALE, max(1.0, float(js.window.devicePixelRatio or 1)))
 

@@ -190,7 +190,8 @@
       notice(`hide: ignored ${ignored(unknownGroups)}, not ${unknownGroups.length > 1 ? "groups" : "a group"} ` +
         `of this page (${groups.join(", ")})`);
     }
-    for (const group of list("hide")) {
+    // An embed drops the Share group (style.css hides it before this runs): its students need no embed code.
+    for (const group of embedded ? ["share", ...list("hide")] : list("hide")) {
       for (const fieldset of document.querySelectorAll(`fieldset[data-group="${CSS.escape(group)}"]`)) {
         fieldset.hidden = true;
       }

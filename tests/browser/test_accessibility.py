@@ -128,6 +128,15 @@ def test_turning_a_phone_redraws_the_figures_for_its_new_width(browser, base_url
         assert page.locator("#error").is_hidden()
 
 
+@pytest.mark.parametrize("path", ["forward.html?embed=1&hide=image,process",
+                                  "reverse.html?embed=1&hide=image,process,sampler"])
+def test_figures_are_not_stretched_across_a_wide_frame(browser, base_url, path):
+    # Every settings group hidden: the figures take the settings' column too, wider than they are drawn for.
+    with opened_at(browser, f"{base_url}/{path}", 1600, 900) as page:
+        assert page.locator("#controls").is_hidden()
+        wait_until_figures_show_at_their_size(page, 60_000)
+
+
 @pytest.mark.parametrize("path", ["forward.html", "reverse.html"])
 # A phone held sideways; 200% zoom of 1280x900; a phone upright.
 @pytest.mark.parametrize("width, height", [(640, 360), (640, 450), (360, 640)])
