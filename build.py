@@ -738,6 +738,8 @@ def build(out: Path, mirror: Path | None) -> None:
     """Build the site into `out`, made in a folder beside it first: a build that fails leaves the last one whole."""
     out = out.resolve()
     check_out(out)
+    if mirror is not None and not mirror.is_dir():
+        raise BuildError(f"the Pyodide mirror {mirror} is not a folder (--pyodide-mirror or $PYODIDE_MIRROR)")
     staging = out.with_name(f".{out.name}.building")
     if staging.exists():
         shutil.rmtree(staging)  # left by a build that was stopped

@@ -89,3 +89,9 @@ def test_serving_on_a_port_in_use_is_refused_before_building(tmp_path, capsys):
     error = capsys.readouterr().err
     assert f"cannot serve on port {port}" in error and "--port 0" in error and "Traceback" not in error
     assert not (tmp_path / "dist").exists()  # said before any work
+
+
+def test_a_mirror_that_is_not_a_folder_is_said_before_building(tmp_path, capsys):
+    assert build.main(["--pyodide-mirror", str(tmp_path / "pyodide-0.27.7"), "--out", str(tmp_path / "dist")]) == 1
+    assert f"the Pyodide mirror {tmp_path / 'pyodide-0.27.7'} is not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "dist").exists()
