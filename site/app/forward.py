@@ -115,10 +115,9 @@ class ForwardView:
         self.draw(x, "iterated chain q(x_t | x_t−1)")
         return True
 
-    def advance(self, reduced_motion: bool) -> bool:
-        """One frame of Play: a few chain steps, so any T plays in about eight seconds; one with reduced motion."""
-        per_frame = 1 if reduced_motion else max(1, self.schedule.num_steps // 250)
-        return all(self.step() for _ in range(per_frame))
+    def advance(self, scale: int) -> bool:
+        """One frame of Play: a few chain steps (`scale` times as many), so any T plays in about eight seconds."""
+        return all(self.step() for _ in range(scale * max(1, self.schedule.num_steps // 250)))
 
     def toggle_play(self) -> None:
         if not self.player.playing and self.settings["t"] >= self.schedule.num_steps:

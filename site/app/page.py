@@ -17,7 +17,7 @@ from pyodide.ffi import create_proxy, to_js
 
 from diffusion_lab import controls
 
-REDUCED_MOTION_SLOWDOWN = 8
+REDUCED_MOTION_SCALE = 8  # prefers-reduced-motion: one frame of Play in this many, each this many times the steps
 # history.replaceState costs 2-7 ms and Chromium throttles more than 200 calls in 10 s, so the address
 # follows the time sliders and Play this long after the last tick (and at least this often); every other
 # change, Copy link and leaving the page write it at once.
@@ -368,7 +368,8 @@ announce = Announcer()
 
 
 class Player:
-    """Play/Pause for a view: calls `advance(reduced_motion)` on a timer until it returns False or Pause is pressed.
+    """Play/Pause for a view: calls `advance(scale)` on a timer until it returns False or Pause is pressed; each
+    call takes `scale` times the view's steps of a frame.
 
     One run at a time: a new start or a stop invalidates the running loop's
     token, so two loops never advance together.
@@ -399,14 +400,15 @@ class Player:
         self._show(False)
 
     async def _loop(self, token) -> None:
-        # prefers-reduced-motion: an eighth of the frame rate, so changes come slowly.
-        reduced = js.matchMedia("(prefers-reduced-motion: reduce)").matches
+        # prefers-reduced-motion: an eighth of the frames, each as many steps as eight, so the picture changes
+        # a few times a second and Play takes as long as without.
+        scale = REDUCED_MOTION_SCALE if js.matchMedia("(prefers-reduced-motion: reduce)").matches else 1
         while self.token is token:
-            if not self.advance(reduced):
+            if not self.advance(scale):
                 if self.token is token:
                     self.stop()
                 return
-            await asyncio.sleep(self.interval_s * (REDUCED_MOTION_SLOWDOWN if reduced else 1))
+            await asyncio.sleep(self.interval_s * scale)
 
     def _show(self, playing: bool) -> None:
         self.button.textContent = "Pause" if playing else "Play"

@@ -316,10 +316,9 @@ class ReverseView:
         self.draw()
         return True
 
-    def advance(self, reduced_motion: bool) -> bool:
-        """One frame of Play: a few steps (one with reduced motion), waiting where the chain is still computed."""
-        per_frame = 1 if reduced_motion else max(1, (len(self.times) - 1) // 120)
-        for _ in range(per_frame):
+    def advance(self, scale: int) -> bool:
+        """One frame of Play: a few steps (`scale` times as many), waiting where the chain is still computed."""
+        for _ in range(scale * max(1, (len(self.times) - 1) // 120)):
             if self.settings["step"] >= len(self.frames) - 1 and self.final is None:
                 return True  # wait for the chain to catch up
             if not self.step():

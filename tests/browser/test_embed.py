@@ -215,7 +215,7 @@ def test_a_teacher_can_lock_the_code_which_stays_readable_and_runnable(watched, 
     page = watched.open(f"{base_url}/reverse.html?embed=1&lock=step_hook")
     assert page.locator("#notices li").count() == 0
     expect(page.locator("#step-hook")).not_to_be_editable()
-    expect(page.get_by_role("button", name="Reset the step's code")).to_be_disabled()
+    expect(page.get_by_role("button", name="Reset code of the step")).to_be_disabled()
     expect(page.locator("#step-hook-status")).to_have_text("In use: the DDPM step, as samplers.py defines it.")
     expect(page.get_by_label("Code of betas(T)")).to_be_editable()
     page = watched.open(f"{base_url}/reverse.html?embed=1&lock=hook")  # the code alone, named as it is in links
@@ -227,7 +227,7 @@ def test_a_teacher_can_lock_the_code_which_stays_readable_and_runnable(watched, 
     assert page.locator("#notices li").count() == 0
     expect(page.get_by_label("Denoiser")).to_be_disabled()
     expect(page.locator("#noise-hook")).not_to_be_editable()
-    expect(page.get_by_role("button", name="Reset the noise prediction's code")).to_be_disabled()
+    expect(page.get_by_role("button", name="Reset code of the noise prediction")).to_be_disabled()
     expect(page.locator("#step-hook")).to_be_editable()
     # So are the steps' code by the sampler.
     page = watched.open(f"{base_url}/reverse.html?embed=1&lock=sampler")

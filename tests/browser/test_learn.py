@@ -437,7 +437,7 @@ def test_the_reverse_chain_runs_with_the_students_step_and_survives_a_broken_one
     expect(editor).to_be_hidden()
     expect(page.get_by_label("Code of ddim_step(x_t, t, t_prev, eps, schedule, eta, noise, clip)")).to_be_visible()
     page.get_by_label("Sampler").select_option("ddpm")
-    page.get_by_role("button", name="Reset the step's code").click()
+    page.get_by_role("button", name="Reset code of the step").click()
     expect(status).to_contain_text("In use: the DDPM step, as samplers.py defines it")
     assert "step_hook=" not in page.url and editor.input_value() == hooks.step_template()
 
@@ -566,7 +566,7 @@ def test_the_oracle_runs_with_the_students_noise_prediction_in_ddim_and_ddpm(wat
     expect(status).to_contain_text("In use: your predict_noise(…)")
     page.get_by_label("Denoiser").select_option("ideal")
     expect(status).to_contain_text("the ideal denoiser and the trained network make their own")
-    page.get_by_role("button", name="Reset the noise prediction's code").click()
+    page.get_by_role("button", name="Reset code of the noise prediction").click()
     expect(status).to_contain_text("In use: the oracle's exact noise prediction")
     assert "noise_hook=" not in page.url and editor.input_value() == hooks.noise_template()
 
