@@ -140,6 +140,7 @@ def copy_pyodide(out: Path, mirror: Path | None) -> list[str]:
     target.mkdir(parents=True)
     for name in RUNTIME_FILES:
         shutil.copyfile(PYODIDE_NPM / name, target / name)
+    drop_source_map_comments(target / name for name in RUNTIME_FILES if name.endswith((".js", ".mjs")))
     lock = json.loads((PYODIDE_NPM / "pyodide-lock.json").read_text())
     names = package_closure(lock, PAGE_PACKAGES)
     wheels = {name: target / lock["packages"][name]["file_name"] for name in names}
@@ -298,9 +299,21 @@ def compile_bytecode(archives: dict[Path, str], *, keep_source: bool = False,
                 print(f"compiled {path.name}: {compiled} modules to bytecode, {kept} kept as source{left_out}")
 
 
+SOURCE_MAP_COMMENT = re.compile(r"\n//# sourceMappingURL=[^\n]*\s*\Z")
+
+
+def drop_source_map_comments(files) -> None:
+    """The site ships no source maps: without the comments that name them, DevTools asks for none (404s)."""
+    for path in files:
+        text = path.read_text()
+        if SOURCE_MAP_COMMENT.search(text):
+            path.write_text(SOURCE_MAP_COMMENT.sub("\n", text))
+
+
 def copy_pyscript(out: Path) -> None:
     """PyScript's distributable modules, without source maps."""
     shutil.copytree(PYSCRIPT_NPM, out / "pyscript", ignore=shutil.ignore_patterns("*.map"))
+    drop_source_map_comments((out / "pyscript").glob("*.js"))
 
 
 CPYTHON_ONLY = ("train.py", "evaluate.py")  # need scikit-learn's digits, which the site does not ship
@@ -711,7 +724,7 @@ def build_offline(out: Path, files: dict[str, str]) -> Path:
     size = f"{target.stat().st_size / 1e6:.0f} MB"
     index = out / "index.html"
     index.write_text(index.read_text().replace(OFFLINE_SIZE_MARK, size))
-    print(f"built {target} ({size}: views {', '.join(views.values())})")
+    print(f"wrote the offline edition {target.name} ({size}: views {', '.join(views.values())})")
     return target
 
 

@@ -376,3 +376,28 @@ def test_the_ideal_denoiser_of_the_digits_copies_one(watched, base_url):
     result = page.inner_text("#result")
     assert float(re.search(r"RMS distance (\d\.\d+)", result).group(1)) > 0.1
     assert "settled" in result and "reproduce its training images" not in result
+
+
+def test_each_page_says_what_it_is_to_a_search_engine_or_a_link_preview(site):
+    for name in ("index.html", "forward.html", "reverse.html"):
+        description = re.search(r'<meta name="description" content="([^"]*)">', (site / name).read_text())
+        assert description and len(description.group(1)) > 80, name
+
+
+def test_no_script_names_a_source_map_the_site_lacks(site):
+    # DevTools (a teacher debugging an embed) would ask for each one and log a 404.
+    for script in [*site.glob("pyscript/*.js"), *site.glob("pyodide/*.js"), *site.glob("pyodide/*.mjs"),
+                   *site.glob("js/*.js")]:
+        named = re.search(r"//# sourceMappingURL=(\S+)\s*\Z", script.read_text())
+        assert named is None or (script.parent / named.group(1)).exists(), script.name
+
+
+def test_a_printed_view_is_its_pictures_figures_equations_and_code(watched, base_url):
+    page = watched.open(f"{base_url}/reverse.html?steps=50")
+    page.emulate_media(media="print")
+    for visible in ("#frame", "#strip", "#equation", "pre.code >> nth=0"):
+        expect(page.locator(visible)).to_be_visible()
+    for hidden in ("#play", ".time-controls", "#noise-hook", "#step-hook", "fieldset[data-group='export']"):
+        expect(page.locator(hidden)).to_be_hidden()
+    listing = page.locator("pre.code >> nth=0")
+    assert listing.evaluate("el => el.scrollWidth <= el.clientWidth + 1")  # the code wraps: nothing cut off
