@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.sampler == "ddim" and not 1 <= args.ddim_steps <= args.steps:
         parser.error("--ddim-steps must be between 1 and --steps")
     if not 0 <= args.eta <= 1:  # also refuses nan
-        parser.error("--eta must be between 0 (deterministic DDIM) and 1 (DDPM's noise)")
+        parser.error("--eta must be between 0 (deterministic DDIM) and 1 (DDPM-like noise)")
 
     schedule = schedules.get_schedule(args.schedule, args.steps)
     image = images.make_image(args.image, args.size)

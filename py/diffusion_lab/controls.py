@@ -66,7 +66,8 @@ CONTROLS: tuple[Control, ...] = (
             ("fixed_small", "fixed_large"), ("Small: posterior beta tilde", "Large: beta")),
     Control("ddim_steps", "DDIM steps", "int", 50, ("reverse",), "sampler", low=1, high=1000),
     Control("eta", "DDIM eta", "float", 0.0, ("reverse",), "sampler", low=0.0, high=1.0, step=0.05,
-            help="0 is deterministic DDIM; 1 matches DDPM's noise."),
+            help="0 is deterministic DDIM; 1 adds DDPM-like noise (as DDPM with the small variance when DDIM "
+                 "steps = T)."),
     Control("spacing", "DDIM spacing", "choice", "leading", ("reverse",), "sampler", ("leading", "trailing"),
             ("Leading", "Trailing"),
             help="Leading takes pure noise for the x_t of a smaller t (with 1 step, t = 1), so few steps leave "
@@ -284,8 +285,11 @@ def _chain_position(state: dict[str, object]) -> str:
 
     Its slider counts steps from x_T, so a bare number reads as the wrong t.
     """
-    last = state["ddim_steps"] if state["sampler"] == "ddim" else state["steps"]
-    ends = {0: f" (t = {state['steps']}, pure noise)", last: " (t = 0, the end of the chain)"}
+    ddim = state["sampler"] == "ddim"
+    last = state["ddim_steps"] if ddim else state["steps"]
+    # DDIM's first t depends on its spacing (samplers.timesteps: 981 of 1000 for 50 leading steps).
+    ends = {0: " (pure noise)" if ddim else f" (t = {state['steps']}, pure noise)",
+            last: " (t = 0, the end of the chain)"}
     return f"step {state['step']} of {last}{ends.get(state['step'], '')}"
 
 

@@ -41,12 +41,13 @@ def coefficients(t: int, schedule: Schedule) -> Coefficients:
 
 
 def q_sample(x0: np.ndarray, t: int, noise: np.ndarray, schedule: Schedule) -> np.ndarray:
-    """Ho et al. 2020, eq. 4: x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) noise."""
+    """Ho et al. 2020, eq. 4: x_t = sqrt(alpha_bar_t) x0 + sqrt(1 - alpha_bar_t) noise (index t: the paper's t + 1)."""
     return schedule.sqrt_alpha_bars[t] * x0 + schedule.sqrt_one_minus_alpha_bars[t] * noise
 
 
 def q_step(x_prev: np.ndarray, t: int, noise: np.ndarray, schedule: Schedule) -> np.ndarray:
-    """Ho et al. 2020, eq. 2: x_t = sqrt(1 - beta_t) x_{t-1} + sqrt(beta_t) noise (x_{-1} = x0)."""
+    """Ho et al. 2020, eq. 2 at index t (the paper's step t + 1): sqrt(1 - beta) x_prev + sqrt(beta) noise, where
+    x_prev is x0 at t = 0."""
     beta = float(schedule.betas[t])
     return math.sqrt(1.0 - beta) * x_prev + math.sqrt(beta) * noise
 

@@ -120,7 +120,7 @@ def strip_figure(frames: list[np.ndarray], labels: list[str], title: str | None 
 
 
 class ScheduleFigure:
-    """Three panels against t: beta_t (log scale), alpha_bar_t and log SNR, with a marker at t.
+    """Three panels against t: beta_t (log scale), alpha_bar_t and ln SNR (the readout gives dB), with a marker at t.
 
     The axis counts steps as the papers (and the pages) do, 1..T, so the core's
     index i is drawn at i + 1, and ``set_t(-1)`` marks t = 0, the clean image.
@@ -132,7 +132,7 @@ class ScheduleFigure:
                  stacked: bool = False):
         self.figure = _figure(width_px, height_px, scale)
         self.axes = self.figure.subplots(3, 1, sharex=True) if stacked else self.figure.subplots(1, 3)
-        titles = (r"$\beta_t$ (log scale)", r"$\bar\alpha_t$", r"$\log\,\mathrm{SNR}_t$")
+        titles = (r"$\beta_t$ (log scale)", r"$\bar\alpha_t$", r"$\ln\,\mathrm{SNR}_t$")
         self.lines, self.markers, self.dots = [], [], []
         for ax, title in zip(self.axes, titles):
             ax.set_title(title, fontsize=10)

@@ -91,9 +91,9 @@ def ddpm_coefficients(t: int, schedule: Schedule, variance: str = "fixed_small")
 def _ddpm_update(x_t, t, eps, schedule, sigma, noise, clip):
     """One DDPM step given sigma_t; returns (x_{t-1}, x0_pred). In-place ops: this is the hot loop.
 
-    x0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)                     (eq. 4)
-    x_prev = posterior_coef_xt x_t + posterior_coef_x0 x0 + sigma noise            (eq. 7)
-    where noise ~ N(0, I) is None at t = 0 (nothing is added at the clean end).
+    x0 = (x_t - sqrt(1 - alpha_bar_t) eps) / sqrt(alpha_bar_t)                     (eq. 15: eq. 4 for x0)
+    x_prev = posterior_coef_xt x_t + posterior_coef_x0 x0 + sigma noise            (eq. 7, Algorithm 2)
+    where noise ~ N(0, I) is None at index t = 0 (the paper's t = 1: nothing is added at the clean end).
     """
     x0 = np.multiply(eps, -schedule.sqrt_one_minus_alpha_bars[t])
     x0 += x_t

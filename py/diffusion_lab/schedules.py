@@ -115,14 +115,16 @@ def scaled_linear_betas(T: int) -> np.ndarray:
 
 
 def cosine_betas(T: int) -> np.ndarray:
-    """Nichol & Dhariwal 2021, eq. 17: alpha_bar(t) = cos^2((t/T + s)/(1 + s) * pi/2)."""
+    """Nichol & Dhariwal 2021, eq. 17: alpha_bar(t) = f(t) / f(0), f(t) = cos^2((t/T + s)/(1 + s) * pi/2);
+    beta_t = 1 - alpha_bar(t) / alpha_bar(t - 1), clipped at 0.999 (their sec. 3.2)."""
     ts = np.arange(T + 1, dtype=np.float64) / T
     f = np.cos((ts + COSINE_S) / (1 + COSINE_S) * math.pi / 2) ** 2
     return np.minimum(1.0 - f[1:] / f[:-1], MAX_BETA)
 
 
 def sigmoid_betas(T: int) -> np.ndarray:
-    """diffusers "sigmoid" (GeoDiff, Xu et al. 2022): beta_t follows a logistic curve from 1e-4 to 0.02."""
+    """diffusers "sigmoid" (GeoDiff, Xu et al. 2022): beta_t follows a logistic curve between 1e-4 and 0.02
+    (the sigmoid of linspace(-6, 6, T): 1.5e-4 to 0.01995 at T = 1000)."""
     scale = REFERENCE_STEPS / T
     ramp = 1.0 / (1.0 + np.exp(-np.linspace(-6.0, 6.0, T)))
     betas = ramp * (scale * BETA_END - scale * BETA_START) + scale * BETA_START

@@ -96,8 +96,9 @@ class ForwardView:
             return "t = 0 (the clean image): ᾱ<sub>t</sub> = 1, SNR = ∞"
         i = t - 1
         abar, snr = self.schedule.alpha_bars[i], self.schedule.snr[i]
+        abar_text = f"{abar:.4g}" if abar < 0.9995 else f"1 − {1 - abar:.3g}"  # never a bare 1 after t = 0
         return (f"t = {t} of {self.schedule.num_steps}: β<sub>t</sub> = {self.schedule.betas[i]:.4g}, "
-                f"ᾱ<sub>t</sub> = {abar:.4g}, SNR = {snr:.3g} ({10 * self.core.np.log10(snr):.1f} dB)")
+                f"ᾱ<sub>t</sub> = {abar_text}, SNR = {snr:.3g} ({10 * self.core.np.log10(snr):.1f} dB)")
 
     # -- the iterative chain -------------------------------------------------
     def step(self) -> bool:

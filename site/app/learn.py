@@ -569,7 +569,7 @@ class ForwardPanel(Panel):
                                               "slider to see the equations with their numbers.")], {"t": 0})
             return
         c = core.forward.coefficients(t - 1, schedule)
-        closed = line("Any t at once (eq. 4)",
+        closed = line("Any t at once (Ho et al. eq. 4)",
                       (row(x(t), mo("="), sqrt(abar(t)), x(0)), row(mo("+"), sqrt(mn(1), mo("−"), abar(t)), EPS)),
                       (row(mo("="), term(c.signal, x(0), first=True)), row(term(c.noise, EPS))),
                       active=not iterated)
@@ -578,9 +578,10 @@ class ForwardPanel(Panel):
                           mo("="), mn(c.alpha_bar)),
                       row(beta(t), mo("="), mn(c.beta)),
                       row(mi("SNR"), mo("="), frac(abar(t), row(mn(1), mo("−"), abar(t))), mo("="), mn(c.snr)))
-        step = line("One step (eq. 2)",
-                    (row(x(t), mo("="), sqrt(mn(1), mo("−"), beta(t)), x(t - 1)), row(mo("+"), sqrt(beta(t)), EPS)),
-                    (row(mo("="), term(c.step_signal, x(t - 1), first=True)), row(term(c.step_noise, EPS))),
+        eps_t = sub(mi("ε"), t)  # a fresh draw each step; eq. 4's ε stands for all of them, in distribution
+        step = line("One step (Ho et al. eq. 2)",
+                    (row(x(t), mo("="), sqrt(mn(1), mo("−"), beta(t)), x(t - 1)), row(mo("+"), sqrt(beta(t)), eps_t)),
+                    (row(mo("="), term(c.step_signal, x(t - 1), first=True)), row(term(c.step_noise, eps_t))),
                     active=iterated)
         self.show_equation([closed, values, step], {**c._asdict(), "index": c.t, "t": t})
 
@@ -767,7 +768,7 @@ class ReversePanel(Panel):
         else:
             c = core.samplers.ddpm_coefficients(t - 1, schedule, s["variance"])
             sigma = c.sigma if t > 1 else 0.0
-        predict = line("Predicted clean image (eq. 15)",
+        predict = line("Predicted clean image (Ho et al. eq. 15)",
                        row(X0_HAT, mo("="), frac(row(x(t), mo("−"), sqrt(mn(1), mo("−"), abar(t)), EPS_HAT),
                                                   sqrt(abar(t)))),
                        row(mo("="), frac(row(x(t), term(-c.eps_scale, EPS_HAT)), mn(c.x0_scale))))
@@ -782,7 +783,7 @@ class ReversePanel(Panel):
             where = line("where", row(mi("η"), mo("="), mn(float(s["eta"]))),
                          row(abar(t), mo("="), mn(c.alpha_bar)), row(abar(t_prev), mo("="), mn(c.alpha_bar_prev)),
                          row(sigma_symbol, mo("="), mn(sigma)))
-            step = line(f"DDIM step to t = {t_prev} (eq. 12)", symbolic, numeric, active=True)
+            step = line(f"DDIM step to t = {t_prev} (Song et al. eq. 12)", symbolic, numeric, active=True)
         else:
             mean = sub(accent(mi("μ"), "~"), t)
             last = t == 1  # Algorithm 2 of Ho et al. adds no noise at t = 1, whatever sigma_1 is
@@ -797,7 +798,7 @@ class ReversePanel(Panel):
             spread = [] if last else [row(sub(mi("σ"), t), mo("="), sqrt(sub(variance, t)), mo("="), mn(sigma))]
             where = line("where", mean_form, *spread,
                          row(abar(t), mo("="), mn(c.alpha_bar)), row(beta(t), mo("="), mn(c.beta)))
-            step = line("DDPM step (eq. 7)", symbolic, numeric, active=True)
+            step = line("DDPM step (Ho et al. eq. 7 for the mean, Algorithm 2)", symbolic, numeric, active=True)
         lines = [predict, step, where]
         if self.students_step is not None:
             editor = self.ddim if ddim else self.step

@@ -151,8 +151,11 @@ def test_the_reverse_views_step_is_told_as_a_place_in_the_chain():
     state, notices = controls.parse_query("step=5000&steps=100", "reverse")
     assert state["step"] == 100
     assert notices == ["Timestep: 5000 is out of range, using step 100 of 100 (t = 0, the end of the chain)"]
+    state, notices = controls.parse_query("step=-3", "reverse")
+    assert notices == ["Timestep: -3 is out of range, using step 0 of 1000 (t = 1000, pure noise)"]
+    # DDIM's first t depends on its spacing (951 for 20 leading steps): not said, rather than said wrong.
     state, notices = controls.parse_query("step=-3&sampler=ddim&ddim_steps=20", "reverse")
-    assert notices == ["Timestep: -3 is out of range, using step 0 of 20 (t = 1000, pure noise)"]
+    assert notices == ["Timestep: -3 is out of range, using step 0 of 20 (pure noise)"]
     state, notices = controls.parse_query("step=80&sampler=ddim&ddim_steps=50", "reverse")
     assert notices == ["Timestep: adjusted to step 50 of 50 (t = 0, the end of the chain) to fit the other settings"]
     state = controls.defaults("reverse") | {"step": 30}
