@@ -1,7 +1,7 @@
 """Who predicts the noise, learned: a small residual MLP trained on 8x8 digits (forward pass only).
 
 The network reads a noisy image x_t and its noise level, the log signal-to-noise
-ratio lambda = log(alpha_bar / (1 - alpha_bar)) (Kingma et al. 2021, eq. 3), and
+ratio lambda = log(alpha_bar / (1 - alpha_bar)) (Kingma et al. 2021, "Variational Diffusion Models", sec. 2), and
 predicts the velocity v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x0
 (Salimans & Ho 2022, sec. 4); eps and x0 follow exactly (``samplers.eps_from_v``).
 Because it is conditioned on lambda rather than on an index t, it was trained

@@ -43,7 +43,7 @@ class Schedule:
     """A variance schedule; every array is float64, length T, read-only.
 
     ``alpha_bars_prev[t]`` is alpha_bar_{t-1} with alpha_bar_{-1} = 1 (clean end);
-    ``snr`` = alpha_bar / (1 - alpha_bar) (Kingma et al. 2021, eq. 3).
+    ``snr`` = alpha_bar / (1 - alpha_bar) (Kingma et al. 2021, "Variational Diffusion Models", sec. 2).
     ``one_minus_alpha_bars`` is 1 - alpha_bar summed step by step, exact to rounding even where alpha_bar is
     within 1e-16 of 1 (a beta of 1e-16): every coefficient divides by it.
     The ``posterior_*`` arrays are q(x_{t-1} | x_t, x_0) of Ho et al. eq. 7:
