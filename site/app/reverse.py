@@ -289,8 +289,8 @@ class ReverseView:
                     f"of the training digits (at least {floor:.0%}). The chain ended before the network settled on a "
                     "digit (too few steps, or a changed step).")
         return (f"New: as far from the training digits as real unseen digits are (90% of them lie {low:.3f} to "
-                f"{high:.3f} away), so not a copy of one. Whether it reads as a digit is for you to judge: a "
-                "classifier is sure of about 3 in 4 of the network's samples, and of 87% of real digits.")
+                f"{high:.3f} away): not a copy. Whether it reads as a digit is yours to judge (a classifier is sure "
+                "of 3 in 4 of the network's samples, and of 87% of real digits).")
 
     def fit_strip(self) -> None:
         """Make the strip at the width its canvas shows at, and draw it (at once if the chain is done, else
