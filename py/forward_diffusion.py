@@ -56,7 +56,7 @@ def common_parser(description: str) -> argparse.ArgumentParser:
     """The options both classroom programs share."""
     parser = argparse.ArgumentParser(
         description=description,
-        epilog="Timesteps count as in the DDPM paper and the pages: t = 0 is the clean image, t = T pure noise.")
+        epilog="Timesteps count as in the DDPM paper and the pages: t = 0 is the clean image, t = T the noisiest step.")
     parser.add_argument("--schedule", choices=schedules.SCHEDULE_NAMES, default="linear")
     parser.add_argument("--steps", type=int, default=1000,
                         help=f"number of diffusion steps T (2..{schedules.REFERENCE_STEPS})")
