@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import expect
 
-from conftest import Watched
+from conftest import READY_TIMEOUT_MS, Watched
 
 from diffusion_lab import denoisers, forward, images, samplers, schedules
 
@@ -401,3 +401,23 @@ def test_a_printed_view_is_its_pictures_figures_equations_and_code(watched, base
         expect(page.locator(hidden)).to_be_hidden()
     listing = page.locator("pre.code >> nth=0")
     assert listing.evaluate("el => el.scrollWidth <= el.clientWidth + 1")  # the code wraps: nothing cut off
+
+
+def test_play_keeps_its_pace_on_a_slow_device(browser, base_url):
+    """An old phone (CPU 6x slower) draws fewer frames, but Play covers the chain at about the same pace."""
+    progress = {}
+    for rate in (1, 6):
+        context = browser.new_context(viewport={"width": 360, "height": 640}, device_scale_factor=2)
+        try:
+            page = context.new_page()
+            page.goto(f"{base_url}/forward.html")
+            page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+            page.wait_for_timeout(1000)  # the figures drawn at start-up are done
+            context.new_cdp_session(page).send("Emulation.setCPUThrottlingRate", {"rate": rate})
+            page.get_by_role("button", name="Play").click()
+            page.wait_for_timeout(3000)
+            page.get_by_role("button", name="Pause").click()
+            progress[rate] = int(page.get_by_label("Timestep").input_value())
+        finally:
+            context.close()
+    assert progress[6] >= 0.35 * progress[1] > 0  # without catching up: about a tenth
