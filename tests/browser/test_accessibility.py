@@ -224,3 +224,19 @@ def test_no_autoplay_and_no_csp_violation(watched, base_url):
     blocked = [error for error in watched.errors if "inline script" in error and "Content Security Policy" in error]
     assert len(blocked) == 1  # the one report of that injection, expected: nothing else
     watched.errors.remove(blocked[0])
+
+
+@pytest.mark.parametrize("path", ["forward.html", "reverse.html"])
+def test_the_slider_stays_under_the_finger_as_its_value_changes(browser, base_url, path):
+    # On a phone the readout above the slider grew a line once t left 0, and the value beside it widened: the
+    # slider moved away from under a finger about to drag it.
+    with opened_at(browser, f"{base_url}/{path}", 360, 640) as page:
+        slider = page.get_by_label("Timestep")
+        slider.scroll_into_view_if_needed()
+        places = []
+        for key in ("Home", "ArrowRight", "PageUp", "End"):
+            slider.press(key)
+            page.wait_for_timeout(200)
+            box = slider.bounding_box()
+            places.append((round(box["y"] + page.evaluate("scrollY")), round(box["width"])))
+        assert len(set(places)) == 1, places
