@@ -23,7 +23,6 @@ MAX_CATCH_UP = 8  # a frame of Play on a slow device takes the steps of at most 
 # follows the time sliders and Play this long after the last tick (and at least this often); every other
 # change, Copy link and leaving the page write it at once.
 URL_DELAY_S, URL_MAX_WAIT_S = 0.25, 1.0
-TIME_SETTINGS = controls.TIME_NAMES
 KEPT_CODE_KEY = "diffusion-lab:code-too-long-for-links"  # sessionStorage: {controls.tab_key(code): code}
 MAX_KEPT_CODE = 8  # the last codes too long for links run in this tab
 PHASES = ("runtime", "numpy", "first frame", "matplotlib", "ready")
@@ -538,13 +537,13 @@ class Settings:
             clear_notices(name)
         self.state[name] = self.wanted[name] = value
         adjusted = controls.constrain(self.state, self.wanted)
-        for other in set(adjusted) - TIME_SETTINGS:  # a slider's new range shows itself; a number box does not
+        for other in set(adjusted) - controls.TIME_NAMES:  # a slider's new range shows itself; a number box does not
             if self.state[other] == self.wanted.get(other):
                 clear_notices(other)  # back to what the student chose
             else:
                 show_notice(controls.adjusted_notice(other, self.state), other)
         changed = {name, *adjusted}
-        for other in changed | TIME_SETTINGS & set(self.controls):
+        for other in changed | controls.TIME_NAMES & set(self.controls):
             self.write(other)
         self.sync_url_for(changed)
         return self._on_change(changed)
@@ -563,7 +562,7 @@ class Settings:
 
     def sync_url_for(self, changed: set) -> None:
         """Write the address now, or soon if only a time slider moved (see URL_DELAY_S)."""
-        if changed <= TIME_SETTINGS:
+        if changed <= controls.TIME_NAMES:
             self.url_later.schedule()
         else:
             self.sync_url()
