@@ -166,7 +166,7 @@ class ForwardFigures:
         from diffusion_lab import plots
 
         self.plots, self.view = plots, view
-        self.pending = page.Later(FIGURE_DELAY_S, self.draw_t)
+        self.pending = page.Later(FIGURE_DELAY_S, self.draw_t, patient=True)
         self.fit()
         self.new_settings()
         page.refit_on_resize(self.fits, self.refit)

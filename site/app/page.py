@@ -314,14 +314,18 @@ class Later:
     """Call `callback` once, `delay_s` after the last `schedule()`: a debounce on the browser's timer.
 
     With `max_wait_s`, a stream of calls (Play) still fires at least that often.
+    With `patient`, the delay is at least the time the callback last took: on a
+    slow device a slow figure waits for a pause in the input instead of filling
+    the gaps between inputs (a slider dragged by touch stalled 230 ms a move).
     (Pyodide 0.27's event loop reports cancelled asyncio tasks as errors, so
     nothing here cancels a task: timers are cleared, loops check a token.)
     """
 
     def __init__(self, delay_s: float, callback, max_wait_s: float | None = None,
-                 failure: str = "A figure could not be drawn.") -> None:
+                 failure: str = "A figure could not be drawn.", patient: bool = False) -> None:
         self.delay_ms, self.callback, self.handle, self.failure = int(delay_s * 1000), callback, None, failure
         self.max_wait_ms = None if max_wait_s is None else max_wait_s * 1000
+        self.patient, self.took_ms = patient, 0.0
         self.first = 0.0  # when the pending call was first asked for
         self.proxy = create_proxy(self._fire)
 
@@ -329,7 +333,7 @@ class Later:
         now = js.performance.now()
         if self.handle is None:
             self.first = now
-        delay = self.delay_ms
+        delay = max(self.delay_ms, int(self.took_ms)) if self.patient else self.delay_ms
         if self.max_wait_ms is not None:
             delay = max(0, min(delay, int(self.first + self.max_wait_ms - now)))
         self.cancel()
@@ -342,10 +346,12 @@ class Later:
 
     def _fire(self) -> None:
         self.handle = None
+        started = js.performance.now()
         try:
             self.callback()
         except Exception as error:  # noqa: BLE001  (the page must keep working)
             show_error(self.failure, error)
+        self.took_ms = js.performance.now() - started
 
 
 class Announcer:

@@ -100,6 +100,35 @@ def test_histogram_figure_updates():
     assert np.any(a != b)
 
 
+@pytest.mark.parametrize("compact, width, height, scale", [(False, 480, 300, 1), (True, 328, 246, 2)])
+def test_the_histogram_redraws_only_what_moves_and_shows_what_a_full_draw_does(compact, width, height, scale):
+    """Scrubbing t: each picture equals a full draw, the density axis stays put between round tops, bars stay clear of
+    the legend (a checkerboard's spikes at t = 0 reached under it)."""
+    s = get_schedule("linear", 1000)
+    fig = plots.HistogramFigure(width_px=width, height_px=height, scale=scale, compact=compact)
+    canvas = fig.figure.canvas
+    for image in ("checkerboard", "face"):
+        x0 = make_image(image, 64)
+        noise = np.random.default_rng(0).standard_normal(x0.shape)
+        tops = []
+        for t in [-1, 0, 1, 2, 3, 5, 10, 40, 41, 42, 300, 301, 999]:
+            fig.update(x0 if t < 0 else q_sample(x0, t, noise, s), x0, t, s)
+            blitted = rendered(fig, width * scale, height * scale)
+            canvas.draw()  # everything, as save_png does
+            np.testing.assert_array_equal(blitted, np.asarray(canvas.buffer_rgba()))
+            legend = fig.ax.get_legend().get_window_extent(canvas.get_renderer())
+            highest = max(fig.observed.get_data().values.max(), fig.predicted.get_data().values.max())
+            assert fig.ax.transData.transform((0, highest))[1] < legend.y0
+            tops.append(fig.ax.get_ylim()[1])
+        assert len(set(tops)) < len(tops) / 2  # the axis moves in steps, not with every t
+        assert all(plots.round_top(top) == top for top in tops)
+
+
+def test_round_top():
+    assert [plots.round_top(v) for v in (0.4, 0.41, 1.0, 1.01, 2.6, 7, 9, 11, 0.0123)] == pytest.approx(
+        [0.4, 0.5, 1.0, 1.2, 3.0, 8, 10, 12, 0.015])
+
+
 @pytest.mark.parametrize("t", [0, 300, 999])
 def test_predicted_histogram_is_a_density_matching_samples(t):
     s = get_schedule("linear", 1000)
