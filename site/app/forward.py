@@ -162,14 +162,22 @@ class ForwardView:
 class ForwardFigures:
     """The matplotlib figures, reused frame after frame and redrawn shortly after the last input."""
 
-    def __init__(self, view: ForwardView) -> None:
-        from diffusion_lab import plots
-
+    def __init__(self, view: ForwardView, plots) -> None:
         self.plots, self.view = plots, view
         self.pending = page.Later(FIGURE_DELAY_S, self.draw_t, patient=True)
         self.fit()
-        self.new_settings()
         page.refit_on_resize(self.fits, self.refit)
+
+    @classmethod
+    async def start(cls, view: ForwardView) -> "ForwardFigures":
+        """Import matplotlib's figures and draw the first ones in turns (about 1 s in all), the page answering
+        between them; the view takes them once they are drawn, so a setting changed meanwhile is drawn too."""
+        figures = cls(view, await page.import_plots())
+        await page.next_turn()
+        figures.schedule.render()  # the first text with maths in it (matplotlib's mathtext parser: 0.3 s)
+        await page.next_turn()
+        figures.new_settings()
+        return figures
 
     @staticmethod
     def fits() -> tuple:
@@ -226,7 +234,8 @@ async def main() -> None:
     view.settings.enable()
     page.set_phase("matplotlib", "Loading matplotlib for the figures…")
     await page.load_package("matplotlib")
-    view.figures = ForwardFigures(view)
+    page.set_phase("figures", "Drawing the figures…")
+    view.figures = await ForwardFigures.start(view)
     page.set_phase("ready", "Ready")
     page.js.performance.mark("ready")
     page.js.document.body.dataset.ready = "true"

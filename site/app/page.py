@@ -6,6 +6,7 @@ Page glue only: reads controls, calls diffusion_lab, draws. It uses `js` and
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import time
@@ -25,7 +26,7 @@ MAX_CATCH_UP = 8  # a frame of Play on a slow device takes the steps of at most 
 URL_DELAY_S, URL_MAX_WAIT_S = 0.25, 1.0
 KEPT_CODE_KEY = "diffusion-lab:code-too-long-for-links"  # sessionStorage: {controls.tab_key(code): code}
 MAX_KEPT_CODE = 8  # the last codes too long for links run in this tab
-PHASES = ("runtime", "numpy", "first frame", "matplotlib", "ready")
+PHASES = ("runtime", "numpy", "first frame", "matplotlib", "figures", "ready")  # #progress counts them
 _started = time.perf_counter()
 _proxies = []  # event handlers must outlive the call that made them
 
@@ -44,6 +45,23 @@ def set_phase(phase: str, text: str) -> None:
     element("progress").value = PHASES.index(phase)
     if phase == "ready":
         element("status").hidden = True
+
+
+async def next_turn() -> None:
+    """Let the browser paint and answer input before the next slow part of start-up.
+
+    Each part is one task (0.1-0.4 s here, several times that on a slow phone);
+    in one task they froze a slow phone's page for 4-7 s.
+    """
+    await asyncio.sleep(0)  # Pyodide's event loop resumes the task from a browser timer
+
+
+async def import_plots():
+    """``diffusion_lab.plots`` in turns: matplotlib's text, its axes, then the rest (0.1-0.2 s each here)."""
+    for name in ("matplotlib.text", "matplotlib.axes", "diffusion_lab.plots"):
+        await next_turn()
+        module = importlib.import_module(name)
+    return module
 
 
 def show_error(title: str, error: BaseException | None = None) -> None:

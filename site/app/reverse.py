@@ -348,9 +348,8 @@ async def main() -> None:
     view.settings.enable()
     page.set_phase("matplotlib", "Loading matplotlib for the figures…")
     await page.load_package("matplotlib")
-    from diffusion_lab import plots
-
-    view.plots = plots
+    page.set_phase("figures", "Drawing the figures…")
+    view.plots = await page.import_plots()
     view.fit_strip()
     page.refit_on_resize(lambda: page.figure_fit("strip", page.STRIP_WIDEST), view.fit_strip)
     page.set_phase("ready", "Ready")

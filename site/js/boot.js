@@ -127,6 +127,18 @@
     });
   }
 
+  // The runtime's phase is most of the wait on a slow device: say when its download is done and it starts.
+  if ("PerformanceObserver" in window) {
+    const runtimeFetched = new PerformanceObserver((list) => {
+      if (!list.getEntries().some((entry) => entry.name.endsWith("/pyodide.asm.wasm"))) return;
+      runtimeFetched.disconnect();
+      if (document.body.dataset.phase !== "runtime" || !$("phase")) return;
+      $("phase").textContent = "Starting Python…";
+      $("progress").value = 0.5;
+    });
+    runtimeFetched.observe({ type: "resource", buffered: true });
+  }
+
   const tick = setInterval(() => {
     const seconds = (performance.now() - started) / 1000;
     const elapsed = $("elapsed");

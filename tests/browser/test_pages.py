@@ -439,6 +439,41 @@ def test_on_a_slow_device_the_figures_wait_for_the_finger_to_pause(browser, base
         context.close()
 
 
+def test_on_a_slow_device_start_up_says_what_it_does_and_the_page_answers_while_the_figures_come(browser, base_url):
+    """An old phone (CPU 6x slower): the status names each phase, "Starting Python…" once the runtime has arrived,
+    and a key pressed while the figures are made moves the picture at once, before they are done.
+
+    Before, the bar sat at "Loading Python and numpy…" until the page ran, then matplotlib's import and the first
+    figures were one task: the page did not answer for 4-7 s.
+    """
+    context = browser.new_context(viewport={"width": 360, "height": 640}, device_scale_factor=2)
+    try:
+        page = context.new_page()
+        page.add_init_script("""window.startup = [];
+            new MutationObserver(() => {
+                const phase = document.getElementById('phase'), readout = document.getElementById('readout');
+                const now = [phase && phase.textContent, readout && readout.textContent.split(':')[0],
+                             document.body && document.body.dataset.ready];
+                const last = window.startup[window.startup.length - 1];
+                if (!last || now.some((value, i) => value !== last[i])) window.startup.push(now);
+            }).observe(document, {subtree: true, childList: true, characterData: true, attributes: true});""")
+        context.new_cdp_session(page).send("Emulation.setCPUThrottlingRate", {"rate": 6})
+        page.goto(f"{base_url}/forward.html")
+        expect(page.locator("#phase")).to_have_text("Loading matplotlib for the figures…", timeout=READY_TIMEOUT_MS)
+        page.get_by_label("Timestep").focus()
+        expect(page.locator("#phase")).to_have_text("Drawing the figures…", timeout=READY_TIMEOUT_MS)
+        page.keyboard.press("ArrowRight")  # at once: a locator's press first waits for the slider to be stable
+        page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+        seen = page.evaluate("window.startup")
+    finally:
+        context.close()
+    phases = list(dict.fromkeys(phase for phase, _, _ in seen if phase))
+    assert phases == ["Loading Python and numpy…", "Starting Python…",  # numpy, then the first frame, in one task
+                      "Loading matplotlib for the figures…", "Drawing the figures…", "Ready"]
+    moved = next(i for i, (_, readout, _) in enumerate(seen) if readout and readout.startswith("t = 1 "))
+    assert seen[moved][2] != "true" and seen[moved][0] == "Drawing the figures…"  # the key was answered at once
+
+
 def test_play_keeps_its_pace_on_a_slow_device(browser, base_url):
     """An old phone (CPU 6x slower) draws fewer frames, but Play covers the chain at about the same pace."""
     progress = {}
