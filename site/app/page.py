@@ -64,6 +64,16 @@ async def import_plots():
     return module
 
 
+class Unreachable(Exception):
+    """The site could not be reached (the network went): nothing is wrong with the site, and the message says
+    what to do."""
+
+
+def _unreachable(failure: str) -> bool:
+    """Whether a failed fetch's message is the network's (Chromium's and Firefox's words), not the server's."""
+    return not js.navigator.onLine or "Failed to fetch" in failure or "NetworkError" in failure
+
+
 def show_error(title: str, error: BaseException | None = None) -> None:
     """A readable message in the page (not only the console), with the traceback folded in."""
     detail = "".join(traceback.format_exception(error)) if error is not None else ""
@@ -108,6 +118,9 @@ async def load_package(name: str) -> None:
     # The hosted site ships matplotlib's font list; fetch it while the wheels load.
     font_list = js.fetch(FONT_LIST) if name == "matplotlib" and js.location.protocol in ("http:", "https:") else None
     await pyodide_js.loadPackage(name, options)
+    if failures and _unreachable(" ".join(map(str, failures))):
+        raise Unreachable(f"The connection to this site was lost while the page was loading {name}. "
+                          "Reconnect and reload the page; after one complete visit it also works offline.")
     if failures:
         raise RuntimeError(f"Could not load the Python package {name} from this site's pyodide/ folder: "
                            f"{' '.join(map(str, failures))} The site may be incomplete; reload, or rebuild it.")
@@ -152,7 +165,12 @@ async def site_file(path: str) -> bytes:
     if os.path.exists(path):
         with open(path, "rb") as file:
             return file.read()
-    response = await js.fetch(path)
+    try:
+        response = await js.fetch(path)
+    except Exception as error:  # noqa: BLE001  (a JavaScript TypeError: no answer at all)
+        if _unreachable(str(error)):
+            raise Unreachable("the connection to this site was lost") from None
+        raise
     if not response.ok:
         raise RuntimeError(f"Could not load {path} from this site (HTTP {response.status}); "
                            "the site may be incomplete.")
@@ -165,8 +183,12 @@ def run(main) -> None:
 
     def done(task: asyncio.Task) -> None:
         if not task.cancelled() and task.exception() is not None:
+            error = task.exception()
             js.document.body.dataset.phase = "failed"
-            show_error("The page could not start.", task.exception())
+            if isinstance(error, Unreachable):
+                js.diffusionLabShowError("The page could not finish loading.", str(error))
+            else:
+                show_error("The page could not start.", error)
 
     task.add_done_callback(done)
 

@@ -131,8 +131,10 @@ class ReverseView:
                 data = await page.site_file(path)
             except Exception as error:  # noqa: BLE001  (offline, or the site is incomplete: say so, keep working)
                 if generation == self.generation:
-                    self.show_waiting(f"The trained network could not be loaded ({error}). "
-                                      "Choose another denoiser, then this one again to retry.")
+                    what = "The trained network" if path == WEIGHTS else "The handwritten digits"
+                    setting = "denoiser" if self.settings["denoiser"] == "trained" else "training set"
+                    self.show_waiting(f"{what} could not be loaded ({error}). "
+                                      f"Choose another {setting}, then this one again to retry.")
                 return
             if path == WEIGHTS:
                 from diffusion_lab import network

@@ -90,9 +90,9 @@
   // waits forever. A worker of an older build did not keep the .wasm, nor does a browser that dropped it.
   function showOffline() {
     showError("Python cannot start: this browser is offline.",
-      "The page came from this browser's cache, but the Python runtime it needs did not. Connect to the " +
-      "network and reload, or use the offline edition (linked from the home page), which runs from a file " +
-      "with no network at all.");
+      "The Python runtime this page needs has not been kept in this browser (a first visit, or the site " +
+      "changed since the last one). Connect to the network and reload, or use the offline edition (linked " +
+      "from the home page), which runs from a file with no network at all.");
   }
 
   async function runtimeKept() {
@@ -112,9 +112,10 @@
   }
 
   let offlineChecked = false;
+  let runtimeArrived = false; // its .wasm is here: Python starts, whatever the network does now
   async function checkOffline() {
     offlineChecked = true;
-    if (!(await runtimeKept()) && document.body.dataset.phase === "runtime") showOffline();
+    if (!runtimeArrived && !(await runtimeKept()) && document.body.dataset.phase === "runtime") showOffline();
   }
 
   // The next visit: sw.js (written by build.py) keeps the site's files in this browser.
@@ -132,6 +133,7 @@
     const runtimeFetched = new PerformanceObserver((list) => {
       if (!list.getEntries().some((entry) => entry.name.endsWith("/pyodide.asm.wasm"))) return;
       runtimeFetched.disconnect();
+      runtimeArrived = true;
       if (document.body.dataset.phase !== "runtime" || !$("phase")) return;
       $("phase").textContent = "Starting Python…";
       $("progress").value = 0.5;

@@ -78,7 +78,10 @@
     history.replaceState(history.state, "", `${location.pathname}?${settingsAfterView[2]}#${settingsAfterView[1]}`);
   }
   const shown = viewName();
-  window.addEventListener("hashchange", () => viewName() !== shown && location.reload());
+  // One page holds every view: another view's address (a link, or Back to an entry of this page) loads afresh.
+  const followAddress = () => viewName() !== shown && location.reload();
+  window.addEventListener("hashchange", followAddress);
+  window.addEventListener("popstate", followAddress); // Back to an entry whose hash is the same as its neighbour's
 
   // -- 2. the embedded files ---------------------------------------------------
   const blocks = new Map();

@@ -183,6 +183,12 @@ def test_chromium_runs_every_view_from_disk(offline, offline_url, tmp_path):
     assert_same_image(canvas_gray(page, "frame"), images.make_image("gradient", 64))
     assert "identical to the target" in page.inner_text("#result")
 
+    page.go_back()  # Back shows the view the address names (before, it kept this one, at its defaults)
+    offline.wait_ready("forward")
+    page.go_back()
+    offline.wait_ready("home")
+    assert "#" not in page.url
+
 
 def test_settings_written_after_the_view_open_that_view_with_them(offline, offline_url):
     page = offline.page

@@ -233,6 +233,8 @@ def test_reverse_view_says_when_the_trained_network_cannot_be_loaded(browser, ba
         denoiser = page.get_by_label("Denoiser")
         denoiser.select_option("trained")
         page.wait_for_function("document.getElementById('readout').textContent.includes('could not be loaded')")
+        assert "The trained network could not be loaded (the connection to this site was lost). Choose another " \
+               "denoiser" in readout(page)  # not a JavaScript TypeError
         # Nothing of the oracle's chain is left beside the message: blank pictures, the reason in the equations.
         for canvas in ("frame", "x0-frame", "strip"):
             assert page.evaluate("""(id) => { const c = document.getElementById(id);
@@ -243,6 +245,11 @@ def test_reverse_view_says_when_the_trained_network_cannot_be_loaded(browser, ba
         expect(page.get_by_role("button", name="Play")).to_have_attribute("aria-pressed", "false")
         page.get_by_role("button", name="Download frame (PNG)").click()
         expect(page.locator("#export-status")).to_contain_text("once the trained network")
+        denoiser.select_option("ideal")
+        page.get_by_label("Training set").select_option("digits")  # the ideal denoiser's, not the network's
+        page.wait_for_function("document.getElementById('readout').textContent.includes('could not be loaded')")
+        assert "The handwritten digits could not be loaded (the connection to this site was lost). Choose " \
+               "another training set, then this one again" in readout(page)
         page.unroute("**/models/**")
         denoiser.select_option("oracle")
         denoiser.select_option("trained")  # and back: it loads this time

@@ -336,6 +336,27 @@ def test_a_missing_wheel_says_what_failed(browser, site):
         server.shutdown()
 
 
+def test_a_connection_lost_while_the_figures_load_says_so_and_the_view_works_on(browser, base_url):
+    """The network goes after the first frame, as a phone's Wi-Fi does in class: before, a traceback said the site
+    "may be incomplete; reload, or rebuild it"."""
+    context = browser.new_context(service_workers="block")
+    try:
+        page = context.new_page()
+        page.route("**/pyodide/matplotlib-*.whl", lambda route: route.abort("internetdisconnected"))
+        page.goto(f"{base_url}/forward.html")
+        expect(page.locator("#error")).to_be_visible(timeout=READY_TIMEOUT_MS)
+        expect(page.locator("#error .error-title")).to_have_text("The page could not finish loading.")
+        expect(page.locator("#error .error-detail")).to_have_text(
+            "The connection to this site was lost while the page was loading matplotlib. Reconnect and reload the "
+            "page; after one complete visit it also works offline.")
+        slider = page.get_by_label("Timestep")  # what had loaded works on
+        slider.focus()
+        page.keyboard.press("End")
+        expect(page.locator("#readout")).to_contain_text("t = 1000 of 1000")
+    finally:
+        context.close()
+
+
 def test_a_wrong_wasm_type_gets_a_message_not_an_endless_spinner(browser, site):
     server, url = broken_server(site, wasm_type="application/octet-stream")
     context = browser.new_context()
