@@ -22,8 +22,10 @@ from .schedules import Schedule
 
 DPI = 100
 HIST_RANGE = (-4.0, 4.0)  # fixed x-range of the pixel histogram: pure noise fits, t stays comparable
-HIST_BINS = 80
+HIST_BINS = 81  # bins of 0.1 centred on -4, -3.9, ..., 4: a clean image's -1 and 1 sit in the middle of theirs
 LOG_SPAN = 20.0  # the beta axis spans at least this factor (1.3 decades): matplotlib then labels powers of ten
+SHRINK_MARGIN = 1.25  # the histogram's top comes down only once the bars are this far below the step under it,
+# so the sampling noise of the highest bar does not flip it between two tops while t moves (QA13 F1)
 LEGEND_GAP = 0.03  # between the highest bar and the histogram's legend, as a share of the axes' height
 ROUND_TOPS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)  # times a power of ten: the histogram's top
 
@@ -255,7 +257,8 @@ class HistogramFigure:
     def __init__(self, *, width_px: int, height_px: int, scale: float = 1.0, compact: bool = False):
         self.figure = _figure(width_px, height_px, scale)
         self.ax = self.figure.subplots()
-        self.edges = np.linspace(*HIST_RANGE, HIST_BINS + 1)
+        half = (HIST_RANGE[1] - HIST_RANGE[0]) / (HIST_BINS - 1) / 2
+        self.edges = np.linspace(HIST_RANGE[0] - half, HIST_RANGE[1] + half, HIST_BINS + 1)
         zeros = np.zeros(HIST_BINS)
         self.observed = self.ax.stairs(zeros, self.edges, fill=True, color="0.65", label="pixels of x_t")
         self.predicted = self.ax.stairs(
@@ -281,8 +284,10 @@ class HistogramFigure:
         predicted = predicted_histogram(x0, t, schedule, self.edges)
         self.observed.set_data(observed)
         self.predicted.set_data(predicted)
-        top = round_top(self.headroom * max(float(observed.max()), float(predicted.max()), 1e-3))
-        if self.ax.get_ylim() != (0.0, top):
+        needed = self.headroom * max(float(observed.max()), float(predicted.max()), 1e-3)
+        top = self.ax.get_ylim()[1]
+        if needed > top or round_top(needed * SHRINK_MARGIN) < top:  # grow at once; shrink, keeping a margin
+            top = round_top(needed) if needed > top else round_top(needed * SHRINK_MARGIN)
             self.ax.set_ylim(0.0, top)
             self._background = None  # new ticks
         mean, std = (1.0, 0.0) if t < 0 else (schedule.sqrt_alpha_bars[t], schedule.sqrt_one_minus_alpha_bars[t])

@@ -154,6 +154,9 @@ class ForwardView:
             page.show_notice(refusal, "upload")
             return
         page.clear_notices("upload")  # an earlier file's refusal no longer applies
+        height, width = pixels.shape[:2]
+        if height != width:  # images.from_pixels keeps the centre square: say so, or a side goes missing unseen
+            status.textContent = f"“{files.item(0).name}” is not square: the view shows its centre square."
         self.uploaded = pixels
         self.settings.use_local_choice("image", "upload", "Your picture")
         self.changed({"image"})  # a new picture: the strip and every x_t follow, as for any other image

@@ -21,6 +21,7 @@
     pre.hidden = !detail;
     const ready = document.body.dataset.phase === "ready";
     document.body.dataset.phase = ready ? "ready" : "failed";
+    if (!ready && $("status")) $("status").hidden = true; // its clock and bar would stand still above the message
     // A page that works on after a failure (the next chain may well succeed) lets the message be put away.
     box.querySelector(".error-dismiss").hidden = !ready;
   }
@@ -83,6 +84,14 @@
       "The page around this view puts it in a frame sandboxed without “allow-same-origin”, where it cannot " +
       "load its own files. Whoever made that page can add allow-same-origin to the frame's sandbox " +
       `attribute (beside allow-scripts), or link to the view instead: ${url.href}`);
+    const link = document.createElement("a");
+    link.href = url.href;
+    link.target = "_blank"; // a sandboxed frame may not navigate itself; a new tab is not sandboxed
+    link.rel = "noopener";
+    link.textContent = "Open this view on its own page";
+    const line = document.createElement("p");
+    line.append(link);
+    $("error").append(line);
     final = true;
   }
 

@@ -136,6 +136,9 @@ height="760"></iframe></body></html>""")
         expect(opaque.locator("#error")).to_contain_text("Python cannot start in this frame")
         expect(opaque.locator("#error")).to_contain_text("allow-same-origin")
         expect(opaque.locator("#error")).to_contain_text(f"{demo}/forward.html?t=300")  # where to link instead
+        expect(opaque.get_by_role("link", name="Open this view on its own page")).to_have_attribute(
+            "href", f"{demo}/forward.html?t=300")
+        expect(opaque.locator("#status")).to_be_hidden()  # not a loading line standing still above the message
         page.wait_for_timeout(3000)  # PyScript's own failures, which follow, leave the message as it is
         expect(opaque.locator("#error")).to_contain_text("Python cannot start in this frame")
 

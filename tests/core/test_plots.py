@@ -124,6 +124,26 @@ def test_the_histogram_redraws_only_what_moves_and_shows_what_a_full_draw_does(c
         assert all(plots.round_top(top) == top for top in tops)
 
 
+def test_the_histograms_top_comes_down_steadily_as_the_noise_spreads():
+    """Scrubbing t from 0 to T: the density axis only steps down (the highest bar's sampling noise flipped it 15
+    times between 0.6 and 0.8 around t = 500), and a clean image's -1 and 1 sit mid-bin, as wide as each other."""
+    s = get_schedule("linear", 1000)
+    fig = plots.HistogramFigure(width_px=480, height_px=300)
+    x0 = make_image("face", 64)
+    noise = np.random.default_rng(0).standard_normal(x0.shape)
+    tops = []
+    for t in range(-1, 1000):
+        fig.update(x0 if t < 0 else q_sample(x0, t, noise, s), x0, t, s)
+        tops.append(fig.ax.get_ylim()[1])
+    assert tops == sorted(tops, reverse=True) and len(set(tops)) <= 12
+    checkerboard = make_image("checkerboard", 32)
+    fig.update(checkerboard, checkerboard, -1, s)
+    bars = fig.observed.get_data()
+    spikes = np.flatnonzero(bars.values)
+    centres = (bars.edges[spikes] + bars.edges[spikes + 1]) / 2
+    np.testing.assert_allclose(centres, [-1.0, 1.0], atol=1e-12)
+
+
 def test_round_top():
     assert [plots.round_top(v) for v in (0.4, 0.41, 1.0, 1.01, 2.6, 7, 9, 11, 0.0123)] == pytest.approx(
         [0.4, 0.5, 1.0, 1.2, 3.0, 8, 10, 12, 0.015])
