@@ -303,7 +303,7 @@ def to_query(state: dict[str, object], view: str, *, keep_flags_from: str = "") 
              for control in controls_for(view) if state.get(control.name, control.default) != control.default]
     flags = [(key, raw) for key, raw in parse_qsl(keep_flags_from.lstrip("?"), keep_blank_values=True)
              if key in FLAG_NAMES]
-    return urlencode(pairs + flags)
+    return urlencode(pairs + flags, safe=",")  # lists (hide=a,b) and code read as typed
 
 
 def form_html(view: str, *, escape: Callable[[str], str], groups: tuple[str, ...] = GROUPS) -> str:
