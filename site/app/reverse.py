@@ -14,6 +14,7 @@ from app.page import element
 SLICE_S = 0.02  # compute for this long, then let the browser paint
 PROGRESS_S = 0.25  # how often the readout counts the steps done (each count costs the page a layout)
 PLAY_FRAMES_PER_S = 30
+PLAY_FRAMES = 120  # frames of Play for a whole chain, long or short: about four seconds
 TRAINING_IMAGES = 32
 SAME_RMS = 2 / 255  # one grey level: a result closer than this to a training image is that image
 PICTURES_BUDGET_BYTES = 32 * 2**20  # per list of the chain's pictures: float32 up to 80x80 with T = 1000
@@ -30,6 +31,7 @@ class ReverseView:
         self.strip = None
         self.generation = 0  # bumped by every new chain; a running computation of an older one stops
         self.player = page.Player("play", self.advance, frames_per_s=PLAY_FRAMES_PER_S)
+        self.play_share = 0.0  # steps of Play owed to the frames so far, less those taken
         self.frames, self.final, self.times = [], None, [0]
         self.assets = {}  # site files loaded on demand: the network's weights, the digits
         self.strip_later = page.Later(0, self.draw_strip)  # a figure: drawn once the result is on screen
@@ -320,8 +322,11 @@ class ReverseView:
         return True
 
     def advance(self, scale: int) -> bool:
-        """One frame of Play: a few steps (`scale` times as many), waiting where the chain is still computed."""
-        for _ in range(scale * max(1, (len(self.times) - 1) // 120)):
+        """One frame of Play: 1/PLAY_FRAMES of the chain (`scale` times as much), waiting where it is still
+        computed. A short chain takes a step every few frames (20 DDIM steps were over in 0.7 s)."""
+        self.play_share += scale * (len(self.times) - 1) / PLAY_FRAMES
+        steps, self.play_share = int(self.play_share), self.play_share % 1
+        for _ in range(steps):
             if self.settings["step"] >= len(self.frames) - 1 and self.final is None:
                 return True  # wait for the chain to catch up
             if not self.step():

@@ -167,6 +167,18 @@ def test_an_uploaded_png_becomes_the_image(watched, base_url, tmp_path):
         "Your own choice of image stays in this browser: the link opens with the default instead.")
 
 
+def test_a_short_chain_plays_slowly_enough_to_watch(watched, base_url):
+    """20 DDIM steps play in about four seconds, as a long chain does (they were over in 0.7 s)."""
+    page = watched.open(f"{base_url}/reverse.html?sampler=ddim&ddim_steps=20")
+    wait_for_result(page)
+    page.get_by_role("button", name="Play").click()
+    page.wait_for_timeout(1500)
+    step = int(page.get_by_label("Timestep").input_value())
+    assert 1 <= step <= 12, f"step {step} of 20 after 1.5 s"
+    page.wait_for_function("document.getElementById('readout').textContent.includes('step 20 of 20')",
+                           timeout=30_000)
+
+
 def test_reverse_view_with_the_oracle_ends_on_the_clean_image(watched, base_url):
     page = watched.open(f"{base_url}/reverse.html?seed=4")
     page.get_by_role("button", name="Play").click()
