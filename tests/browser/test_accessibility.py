@@ -141,7 +141,7 @@ def test_figures_are_not_stretched_across_a_wide_frame(browser, base_url, path):
 
 @pytest.mark.parametrize("path", ["forward.html", "reverse.html"])
 # Phones held sideways; 200% zoom of 1280x900; a phone upright.
-@pytest.mark.parametrize("width, height", [(568, 320), (640, 360), (640, 450), (360, 640)])
+@pytest.mark.parametrize("width, height", [(568, 320), (844, 390), (640, 360), (640, 450), (360, 640)])
 def test_the_picture_and_its_slider_fit_on_one_screen(browser, base_url, path, width, height):
     with opened_at(browser, f"{base_url}/{path}", width, height) as page:
         page.locator("#frame").evaluate("canvas => canvas.scrollIntoView({block: 'start'})")
@@ -153,6 +153,8 @@ def test_the_picture_and_its_slider_fit_on_one_screen(browser, base_url, path, w
         assert picture["y"] + picture["height"] <= controls["y"] + 1  # and the whole picture above it
         assert picture["width"] >= 160  # big enough to watch
         assert uncovered_share(page, "#frame") == 1  # and nothing over it
+        readout = page.locator("#readout").bounding_box()  # nor over the line that says t (a second row of
+        assert readout["y"] + readout["height"] <= min(controls["y"], height)  # controls covered it, sideways)
         before = page.get_attribute("#frame", "aria-label")
         page.get_by_label("Timestep").press("End")  # and scrubbing changes the picture in view
         expect(page.locator("#frame")).not_to_have_attribute("aria-label", before)
