@@ -17,6 +17,10 @@
 // gets its files from the cache. Any other page (of a newer build, or one that
 // arrived before this worker started) gets what the server has now,
 // revalidated: a fresh-looking copy in the HTTP cache may be of another build too.
+// Should the network go while a newer build's page loads, its files are not
+// taken from this build's cache (only boot.js and the stylesheet, so that the
+// page can speak): the worker tells the page, which says to reload, and the
+// reload, offline, is this build's page with this build's files.
 //
 // boot.js registers this worker once a page is ready, on http(s) only: never in
 // the offline edition.
@@ -32,6 +36,8 @@ const listed = new Set(FILES.map((file) => new URL(file, SCOPE).href));
 const runtime = new Set(RUNTIME.map((file) => new URL(file, SCOPE).href));
 const ownPages = new Set(); // ids of the pages of this build whose arrival this worker saw
 const offlinePages = new Set(); // ids of those that came from the cache, the network being out of reach
+const newerPages = new Set(); // ids of pages of another build whose arrival this worker saw
+const SPEAKING = new Set(["js/boot.js", "style.css"].map((file) => new URL(file, SCOPE).href));
 
 self.addEventListener("install", (event) => {
   event.waitUntil((async () => {
@@ -58,6 +64,8 @@ self.addEventListener("fetch", (event) => {
     url.hash = "";
     const key = url.href === SCOPE ? `${SCOPE}index.html` : url.href; // the site's address is its home page
     if (listed.has(key)) event.respondWith(navigate(request, key, event.resultingClientId));
+  } else if (newerPages.has(event.clientId)) {
+    event.respondWith(ofNewerBuild(request, event.clientId));
   } else if (!ownPages.has(event.clientId)) {
     event.respondWith(revalidated(request).then(([response]) => response));
   } else if (listed.has(request.url) || (runtime.has(request.url) && offlinePages.has(event.clientId))) {
@@ -72,9 +80,25 @@ async function navigate(request, key, clientId) {
     if (clientId) ownPages.add(clientId);
     if (clientId && offline) offlinePages.add(clientId);
   } else if (build) {
+    if (clientId) newerPages.add(clientId);
     self.registration.update().catch(() => {}); // another build is online: fetch its worker
   }
   return response;
+}
+
+// A file of a page of another build: the server's, never this build's (but for the page's voice).
+async function ofNewerBuild(request, clientId) {
+  try {
+    return await fetch(new Request(request, { cache: "no-cache" }));
+  } catch (error) {
+    const client = await self.clients.get(clientId);
+    if (client) client.postMessage({ type: "diffusion-lab:newer-build-unreachable" });
+    if (SPEAKING.has(request.url)) {
+      const kept = await caches.match(request, { cacheName: CACHE });
+      if (kept) return kept;
+    }
+    throw error;
+  }
 }
 
 async function fromCache(request) {

@@ -140,7 +140,8 @@
   // The runtime's phase is most of the wait on a slow device: say when its download is done and it starts.
   if ("PerformanceObserver" in window) {
     const runtimeFetched = new PerformanceObserver((list) => {
-      if (!list.getEntries().some((entry) => entry.name.endsWith("/pyodide.asm.wasm"))) return;
+      const arrived = (entry) => entry.name.endsWith("/pyodide.asm.wasm") && entry.decodedBodySize > 0; // not failed
+      if (!list.getEntries().some(arrived)) return;
       runtimeFetched.disconnect();
       runtimeArrived = true;
       if (document.body.dataset.phase !== "runtime" || !$("phase")) return;
@@ -148,6 +149,18 @@
       $("progress").value = 0.5;
     });
     runtimeFetched.observe({ type: "resource", buffered: true });
+  }
+
+  // sw.js: this page is of a newer build than the one this browser keeps, and the network went before its files
+  // came. Offline, a reload gets the kept build whole.
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.addEventListener("message", (event) => {
+      if (!event.data || event.data.type !== "diffusion-lab:newer-build-unreachable") return;
+      showError("The lab was updated, and the connection was lost before its new files arrived.",
+        "Reload the page: without a network this browser opens the version it kept, whole; with one, the new " +
+        "version.");
+      final = true;
+    });
   }
 
   const tick = setInterval(() => {

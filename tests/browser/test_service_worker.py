@@ -179,3 +179,52 @@ def test_a_site_visited_once_starts_again_without_a_network(browser, site, tmp_p
     finally:
         context.close()
         server.shutdown()
+
+
+def test_a_newer_build_whose_files_the_network_loses_is_never_mixed_with_the_kept_one(browser, site, tmp_path):
+    """A new deployment, and the network goes right after its page arrived: before, the page ran with the kept
+    build's boot.js, PyScript and Python and said nothing. Now it says to reload, which offline is the kept build."""
+    copy = tmp_path / "dist"
+    shutil.copytree(site, copy, ignore=shutil.ignore_patterns(build.OFFLINE_NAME))
+    first_build = build.write_service_worker(copy)
+    pages_only = []  # once set, the server answers pages and drops every other connection, as a network going
+
+    class Dropping(build.Handler):
+        def send_head(self):
+            if pages_only and not self.path.split("?")[0].endswith(".html"):
+                self.close_connection = True
+                return None  # no answer at all: the browser's fetch fails
+            return super().send_head()
+
+    server = build.Server(("127.0.0.1", 0), functools.partial(Dropping, directory=str(copy)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    context = browser.new_context()
+    try:
+        page, served, errors = visit(context, f"{url}/forward.html")
+        page.evaluate(WAIT_FOR_CACHE, f"diffusion-lab-{first_build}")
+        page.close()
+
+        boot = copy / "js" / "boot.js"
+        boot.write_text(boot.read_text() + "\nwindow.diffusionLabNewBuild = true;\n")
+        build.write_service_worker(copy)
+        pages_only.append(True)
+        page = context.new_page()
+        served = {}
+        page.on("response", lambda response: served.setdefault(response.url.removeprefix(f"{url}/"),
+                                                               response.from_service_worker))
+        page.goto(f"{url}/forward.html")
+        expect(page.locator("#error .error-title")).to_have_text(
+            "The lab was updated, and the connection was lost before its new files arrived.", timeout=30_000)
+        expect(page.locator("#error .error-detail")).to_contain_text("Reload the page")
+        assert not served.get("python.zip") and not served.get("pyscript/core.js")  # nothing of the kept build's
+        assert page.get_attribute("body", "data-ready") is None
+
+        context.set_offline(True)  # the reload it asks for: without a network, the kept build, whole
+        page.reload()
+        page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+        assert page.evaluate("window.diffusionLabNewBuild") is None and page.locator("#error").is_hidden()
+        page.close()
+    finally:
+        context.close()
+        server.shutdown()
