@@ -42,7 +42,12 @@ const SPEAKING = new Set(["js/boot.js", "style.css"].map((file) => new URL(file,
 self.addEventListener("install", (event) => {
   event.waitUntil((async () => {
     const cache = await caches.open(CACHE);
-    await cache.addAll([...listed, ...runtime].map((url) => new Request(url, { cache: "no-cache" })));
+    try {
+      await cache.addAll([...listed, ...runtime].map((url) => new Request(url, { cache: "no-cache" })));
+    } catch (error) {
+      await caches.delete(CACHE); // no storage for it (a small quota): leave no empty cache that looks kept
+      throw error; // and this worker is not installed; the pages work on from the network
+    }
     await self.skipWaiting();
   })());
 });

@@ -228,3 +228,36 @@ def test_a_newer_build_whose_files_the_network_loses_is_never_mixed_with_the_kep
     finally:
         context.close()
         server.shutdown()
+
+
+def test_too_little_storage_leaves_no_empty_cache_that_looks_kept(browser, site, tmp_path):
+    """A school profile with a small quota: the worker cannot keep the 60 MB site. It used to leave an empty cache
+    behind, named as if the site were kept; the pages work on from the network."""
+    copy = tmp_path / "dist"
+    shutil.copytree(site, copy, ignore=shutil.ignore_patterns(build.OFFLINE_NAME))
+    build.write_service_worker(copy)
+    server, url, asked = logging_server(copy)
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{url}/favicon.svg")
+        context.new_cdp_session(page).send("Storage.overrideQuotaForOrigin",
+                                           {"origin": url, "quotaSize": 8_000_000})
+        page, served, errors = visit(context, f"{url}/forward.html")
+        settled = page.evaluate("""async () => {  // a first install that fails takes its registration along
+            let seen = false;
+            for (let i = 0; i < 600; i++) {
+                const registration = await navigator.serviceWorker.getRegistration();
+                if (registration && registration.active) return "kept";
+                if (registration) seen = true;
+                else if (seen) return "not kept";
+                await new Promise((resolve) => setTimeout(resolve, 100));
+            }
+            return seen ? "still installing" : "never registered"; }""")
+        assert settled == "not kept"
+        assert page.evaluate("caches.keys()") == []
+        page.get_by_label("Timestep").press("End")  # and the page works on
+        expect(page.locator("#readout")).to_contain_text("t = 1000 of 1000")
+    finally:
+        context.close()
+        server.shutdown()
