@@ -233,16 +233,18 @@ class ReverseView:
         return k
 
     def show_result(self) -> None:
+        """What the whole chain ends on, shown once it is computed, before Play reaches it: the line says so."""
         images = self.core.images
+        result = f"Result at the end of the chain (step {len(self.times) - 1}):"
         if self.training is None:
             psnr = images.psnr(self.final, self.target)
             quality = "identical to the target" if psnr > 100 else f"PSNR {psnr:.1f} dB against the target"
-            element("result").textContent = f"Result: {quality}." + (self.lost() if psnr < 40 else "")
+            element("result").textContent = f"{result} {quality}." + (self.lost() if psnr < 40 else "")
         else:
             index, distance = images.nearest(self.final, self.training)
             self.show_target(self.training[index], f"Nearest training image (#{index + 1} of {len(self.training)})")
-            element("result").textContent = f"Result: RMS distance {distance:.3f} to training image #{index + 1}. " + \
-                self.verdict(distance)
+            element("result").textContent = f"{result} RMS distance {distance:.3f} to training image " \
+                                            f"#{index + 1}. " + self.verdict(distance)
 
     def lost(self) -> str:
         """Why a chain may miss: the student's schedule took x_0 past what float64 resolves (else "")."""

@@ -390,7 +390,7 @@ def test_a_schedule_that_loses_x0_to_rounding_says_so(watched, base_url):
     page.get_by_label("Sampler").select_option("ddpm")  # small steps can
     slider.press("End")
     wait_for_result(page)
-    expect(page.locator("#result")).to_have_text("Result: identical to the target.")
+    expect(page.locator("#result")).to_have_text("Result at the end of the chain (step 1000): identical to the target.")
 
 
 def test_the_reverse_chain_runs_with_the_students_step_and_survives_a_broken_one(watched, base_url):
@@ -531,8 +531,8 @@ def test_the_oracle_runs_with_the_students_noise_prediction_in_ddim_and_ddpm(wat
     expected = cpython(sampler="ddim", steps=6, spacing="trailing")
     assert_same_image(final_state(page, 6), expected)
     wait_for_result(page)
-    expect(page.locator("#result")).to_have_text(f"Result: PSNR {images.psnr(expected, target):.1f} dB against "
-                                                 "the target.")
+    expect(page.locator("#result")).to_have_text(
+        f"Result at the end of the chain (step 6): PSNR {images.psnr(expected, target):.1f} dB against the target.")
     assert "denoisers.oracle_noise" not in settled(page).locator("#code-listing figcaption code").all_inner_texts()
 
     # DDPM uses it too.
