@@ -16,6 +16,7 @@ import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.text import Text
 from matplotlib.ticker import NullFormatter
 
 from .schedules import Schedule
@@ -60,6 +61,30 @@ def to_rgba(fig) -> np.ndarray:
 def save_png(fig, path) -> None:
     """Write a Figure (or a figure class here) as PNG at its own size."""
     _as_figure(fig).savefig(path, dpi=DPI, format="png")
+
+
+def _blitted(figure: Figure, background, moving: list) -> tuple[object, np.ndarray]:
+    """Draw the `moving` artists over `background`, the figure without them (None: draw it now); return the
+    background and the RGBA, as ``to_rgba``. Texts are emptied, not hidden: matplotlib misplaces a hidden title."""
+    canvas = figure.canvas
+    if background is None:
+        texts = {artist: artist.get_text() for artist in moving if isinstance(artist, Text)}
+        others = [artist for artist in moving if artist not in texts]
+        for artist in texts:
+            artist.set_text("")
+        for artist in others:
+            artist.set_visible(False)
+        canvas.draw()
+        background = canvas.copy_from_bbox(figure.bbox)
+        for artist, text in texts.items():
+            artist.set_text(text)
+        for artist in others:
+            artist.set_visible(True)
+    else:
+        canvas.restore_region(background)
+    for artist in moving:
+        artist.axes.draw_artist(artist)
+    return background, np.array(canvas.buffer_rgba(), dtype=np.uint8, copy=True)
 
 
 class StripFigure:
@@ -193,21 +218,8 @@ class ScheduleFigure:
 
     def render(self) -> np.ndarray:
         """RGBA like ``to_rgba``: the curves are drawn once per schedule, then only the markers."""
-        canvas = self.figure.canvas
-        if self._background is None:
-            moving = self.markers + self.dots
-            for artist in moving:
-                artist.set_visible(False)
-            canvas.draw()
-            self._background = canvas.copy_from_bbox(self.figure.bbox)
-            for artist in moving:
-                artist.set_visible(True)
-        else:
-            canvas.restore_region(self._background)
-        for ax, marker, dot in zip(self.axes, self.markers, self.dots):
-            ax.draw_artist(marker)
-            ax.draw_artist(dot)
-        return np.array(canvas.buffer_rgba(), dtype=np.uint8, copy=True)
+        self._background, rgba = _blitted(self.figure, self._background, self.markers + self.dots)
+        return rgba
 
 
 def _normal_cdf(z: np.ndarray) -> np.ndarray:
@@ -295,23 +307,9 @@ class HistogramFigure:
 
     def render(self) -> np.ndarray:
         """RGBA like ``to_rgba``: axes, ticks and legend are drawn once per density range, then what moves."""
-        canvas = self.figure.canvas
-        if self._background is None:
-            title = self.title.get_text()
-            self.title.set_text("")  # not hidden: matplotlib misplaces a hidden title
-            moving = (self.observed, self.predicted, *self.ax.spines.values())  # bars cover the bottom spine
-            for artist in moving:
-                artist.set_visible(False)
-            canvas.draw()
-            self._background = canvas.copy_from_bbox(self.figure.bbox)
-            for artist in moving:
-                artist.set_visible(True)
-            self.title.set_text(title)
-        else:
-            canvas.restore_region(self._background)
-        for artist in (self.observed, self.predicted, self.title, *self.ax.spines.values()):
-            self.ax.draw_artist(artist)
-        return np.array(canvas.buffer_rgba(), dtype=np.uint8, copy=True)
+        moving = [self.observed, self.predicted, self.title, *self.ax.spines.values()]  # bars cover the bottom spine
+        self._background, rgba = _blitted(self.figure, self._background, moving)
+        return rgba
 
 
 def round_top(value: float) -> float:
