@@ -281,9 +281,9 @@ class HistogramFigure:
         self.ax.set_ylabel("density", fontsize=9)
         self.ax.tick_params(labelsize=8)
         self.legend = self.ax.legend(fontsize=8, loc="upper right")
-        self.title = self.ax.set_title("", fontsize=10)
-        self.figure.subplots_adjust(left=0.16 if compact else 0.14, right=0.97, bottom=0.2 if compact else 0.16,
-                                    top=0.88)
+        self.title = self.ax.set_title("", fontsize=9 if compact else 10)
+        left = max(0.16, 48 / width_px) if compact else 0.14  # the density label and its ticks: 48 px at least
+        self.figure.subplots_adjust(left=left, right=0.97, bottom=0.2 if compact else 0.16, top=0.88)
         legend_bottom = self.legend.get_window_extent(self.figure.canvas.get_renderer()).y0
         legend_bottom = self.ax.transAxes.inverted().transform((0.0, legend_bottom))[1]  # about 0.75-0.8
         self.headroom = 1.0 / (legend_bottom - LEGEND_GAP)  # the y-range over the highest bar, at least
@@ -303,7 +303,7 @@ class HistogramFigure:
             self.ax.set_ylim(0.0, top)
             self._background = None  # new ticks
         mean, std = (1.0, 0.0) if t < 0 else (schedule.sqrt_alpha_bars[t], schedule.sqrt_one_minus_alpha_bars[t])
-        self.title.set_text(f"t = {t + 1}:  mean {mean:.3f} x0,  std {std:.3f}")  # t + 1: the paper's step
+        self.title.set_text(f"t = {t + 1}: {mean:.3f} x0 + {std:.3f} ε")  # t + 1: the paper's step
 
     def render(self) -> np.ndarray:
         """RGBA like ``to_rgba``: axes, ticks and legend are drawn once per density range, then what moves."""

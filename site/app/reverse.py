@@ -31,7 +31,7 @@ class ReverseView:
         self.strip = None
         self.generation = 0  # bumped by every new chain; a running computation of an older one stops
         self.player = page.Player("play", self.advance, frames_per_s=PLAY_FRAMES_PER_S)
-        self.play_share = 0.0  # steps of Play owed to the frames so far, less those taken
+        self.play_share = 0.0  # steps of Play owed to the frames since it started, less those taken
         self.frames, self.final, self.times = [], None, [0]
         self.assets = {}  # site files loaded on demand: the network's weights, the digits
         self.strip_later = page.Later(0, self.draw_strip)  # a figure: drawn once the result is on screen
@@ -326,6 +326,8 @@ class ReverseView:
     def advance(self, scale: int) -> bool:
         """One frame of Play: 1/PLAY_FRAMES of the chain (`scale` times as much), waiting where it is still
         computed. A short chain takes a step every few frames (20 DDIM steps were over in 0.7 s)."""
+        if self.settings["step"] >= len(self.times) - 1:
+            return False  # the end: Play stops at once, not a step's worth of frames later
         self.play_share += scale * (len(self.times) - 1) / PLAY_FRAMES
         steps, self.play_share = int(self.play_share), self.play_share % 1
         for _ in range(steps):
@@ -338,8 +340,10 @@ class ReverseView:
     def toggle_play(self) -> None:
         if not self.frames:
             return  # no chain yet: the readout says why
-        if not self.player.playing and self.settings["step"] >= len(self.times) - 1:
-            self.settings.set("step", 0)
+        if not self.player.playing:
+            self.play_share = 1.0  # the first step at once
+            if self.settings["step"] >= len(self.times) - 1:
+                self.settings.set("step", 0)
         self.player.toggle()
 
     def reset(self) -> None:

@@ -177,6 +177,12 @@ def test_a_short_chain_plays_slowly_enough_to_watch(watched, base_url):
     assert 1 <= step <= 12, f"step {step} of 20 after 1.5 s"
     page.wait_for_function("document.getElementById('readout').textContent.includes('step 20 of 20')",
                            timeout=30_000)
+    page.get_by_label("DDIM steps").fill("1")  # one step: taken at once, and Play ends with it
+    page.get_by_label("DDIM steps").press("Enter")
+    wait_for_result(page)
+    page.get_by_role("button", name="Play").click()
+    expect(page.get_by_role("button", name="Play")).to_have_attribute("aria-pressed", "false", timeout=1500)
+    assert "step 1 of 1" in readout(page)
 
 
 def test_reverse_view_with_the_oracle_ends_on_the_clean_image(watched, base_url):
