@@ -153,7 +153,7 @@
 
   // sw.js: this page is of a newer build than the one this browser keeps, and the network went before its files
   // came. Offline, a reload gets the kept build whole.
-  if ("serviceWorker" in navigator) {
+  try {
     navigator.serviceWorker.addEventListener("message", (event) => {
       if (!event.data || event.data.type !== "diffusion-lab:newer-build-unreachable") return;
       showError("The lab was updated, and the connection was lost before its new files arrived.",
@@ -161,6 +161,8 @@
         "version.");
       final = true;
     });
+  } catch (error) {
+    // No service workers here (file://, old browsers), or a sandboxed frame, where even reading one throws.
   }
 
   const tick = setInterval(() => {

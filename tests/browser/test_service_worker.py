@@ -244,16 +244,17 @@ def test_too_little_storage_leaves_no_empty_cache_that_looks_kept(browser, site,
         context.new_cdp_session(page).send("Storage.overrideQuotaForOrigin",
                                            {"origin": url, "quotaSize": 8_000_000})
         page, served, errors = visit(context, f"{url}/forward.html")
-        settled = page.evaluate("""async () => {  // a first install that fails takes its registration along
-            let seen = false;
-            for (let i = 0; i < 600; i++) {
-                const registration = await navigator.serviceWorker.getRegistration();
-                if (registration && registration.active) return "kept";
-                if (registration) seen = true;
-                else if (seen) return "not kept";
-                await new Promise((resolve) => setTimeout(resolve, 100));
-            }
-            return seen ? "still installing" : "never registered"; }""")
+        settled = page.evaluate("""async () => {  // the page's own registration, or this one: the same install
+            const registration = await navigator.serviceWorker.register("sw.js");
+            const worker = registration.installing || registration.waiting || registration.active;
+            return await new Promise((resolve) => {
+                const settle = () => {
+                    if (worker.state === "redundant") resolve("not kept");
+                    else if (worker.state === "activated") resolve("kept");
+                };
+                worker.addEventListener("statechange", settle);
+                settle();
+            }); }""")
         assert settled == "not kept"
         assert page.evaluate("caches.keys()") == []
         page.get_by_label("Timestep").press("End")  # and the page works on
