@@ -93,17 +93,11 @@ async function navigate(request, key, clientId) {
 
 // A file of a page of another build: the server's, never this build's (but for the page's voice).
 async function ofNewerBuild(request, clientId) {
-  try {
-    return await fetch(new Request(request, { cache: "no-cache" }));
-  } catch (error) {
-    const client = await self.clients.get(clientId);
-    if (client) client.postMessage({ type: "diffusion-lab:newer-build-unreachable" });
-    if (SPEAKING.has(request.url)) {
-      const kept = await caches.match(request, { cacheName: CACHE });
-      if (kept) return kept;
-    }
-    throw error;
-  }
+  const [response, offline] = await revalidated(request).catch(() => [null, true]);
+  if (!offline) return response;
+  const client = await self.clients.get(clientId);
+  if (client) client.postMessage({ type: "diffusion-lab:newer-build-unreachable" });
+  return (SPEAKING.has(request.url) && response) || Response.error();
 }
 
 async function fromCache(request) {

@@ -298,9 +298,10 @@ class HistogramFigure:
         self.predicted.set_data(predicted)
         needed = self.headroom * max(float(observed.max()), float(predicted.max()), 1e-3)
         top = self.ax.get_ylim()[1]
-        if needed > top or round_top(needed * SHRINK_MARGIN) < top:  # grow at once; shrink, keeping a margin
-            top = round_top(needed) if needed > top else round_top(needed * SHRINK_MARGIN)
-            self.ax.set_ylim(0.0, top)
+        # Grow at once; shrink only keeping a margin.
+        new_top = round_top(needed) if needed > top else min(top, round_top(needed * SHRINK_MARGIN))
+        if new_top != top:
+            self.ax.set_ylim(0.0, new_top)
             self._background = None  # new ticks
         mean, std = (1.0, 0.0) if t < 0 else (schedule.sqrt_alpha_bars[t], schedule.sqrt_one_minus_alpha_bars[t])
         self.title.set_text(f"t = {t + 1}: {mean:.3f} x0 + {std:.3f} ε")  # t + 1: the paper's step
