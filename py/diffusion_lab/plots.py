@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.text import Text
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import FuncFormatter, NullFormatter
 
 from .schedules import Schedule
 
@@ -161,7 +161,7 @@ class ScheduleFigure:
                  stacked: bool = False):
         self.figure = _figure(width_px, height_px, scale)
         self.axes = self.figure.subplots(3, 1, sharex=True) if stacked else self.figure.subplots(1, 3)
-        titles = (r"$\beta_t$ (log scale)", r"$\bar\alpha_t$", r"$\ln\,\mathrm{SNR}_t$")
+        titles = ("βₜ (log scale)", "ᾱₜ", "ln SNRₜ")  # Unicode, not mathtext: its parser costs a page 0.3 s
         self.lines, self.markers, self.dots = [], [], []
         for ax, title in zip(self.axes, titles):
             ax.set_title(title, fontsize=10)
@@ -175,13 +175,14 @@ class ScheduleFigure:
             (dot,) = ax.plot([], [], marker="o", color="black", markersize=4, linestyle="none")
             self.dots.append(dot)
         self.axes[0].set_yscale("log")
+        self.axes[0].yaxis.set_major_formatter(FuncFormatter(_power_of_ten))
         self.axes[0].yaxis.set_minor_formatter(NullFormatter())  # powers of ten only
         if stacked:
             self.figure.subplots_adjust(left=0.2, right=0.94, bottom=0.1, top=0.94, hspace=0.45)
         else:
             self.figure.subplots_adjust(left=0.08, right=0.965, bottom=0.2, top=0.86, wspace=0.4)  # room for "1000"
         self.t = 0
-        self._background = None
+        self.schedule, self._background = None, None
         self.figure._diffusion_lab_render = self.render  # so to_rgba(self.figure) blits too
         self.set_schedule(schedule)
 
@@ -190,6 +191,8 @@ class ScheduleFigure:
         return s.betas, s.alpha_bars, s.log_snr
 
     def set_schedule(self, schedule: Schedule) -> None:
+        if schedule is self.schedule:
+            return  # a Schedule never changes: the curves drawn are its own (a redraw costs a page 0.3 s)
         self.schedule = schedule
         self._background = None
         steps = np.arange(1, schedule.num_steps + 1)
@@ -220,6 +223,17 @@ class ScheduleFigure:
         """RGBA like ``to_rgba``: the curves are drawn once per schedule, then only the markers."""
         self._background, rgba = _blitted(self.figure, self._background, self.markers + self.dots)
         return rgba
+
+
+SUPERSCRIPTS = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _power_of_ten(value: float, _position=None) -> str:
+    """A log axis's tick label, 10⁻³ in Unicode (matplotlib's own is mathtext, whose parser costs a page 0.3 s)."""
+    exponent = round(math.log10(value)) if value > 0 else None
+    if exponent is None or not math.isclose(value, 10.0**exponent, rel_tol=1e-9):
+        return f"{value:g}"
+    return "10" + str(exponent).translate(SUPERSCRIPTS)
 
 
 def _normal_cdf(z: np.ndarray) -> np.ndarray:

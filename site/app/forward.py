@@ -177,7 +177,7 @@ class ForwardFigures:
         between them; the view takes them once they are drawn, so a setting changed meanwhile is drawn too."""
         figures = cls(view, await page.import_plots())
         await page.next_turn()
-        figures.schedule.render()  # the first text with maths in it (matplotlib's mathtext parser: 0.3 s)
+        figures.schedule.render()  # its curves and text, the slowest part, in a turn of their own (kept for reuse)
         await page.next_turn()
         figures.new_settings()
         return figures
