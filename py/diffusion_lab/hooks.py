@@ -12,7 +12,8 @@ shared code only after the student has read it and pressed Run.)
 A page runs the student's code on its only thread, so an endless loop would
 freeze the tab for good. While their code runs, a trace function watches the
 lines of <your code> only and stops it after TIME_LIMIT_S with a HookError.
-(A single numpy call cannot be stopped this way, but it ends or fails by itself.)
+(A single numpy or built-in call cannot be stopped this way: it is stopped
+once it returns, and the message says how long it ran.)
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class HookError(Exception):
         super().__init__(summary)
         self.summary, self.detail = summary, detail or summary
         self.hook = ""  # which hook failed, when it failed inside a chain (set by the hook's wrapper)
+        self.timed_out = False  # stopped for running past TIME_LIMIT_S
 
 
 @contextlib.contextmanager
@@ -106,7 +108,8 @@ class TooLong(Exception):
 
 def call(function, *args):
     """``function(*args)``, stopped after TIME_LIMIT_S; an exception becomes a HookError about the student's lines."""
-    deadline = time.monotonic() + TIME_LIMIT_S
+    started = time.monotonic()
+    deadline = started + TIME_LIMIT_S
     running = {}  # frame -> the line of the student's code it is running (the one before a new line event)
 
     def watch(frame, event, arg):  # called at each new frame: follow the lines of the student's frames only
@@ -130,9 +133,17 @@ def call(function, *args):
         frames = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename == FILENAME]
         if frames:  # the innermost frame stands at the next line: show the one that was running
             frames[-1] = traceback.FrameSummary(FILENAME, line, frames[-1].name)
+        ran = time.monotonic() - started
+        if ran < 2 * TIME_LIMIT_S:
+            summary = f"Line {line}: stopped after {TIME_LIMIT_S:g} s; is it an endless loop?"
+        else:  # one call took the time, and nothing stops a call midway
+            summary = (f"Line {line}: stopped after {ran:.{0 if ran >= 10 else 1}f} s, most of them in one call on "
+                       "that line, which could not be stopped sooner")
         detail = "".join(["Traceback (your code only):\n", *traceback.StackSummary.from_list(frames).format(),
-                          f"Stopped here: still running after {TIME_LIMIT_S:g} s."])
-        raise HookError(f"Line {line}: stopped after {TIME_LIMIT_S:g} s; is it an endless loop?", detail) from None
+                          f"Stopped here: still running after {ran:.1f} s."])
+        stopped = HookError(summary, detail)
+        stopped.timed_out = True
+        raise stopped from None
     except (Exception, SystemExit, KeyboardInterrupt) as error:  # noqa: BLE001  (exit() ends their code, not the page)
         raise _explain(error) from None
     finally:

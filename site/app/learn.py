@@ -13,7 +13,8 @@ by diffusion_lab.export. Page glue only: no arithmetic on images here.
 
 Code in a shared link is put in the editor but runs only when the student
 presses Run (exec is not a sandbox, and a link can come from anyone); code the
-student ran in this tab runs again by itself after a reload.
+student ran in this tab runs again by itself after a reload, unless it ran too
+long (see ``running``): a reload must not freeze the tab again.
 """
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ from app.page import element
 from diffusion_lab import controls  # stdlib only: numpy is not loaded yet when this is imported
 
 TRUSTED_KEY = "diffusion-lab:code-you-ran"  # sessionStorage: hashes of code the student ran in this tab
+HELD_KEY = "diffusion-lab:code-that-ran-too-long"  # sessionStorage: {hash: why} of code that waits for Run again
+RUNNING_KEY = "diffusion-lab:code-running"  # sessionStorage: hashes of the student's code running now
 MAX_TRUSTED = 20
 MAX_PRINTED = 4000  # characters of what the student's code prints on Run that the page shows
 NEAR_ONE = 5e-7  # closer to 1 than this, six decimals show 1.000000: the equations write 1 ± the difference
@@ -283,6 +286,7 @@ class Editor:
         self.seen = None  # the setting last taken into the editor
         self.template = ""  # the editor's original
         self.pending = False  # the editor holds code from a link that has not been run
+        self.held = ""  # why code the student ran in this tab waits for Run all the same (see `running`)
         self.failure = None  # the last HookError to show, if any
         self.remark = ""  # what the status adds about the student's code in use (set by the panel)
         page.on(self.part(""), "keydown", self._keydown)
@@ -296,7 +300,7 @@ class Editor:
         """Bring the editor in line with the settings (page load, Back/Forward, another original)."""
         editor, code = self.part(""), self.settings[self.setting]
         if code != self.seen:
-            self.seen, self.failure, self.pending = code, None, False
+            self.seen, self.failure, self.pending, self.held = code, None, False, ""
             if not code:
                 self.in_use, editor.value = "", template
             elif code != self.in_use:
@@ -304,7 +308,7 @@ class Editor:
                 if _is_trusted(code):
                     self.in_use = code
                 else:
-                    self.in_use, self.pending = "", True
+                    self.in_use, self.pending, self.held = "", True, _held(code)
         elif editor.value == self.template:
             editor.value = template  # an untouched editor follows the settings
         self.template = template
@@ -314,7 +318,10 @@ class Editor:
     def status(self, text: str | None = None) -> None:
         if text is None:
             locked = self.part("").readOnly  # by the link's lock= (js/boot.js): Run only
-            if self.pending:
+            if self.held:
+                text = (f"Your {self.name} below ran too long when it last ran in this tab ({self.held}), so after "
+                        f"the reload it waits for Run; until then the page uses {self.original()}.{self.scope()}")
+            elif self.pending:
                 text = (f"This link came with its own {self.name}, shown below. Read it, then press Run to use it; "
                         f"until then the page uses {self.original()}.{self.scope()}")
             elif self.in_use:
@@ -351,8 +358,8 @@ class Editor:
         source = self.part("").value.replace("\r\n", "\n")
         printed = Printed()
         try:
-            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):  # warnings too
-                self.check(source)
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed), running(source):
+                self.check(source)  # redirected: what it prints, warnings too
         except self.panel.hooks.HookError as error:
             kept = f"your last working {self.name}" if self.in_use else self.original()
             self.fail(error, f"Your code did not run ({error.summary}). The page keeps using {kept}.")
@@ -361,7 +368,7 @@ class Editor:
             self.show_printed(str(printed))
         custom = "" if source == self.template else source
         _trust(custom)
-        self.in_use, self.seen, self.pending, self.failure = custom, custom, False, None
+        self.in_use, self.seen, self.pending, self.held, self.failure = custom, custom, False, "", None
         if not controls.fits_in_url(self.settings.controls[self.setting], custom):
             page.keep_in_tab(custom)  # the link holds its key (controls.tab_key)
         self.settings.set(self.setting, custom)
@@ -374,7 +381,7 @@ class Editor:
 
     def reset(self) -> None:
         self.show_printed("")
-        self.in_use, self.seen, self.pending, self.failure = "", "", False, None
+        self.in_use, self.seen, self.pending, self.held, self.failure = "", "", False, "", None
         self.part("").value = self.template
         self.settings.set(self.setting, "")
         self.panel.view.changed({self.setting})
@@ -419,6 +426,7 @@ class Panel:
         from diffusion_lab import hooks  # numpy is loaded by now
 
         self.view, self.settings, self.core, self.hooks = view, view.settings, view.core, hooks
+        hold_interrupted()  # before any editor takes the code in the address
         self.steps_failure = None  # the last failure of the student's betas(T) with a new T
         self.students_schedule = False  # whether the view computes with the student's betas(T)
         self.listing = None  # the functions the code panel shows now
@@ -465,7 +473,8 @@ class Panel:
     def _custom(self, source: str, steps: int):
         key = (source, steps)
         if key not in self.schedules:
-            schedule = self.hooks.schedule_from_source(source, steps)
+            with running(source):
+                schedule = self.hooks.schedule_from_source(source, steps)
             if len(self.schedules) > 8:
                 self.schedules.clear()
             self.schedules[key] = schedule
@@ -634,6 +643,7 @@ class ReversePanel(Panel):
         self.ddim = Editor(self, "ddim_hook", "ddim-hook", "ddim_step(…)", "samplers.py", lambda: "the DDIM step",
                            lambda source: self._check_step(source, self.ddim))
         self.checked = {}  # (editor's setting, the student's code) -> their function, checked
+        self.students_prediction = None  # the student's noise prediction the chain uses, if any
         self.broken = None  # (editor, the student's code, its HookError) when it failed in the middle of a chain
 
     def new_chain(self, denoiser) -> None:
@@ -654,7 +664,8 @@ class ReversePanel(Panel):
             return None
         if (editor.setting, editor.in_use) not in self.checked:  # code run in this tab before a reload
             try:
-                editor.check(editor.in_use)
+                with running(editor.in_use):
+                    editor.check(editor.in_use)
             except self.hooks.HookError as error:
                 editor.fail(error, f"Your {editor.name} did not run ({error.summary}); the page uses "
                                    f"{editor.original()}.")
@@ -735,9 +746,16 @@ class ReversePanel(Panel):
         """The oracle's noise prediction: the student's, or None for denoisers.py's (called when the view
         rebuilds, whatever the denoiser, so that the editor follows the settings)."""
         self.noise.take_setting(self.hooks.noise_template())
-        return self._in_use(self.noise, self.settings["denoiser"] == "oracle",
-                            "Your predict_noise(…) changes the oracle's prediction; the ideal denoiser and the "
-                            "trained network make their own. Choose the oracle to see yours.")
+        self.students_prediction = self._in_use(
+            self.noise, self.settings["denoiser"] == "oracle", "Your predict_noise(…) changes the oracle's "
+            "prediction; the ideal denoiser and the trained network make their own. Choose the oracle to see yours.")
+        return self.students_prediction
+
+    def running_chain(self):
+        """`running` for the student's code in the chain (around each slice of its computation)."""
+        step = self.ddim if self.settings["sampler"] == "ddim" else self.step
+        return running(self.noise.in_use if self.students_prediction else "",
+                       step.in_use if self.students_step else "")
 
     def draw(self) -> None:
         view, core, s = self.view, self.core, self.settings
@@ -874,3 +892,49 @@ def _trust(source: str) -> None:
     key = controls.digest(source)
     digests = [d for d in _trusted_digests() if d != key] + [key]
     page.keep_tab_value(TRUSTED_KEY, digests[-MAX_TRUSTED:])
+    page.keep_tab_value(HELD_KEY, {d: why for d, why in page.tab_value(HELD_KEY, {}).items() if d != key})
+
+
+def _held(source: str) -> str:
+    """Why code the student ran in this tab waits for Run after all, or ""."""
+    why = page.tab_value(HELD_KEY, {}).get(controls.digest(source), "")
+    return why if isinstance(why, str) else ""
+
+
+def _hold(digests: list[str], why: str) -> None:
+    """Code that ran too long: after a reload it waits for Run (saying `why`) instead of running by itself."""
+    held = {d: reason for d, reason in page.tab_value(HELD_KEY, {}).items() if d not in digests}
+    held.update(dict.fromkeys(digests, why))
+    page.keep_tab_value(HELD_KEY, dict(list(held.items())[-MAX_TRUSTED:]))
+    page.keep_tab_value(TRUSTED_KEY, [d for d in _trusted_digests() if d not in digests])
+
+
+@contextlib.contextmanager
+def running(*sources: str):
+    """Around every run of the student's code. One call that never ends (a loop is stopped after the time
+    limit, a single numpy call is not) freezes the tab, and a reload would run the code again by itself: the
+    hashes of the code running are kept in the tab meanwhile, and a page that finds them there, left by one
+    that never finished, holds that code. So is code stopped for running past the time limit."""
+    digests = [controls.digest(source) for source in sources if source]
+    if not digests:
+        yield
+        return
+    before = page.tab_value(RUNNING_KEY, [])
+    page.keep_tab_value(RUNNING_KEY, before + digests)
+    try:
+        yield
+    except Exception as error:
+        if getattr(error, "timed_out", False):  # a HookError of diffusion_lab.hooks
+            _hold(digests, error.summary)
+        raise
+    finally:
+        page.keep_tab_value(RUNNING_KEY, before)
+
+
+def hold_interrupted() -> None:
+    """At the start of a page: code a page of this tab was still running when it went (frozen, most likely) is
+    held."""
+    left = page.tab_value(RUNNING_KEY, [])
+    if left:
+        _hold([d for d in left if isinstance(d, str)], "the page was reloaded or closed while it ran")
+        page.keep_tab_value(RUNNING_KEY, [])

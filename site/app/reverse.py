@@ -154,13 +154,14 @@ class ReverseView:
         while generation == self.generation:
             deadline = time.perf_counter() + SLICE_S
             try:
-                for _, x, x0_pred in chain:
-                    self.predictions.append(x0_pred)
-                    self.frames.append(x)
-                    if time.perf_counter() > deadline:
+                with self.learn.running_chain():
+                    for _, x, x0_pred in chain:
+                        self.predictions.append(x0_pred)
+                        self.frames.append(x)
+                        if time.perf_counter() > deadline:
+                            break
+                    else:
                         break
-                else:
-                    break
             except self.learn.hooks.HookError as error:  # the student's code: start again with the original
                 self.learn.chain_failed(error)
                 self.rebuild()

@@ -442,6 +442,47 @@ def test_the_reverse_chain_runs_with_the_students_step_and_survives_a_broken_one
     assert "step_hook=" not in page.url and editor.input_value() == hooks.step_template()
 
 
+def test_code_that_froze_the_page_says_how_long_and_waits_for_run_after_a_reload(watched, base_url):
+    """A loop is stopped after the time limit, a single call only once it returns: the message gives the time
+    the page froze, and a reload, which would run the student's own code again by itself, holds it instead.
+    So does the next page of a tab whose code was still running when it went (frozen by a call that never
+    ends, then reloaded)."""
+    page = watched.open(f"{base_url}/reverse.html?steps=60&size=32&seed=4&image=disc")
+    status = page.locator("#step-hook-status")
+    slow = "import time\n" + hooks.step_template().replace(
+        "    return x_prev, x0", "    if t == 30:\n        time.sleep(4.5)  # one call\n    return x_prev, x0")
+    run_step(page, slow)  # Run tries it at t = T and t = 1 only
+    expect(status).to_contain_text("stopped the chain", timeout=30_000)
+    said = status.inner_text()
+    assert re.search(r"Line \d+: stopped after 4\.\d s, most of them in one call on that line", said), said
+    assert "time.sleep(4.5)" in page.inner_text("#step-hook-error")
+    expect(page.locator("#result")).to_contain_text("identical to the target", timeout=30_000)
+
+    page.reload()
+    page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+    expect(status).to_contain_text("Your step(…) below ran too long when it last ran in this tab (Line ")
+    expect(status).to_contain_text("so after the reload it waits for Run; until then the page uses the DDPM step")
+    expect(page.locator("#result")).to_contain_text("identical to the target", timeout=30_000)  # samplers.py's step
+    page.get_by_role("button", name="Reset code of the step").click()
+
+    # Code the student ran that was running still when its page went: the tab kept its hash meanwhile.
+    quiet = hooks.step_template().replace("x_prev += sigma * noise", "x_prev = x_prev  # no noise")
+    run_step(page, quiet)
+    expect(status).to_contain_text("In use: your step(…)")
+    page.evaluate("(digest) => sessionStorage.setItem('diffusion-lab:code-running', JSON.stringify([digest]))",
+                  controls.digest(quiet))
+    page.reload()
+    page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+    expect(status).to_contain_text("ran too long when it last ran in this tab (the page was reloaded or closed "
+                                   "while it ran)")
+    page.get_by_role("button", name="Run the step").click()  # the student's choice: it runs again
+    expect(status).to_contain_text("In use: your step(…)")
+    page.reload()
+    page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+    expect(status).to_contain_text("In use: your step(…)")  # it finished: trusted again
+    assert page.evaluate("sessionStorage.getItem('diffusion-lab:code-running')") == "[]"
+
+
 def test_the_ddim_chain_runs_with_the_students_ddim_step(watched, base_url):
     page = watched.open(f"{base_url}/reverse.html?steps=60&size=32&seed=4&image=disc&sampler=ddim&ddim_steps=6"
                         "&eta=1")

@@ -123,6 +123,24 @@ def test_the_time_limit_names_the_slow_line_not_the_next():
     assert "return b" not in caught.value.detail
 
 
+def test_a_single_call_past_the_limit_is_said_to_have_run_that_long(monkeypatch):
+    """The page could not stop it midway: the message gives the time it froze the page, not the limit."""
+    monkeypatch.setattr(hooks, "TIME_LIMIT_S", 0.2)
+    source = "import time\ndef betas(T):\n    b = np.full(T, 0.01)\n    time.sleep(0.7)\n    return b\n"
+    with pytest.raises(hooks.HookError) as caught:
+        hooks.schedule_from_source(source, 50)
+    summary = caught.value.summary
+    assert summary.startswith("Line 4: stopped after 0.7 s, most of them in one call on that line"), summary
+    assert caught.value.timed_out
+    with pytest.raises(hooks.HookError) as caught:
+        hooks.schedule_from_source("def betas(T):\n    while True:\n        pass\n", 50)
+    assert caught.value.summary.endswith(": stopped after 0.2 s; is it an endless loop?")
+    assert caught.value.timed_out
+    with pytest.raises(hooks.HookError) as caught:
+        hooks.schedule_from_source("def betas(T):\n    return np.full(T, 2.0)\n", 50)
+    assert not caught.value.timed_out
+
+
 def test_the_time_limit_stops_only_the_students_code_and_leaves_no_trace_function():
     def tracer(frame, event, arg):  # a debugger's or coverage's trace function is put back afterwards
         return None
