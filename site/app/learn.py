@@ -322,8 +322,11 @@ class Editor:
                 text = (f"Your {self.name} below ran too long when it last ran in this tab ({self.held}), so after "
                         f"the reload it waits for Run; until then the page uses {self.original()}.{self.scope()}")
             elif self.pending:
-                text = (f"This link came with its own {self.name}, shown below. Read it, then press Run to use it; "
-                        f"until then the page uses {self.original()}.{self.scope()}")
+                came = (f"This link came with its own {self.name}, shown below" if page.tab_keeps_values() else
+                        f"This page's address holds a {self.name}, shown below (this browser keeps no record of "
+                        "the code you ran, so it cannot tell yours from a link's)")
+                text = (f"{came}. Read it, then press Run to use it; until then the page uses "
+                        f"{self.original()}.{self.scope()}")
             elif self.in_use:
                 text = f"In use: your {self.name}, in place of {self.original()}."
                 if not locked:

@@ -479,6 +479,16 @@ def tab_value(key: str, empty):
     return value if isinstance(value, type(empty)) else empty
 
 
+def tab_keeps_values() -> bool:
+    """Whether this tab can keep values across reloads (a browser that blocks the site's data refuses)."""
+    try:
+        js.sessionStorage.setItem("diffusion-lab:probe", "1")
+        js.sessionStorage.removeItem("diffusion-lab:probe")
+    except Exception:  # noqa: BLE001
+        return False
+    return True
+
+
 def keep_tab_value(key: str, value) -> None:
     """Keep a JSON value in this tab; if storage is full or off, it lasts until the tab reloads."""
     try:

@@ -33,6 +33,76 @@
       "Whoever hosts this page should upload the complete dist/ folder from build.py.");
   }
 
+  // PyScript opens IndexedDB as it loads (its package cache, pyscript.fs), and a BroadcastChannel (for workers'
+  // calls to the page), and cannot start without them. A browser that blocks this site's data ("block all
+  // cookies") refuses both: Firefox throws, Chromium fails the database's request. PyScript then gets a database
+  // that lasts as long as the page, and a channel to no one: this site keeps nothing there, and has no workers.
+  // (Only what PyScript asks of one: an object store of keys and values, answered through on... handlers.)
+  function memoryDatabase() {
+    const answer = (result) => {
+      const request = {};
+      Promise.resolve().then(() => request.onsuccess && request.onsuccess({ target: { result } }));
+      return request;
+    };
+    const stores = new Map();
+    const store = (entries) => ({
+      count: () => answer(entries.size),
+      clear: () => answer(entries.clear()),
+      delete: (key) => answer(void entries.delete(key)),
+      get: (key) => answer(entries.get(key)),
+      getKey: (key) => answer(entries.has(key) ? key : undefined),
+      getAllKeys: () => answer([...entries.keys()]),
+      put: (value, key) => answer(entries.set(key, value) && key),
+    });
+    return {
+      objectStoreNames: { get length() { return stores.size; }, contains: (name) => stores.has(name) },
+      createObjectStore: (name) => store(stores.set(name, new Map()).get(name)),
+      transaction: () => ({ objectStore: (name) => store(stores.get(name)) }),
+      close() {},
+    };
+  }
+  function openInMemory(request) {
+    const database = memoryDatabase();
+    const transaction = {};
+    Promise.resolve().then(() => {
+      if (request.onupgradeneeded) request.onupgradeneeded({ target: { result: database, transaction } });
+      if (transaction.oncomplete) transaction.oncomplete();
+      if (request.onsuccess) request.onsuccess({ target: { result: database } });
+    });
+    return request;
+  }
+  try {
+    const open = indexedDB.open.bind(indexedDB);
+    indexedDB.open = (name, version) => {
+      let request;
+      try {
+        request = open(name, version);
+      } catch (error) {
+        return openInMemory({}); // Firefox: SecurityError
+      }
+      request.addEventListener("error", (event) => { // Chromium; before the handlers PyScript sets
+        event.stopImmediatePropagation();
+        event.preventDefault();
+        openInMemory(request);
+      });
+      return request;
+    };
+  } catch (error) {
+    // No IndexedDB at all here: PyScript says so itself.
+  }
+  try {
+    new BroadcastChannel("diffusion-lab").close();
+  } catch (error) {
+    window.BroadcastChannel = class extends EventTarget {
+      constructor(name) {
+        super();
+        this.name = name;
+      }
+      postMessage() {}
+      close() {}
+    };
+  }
+
   let diagnosed = false;
   // Pyodide waits forever if the server sends its .wasm file with the wrong type.
   async function checkWasmType() {
@@ -132,9 +202,13 @@
   // http(s) only, never in the offline edition (file://), which holds everything already.
   function keepForNextVisit() {
     if (!/^https?:$/.test(location.protocol) || !("serviceWorker" in navigator)) return;
-    navigator.serviceWorker.register("sw.js").catch(() => {
-      // Not allowed here (some private windows and sandboxed frames): the HTTP cache still helps.
-    });
+    if (!navigator.cookieEnabled) return; // this site's data is blocked: it would be refused (Firefox logs it)
+    try {
+      navigator.serviceWorker.register("sw.js").catch(() => {}); // refused: see below
+    } catch (error) {
+      // Not allowed here (some private windows, sandboxed frames, a browser that blocks this site's data, which
+      // may throw at once): the HTTP cache still helps.
+    }
   }
 
   // The runtime's phase is most of the wait on a slow device: say when its download is done and it starts.

@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import http.server
 import io
+import json
 import random
 import re
 import threading
@@ -14,9 +15,9 @@ from PIL import Image
 from playwright.sync_api import expect
 
 import build
-from conftest import READY_TIMEOUT_MS
+from conftest import CHROMIUM, CHROMIUM_ARGS, READY_TIMEOUT_MS, shared_memory_args
 from test_pages import assert_same_image, canvas_gray
-from diffusion_lab import controls, images
+from diffusion_lab import controls, forward, images, schedules
 
 
 def notices(page) -> str:
@@ -353,6 +354,51 @@ def test_a_connection_lost_while_the_figures_load_says_so_and_the_view_works_on(
         slider.focus()
         page.keyboard.press("End")
         expect(page.locator("#readout")).to_contain_text("t = 1000 of 1000")
+    finally:
+        context.close()
+
+
+def test_a_browser_that_blocks_this_sites_data_runs_the_views_all_the_same(browser, base_url, tmp_path):
+    """"Block all cookies" (a profile setting, as a school may set it) refuses IndexedDB, which PyScript opens as
+    it loads: the views failed at once with "Something went wrong while loading. [object Event]"."""
+    profile = tmp_path / "profile"
+    (profile / "Default").mkdir(parents=True)
+    (profile / "Default" / "Preferences").write_text(
+        json.dumps({"profile": {"default_content_setting_values": {"cookies": 2}}}))
+    context = browser.browser_type.launch_persistent_context(
+        profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS + shared_memory_args(),
+        viewport={"width": 1280, "height": 900})
+    try:
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(f"{base_url}/forward.html?t=300&seed=3")
+        refused = page.evaluate("""() => new Promise((done) => {
+            try { localStorage.length; } catch (error) { done("storage: " + error.name); }
+            done("storage allowed");
+        })""")
+        assert refused == "storage: SecurityError"  # the setting took
+        page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+        expected = forward.q_sample(images.make_image("gradient", 64), 299,
+                                    np.random.default_rng(3).standard_normal((64, 64)),
+                                    schedules.get_schedule("linear", 1000))
+        assert_same_image(canvas_gray(page, "frame"), expected)
+        assert_still_working(page)
+        # Code in the address may be the student's own, reloaded: the tab cannot remember which.
+        page.get_by_label("Code of betas(T)").fill("def betas(T):\n    return np.full(T, 0.01)\n")
+        page.get_by_role("button", name="Run", exact=True).click()
+        expect(page.locator("#hook-status")).to_contain_text("In use: your betas(T)")
+        page.reload()
+        page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+        expect(page.locator("#hook-status")).to_have_text(
+            "This page's address holds a betas(T), shown below (this browser keeps no record of the code you ran, "
+            "so it cannot tell yours from a link's). Read it, then press Run to use it; until then the page uses "
+            "the Linear (DDPM) schedule.")
+        page.goto(f"{base_url}/reverse.html?steps=50")
+        page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+        expect(page.locator("#result")).to_contain_text("identical to the target", timeout=30_000)
+        assert page.locator("#error").is_hidden()
+        assert errors == []
     finally:
         context.close()
 
