@@ -314,6 +314,9 @@ class Editor:
         self.template = template
         self.status()
         self.show_failure()
+        if self.pending and self.part("").closest("[data-group]").hidden:  # the link's hide=code: no Run
+            page.show_notice(f"This link brings its own {self.name} but hides the code (hide=code), where it would "
+                             f"be read and run, so the page uses {self.original()}.", self.setting)
 
     def status(self, text: str | None = None) -> None:
         if text is None:

@@ -295,7 +295,7 @@
     const embed = params.get("embed");
     const badEmbed = embed !== null && !/^(1|true|yes|0|false|no|)$/i.test(embed);
     if (badEmbed) notice(`embed: ignored “${embed.slice(0, 40)}”, not a valid value (embed=1 drops the site's header)`);
-    const groups = [...new Set([...document.querySelectorAll("fieldset[data-group]")].map((set) => set.dataset.group))];
+    const groups = [...new Set([...document.querySelectorAll("[data-group]")].map((part) => part.dataset.group))];
     const ignored = (names) => names.map((name) => `“${name.slice(0, 40)}”`).join(", ");
     const unknownGroups = list("hide").filter((group) => !groups.includes(group));
     if (unknownGroups.length) {
@@ -304,10 +304,11 @@
     }
     // An embed drops the Share group (style.css hides it before this runs): its students need no embed code.
     for (const group of embedded ? ["share", ...list("hide")] : list("hide")) {
-      for (const fieldset of document.querySelectorAll(`fieldset[data-group="${CSS.escape(group)}"]`)) {
-        fieldset.hidden = true;
-      }
+      for (const part of document.querySelectorAll(`[data-group="${CSS.escape(group)}"]`)) part.hidden = true;
     }
+    // With all of it hidden (equations, code, export), the panel under the view goes, its heading too.
+    const learn = $("learn");
+    if (learn && [...learn.querySelectorAll(".learn-part")].every((part) => part.hidden)) learn.hidden = true;
     // With every settings group hidden, the picture and figures take the settings' column too.
     const settings = $("controls");
     if (settings && [...settings.children].every((child) => child.hidden)) {

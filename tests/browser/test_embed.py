@@ -157,7 +157,7 @@ height="760"></iframe></body></html>""")
 def test_a_mistyped_flag_gets_a_notice_and_the_others_still_apply(watched, base_url):
     page = watched.open(f"{base_url}/forward.html?embed=1&hide=imgae,time&lock=sede,schedule")
     text = page.inner_text("#notices")
-    assert "hide: ignored “imgae”, not a group of this page (time, image, process, share, code, export)" in text
+    assert "hide: ignored “imgae”, not a group of this page (time, image, process, share, equations, code, export)" in text
     assert "lock: ignored “sede”, not a control of this page (t, image, size, schedule, steps, seed, hook)" in text
     assert page.locator("fieldset[data-group='time']").count() == 2
     assert all(box.is_hidden() for box in page.locator("fieldset[data-group='time']").all())
@@ -238,3 +238,23 @@ def test_a_teacher_can_lock_the_code_which_stays_readable_and_runnable(watched, 
     expect(page.locator("#step-hook")).not_to_be_editable()
     expect(page.locator("#ddim-hook")).not_to_be_editable()
     expect(page.locator("#noise-hook")).to_be_editable()
+
+
+def test_hide_takes_the_equations_the_code_and_with_the_downloads_the_whole_panel(watched, base_url):
+    """hide=code hid only the editor, though the README said the equations and code: a course page's frame stayed
+    2000 px tall; and a link's code, which waits for Run, was silently not used with Run hidden."""
+    page = watched.open(f"{base_url}/forward.html?embed=1&hide=code")
+    expect(page.locator("#equation")).to_be_visible()
+    for hidden in ("#code-listing", "#hook"):
+        expect(page.locator(hidden)).to_be_hidden()
+    code = controls.code_to_url("def betas(T):\n    return np.full(T, 0.01)\n")
+    page = watched.open(f"{base_url}/forward.html?embed=1&t=300&hide=equations,code,export&hook={code}")
+    expect(page.locator("#learn")).to_be_hidden()
+    expect(page.locator("#notices")).to_contain_text(
+        "This link brings its own betas(T) but hides the code (hide=code), where it would be read and run, so the "
+        "page uses the Linear (DDPM) schedule.")
+    assert page.inner_text("#readout").startswith("t = 300 of 1000: βt = 0.006")  # linear's, not 0.01
+    page = watched.open(f"{base_url}/reverse.html?embed=1&hide=equations,code")
+    expect(page.locator("#learn")).to_be_visible()  # the downloads are left
+    expect(page.get_by_role("button", name="Download frame (PNG)")).to_be_visible()
+    expect(page.get_by_label("Code of step(x_t, t, eps, schedule, sigma, noise, clip)")).to_be_hidden()
