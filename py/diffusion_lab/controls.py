@@ -254,7 +254,11 @@ def parse_query(query: str, view: str, *, kept_code: Callable[[str], str | None]
             value = coerce(control, raw)
         except ValueError:
             default = "the original" if control.kind == "code" else _told(control, control.default)
-            notices.append(Notice(f"{control.label}: “{_short(raw)}” is not valid, using {default}", key))
+            if control.kind == "code" and len(raw) > MAX_CODE_URL_CHARS:  # whoever made the link wrote it so
+                notices.append(Notice(f"{control.label}: too long for a link ({len(raw)} characters; a link holds "
+                                      f"{MAX_CODE_URL_CHARS}), using the original", key))
+            else:
+                notices.append(Notice(f"{control.label}: “{_short(raw)}” is not valid, using {default}", key))
             state[key] = control.default
             continue
         if is_number(control) and clamp(control, value) != value:

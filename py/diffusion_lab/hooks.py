@@ -153,8 +153,10 @@ def call(function, *args):
 def _explain(error: BaseException) -> HookError:
     if isinstance(error, SyntaxError) and error.filename == FILENAME:
         where = f"Line {error.lineno}: " if error.lineno else ""
-        return HookError(f"{where}{type(error).__name__}: {error.msg}",
-                         "".join(traceback.format_exception_only(error)).rstrip())
+        curly = re.search(r"invalid character '[“”‘’]'", error.msg or "")  # a phone's keyboard "corrected" a quote
+        hint = " (a curly quote: Python needs straight ones, \" or ')" if curly else ""
+        return HookError(f"{where}{type(error).__name__}: {error.msg}{hint}",
+                         "".join(traceback.format_exception_only(error)).rstrip() + hint)
     report = traceback.TracebackException.from_exception(error)
     frames = [frame for frame in report.stack if frame.filename == FILENAME]
     where = f"Line {frames[-1].lineno}: " if frames else ""

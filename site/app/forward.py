@@ -72,7 +72,7 @@ class ForwardView:
         page.link_caveat("chain", "The link shows this t from the closed form q(x_t | x_0), not the chain's "
                                   "picture." if chained else "")
         x_t = self.closed_form(t) if x_t is None else x_t
-        self.x_t = x_t
+        self.x_t, self.x_t_source = x_t, source
         page.blit(element("frame"), self.core.images.to_rgba(x_t))
         element("readout").innerHTML = self.readout(t)
         element("source").textContent = f"from the {source}"

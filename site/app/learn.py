@@ -368,6 +368,9 @@ class Editor:
                 self.check(source)  # redirected: what it prints, warnings too
         except self.panel.hooks.HookError as error:
             kept = f"your last working {self.name}" if self.in_use else self.original()
+            unused = self.panel.unused_why(self) if self.in_use else ""
+            if unused:  # nor does the last that worked, now
+                kept = f"{self.original()} (your last working {self.name} {unused})"
             self.fail(error, f"Your code did not run ({error.summary}). The page keeps using {kept}.")
             return
         finally:
@@ -475,6 +478,12 @@ class Panel:
             self.students_schedule = True
             return schedule
         return self.core.schedules.get_schedule(name, steps)
+
+    def unused_why(self, editor) -> str:
+        """Why the page computes without the editor's code in use, or "" if it computes with it."""
+        if editor is self.betas and not self.students_schedule:
+            return f"does not work with T = {self.settings['steps']}"
+        return ""
 
     def _custom(self, source: str, steps: int):
         key = (source, steps)
@@ -626,6 +635,7 @@ class ForwardPanel(Panel):
         ts, frames = self.trajectory(export)
         data = export.npz(self.settings_record(), x0=view.x0, noise=view.noise, betas=schedule.betas,
                           alpha_bars=schedule.alpha_bars, t=self.settings["t"], x_t=view.x_t,
+                          x_t_from=view.x_t_source,  # after Step or Play the chain's, which the frames are not
                           frames_t=ts, frames=self.core.np.stack(frames))
         return data, f"{self.prefix}-forward-t{self.settings['t']}.npz", "application/octet-stream"
 
@@ -682,6 +692,9 @@ class ReversePanel(Panel):
         """The student's code failed in the middle of the chain; the view starts it again with the original."""
         editor = {self.hooks.NOISE_HOOK: self.noise, self.hooks.DDIM_HOOK: self.ddim}.get(error.hook, self.step)
         self.broken = (editor, editor.in_use, error)  # _in_use() says so
+
+    def unused_why(self, editor) -> str:
+        return "stopped the chain" if self._broken(editor) else super().unused_why(editor)
 
     def _broken(self, editor) -> bool:
         """Whether the editor's code in use is the one that failed in the middle of a chain."""

@@ -281,6 +281,20 @@ def test_errors_are_shown_inline_and_the_last_working_schedule_stays(watched, ba
     assert numbers(page)["alpha_bar"] == pytest.approx(0.995**149, rel=1e-12)
 
 
+def test_a_failed_run_names_what_the_page_uses_when_the_last_working_code_fails_at_this_t(watched, base_url):
+    """The status said the page kept "your last working betas(T)" where that code fails with this T."""
+    page = watched.open(f"{base_url}/forward.html?t=5")
+    run_code(page, "def betas(T):\n    return np.linspace(1e-4, 0.02, T) * 1000 / T\n")  # past 1 for T < 20
+    expect(page.locator("#hook-status")).to_contain_text("In use: your betas(T)")
+    page.get_by_label("Steps T").fill("10")
+    page.get_by_label("Steps T").press("Enter")
+    expect(page.locator("#hook-status")).to_contain_text("does not work with T = 10")
+    run_code(page, "def betas(T):\n    return np.full(T, 0.01) / undefined\n")
+    expect(page.locator("#hook-status")).to_contain_text(
+        "The page keeps using the Linear (DDPM) schedule (your last working betas(T) does not work with T = 10).")
+    assert numbers(page)["beta"] == pytest.approx(schedules.get_schedule("linear", 10).betas[4], rel=1e-12)
+
+
 def test_what_the_code_prints_on_run_is_shown_under_it(watched, base_url):
     page = watched.open(f"{base_url}/forward.html")
     printed, output = page.locator("#hook-printed"), page.locator("#hook-output")
@@ -659,6 +673,11 @@ def test_forward_downloads_open_in_cpython_and_hold_the_frames(watched, base_url
     assert json.loads(str(arrays["settings"]))["seed"] == 4
     status = page.inner_text("#export-status")
     assert "Download of diffusion-lab-forward-t60.npz" in status and "embedded" not in status  # a page of its own
+    assert str(arrays["x_t_from"]) == "closed form q(x_t | x_0)"
+    page.get_by_role("button", name="Step", exact=True).click()  # the chain's x_t, from its own noise
+    expect(page.locator("#readout")).to_contain_text("t = 61 of 100")
+    arrays = np.load(download(page, "Download arrays (.npz)").path())
+    assert str(arrays["x_t_from"]) == "iterated chain q(x_t | x_t−1)" and int(arrays["t"]) == 61
 
 
 def test_reverse_downloads_hold_the_chain(watched, base_url):

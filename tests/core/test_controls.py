@@ -221,10 +221,14 @@ def test_code_travels_as_base64url_and_bad_or_long_code_is_refused():
     query = controls.to_query({**controls.defaults("forward"), "hook": source}, "forward")
     assert query.startswith("hook=") and "%" not in query  # URL-safe as it is
     assert controls.parse_query(query, "forward") == ({**controls.defaults("forward"), "hook": source}, [])
-    for raw in ("not base64!", "A", "_w", "x" * (controls.MAX_CODE_URL_CHARS + 4)):  # "_w" is byte 0xff: not UTF-8
+    for raw in ("not base64!", "A", "_w"):  # "_w" is byte 0xff: not UTF-8
         state, notices = controls.parse_query(f"hook={raw}", "reverse")
         assert state["hook"] == "" and notices == [f"Code of betas(T): “{controls._short(raw)}” is not valid, "
                                                    "using the original"]
+    long_code = controls.code_to_url(source + "# a comment a teacher added\n" * 60)  # valid, but past the limit
+    state, notices = controls.parse_query(f"hook={long_code}", "forward")
+    assert state["hook"] == "" and notices == [f"Code of betas(T): too long for a link ({len(long_code)} characters; "
+                                               "a link holds 2000), using the original"]
     hook = controls.BY_NAME["hook"]
     assert controls.fits_in_url(hook, "x" * 1500) and not controls.fits_in_url(hook, "x" * 1501)
 

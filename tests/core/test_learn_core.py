@@ -89,7 +89,8 @@ def test_a_constant_beta_hook_is_from_betas():
     ("def betas(T):\n    while True:\n        pass\n", ["Line ", "stopped after 2 s", "endless loop"]),
     ("while True:\n    pass\n", ["Line ", "stopped after 2 s"]),  # at the top level, when the code is run
     ("def betas(T):\n    return np.array([b for b in iter(lambda: 0.01, None)])\n", ["Line 2", "stopped"]),
-    ("def betas(T):\n    exit()\n", ["Line 2", "SystemExit"]),  # exit() ends the student's code, not the page
+    ("def betas(T):\n    exit()\n", ["Line 2", "SystemExit"]),
+    ("def betas(T):\n    print(“T”)\n    return np.full(T, 0.01)\n", ["Line 2", "a curly quote", "straight"]),  # exit() ends the student's code, not the page
     ("def betas(T):\n    x = input('beta? ')\n    return np.full(T, 0.01)\n",  # no prompt in a page, nor a hang
      ["Line 2", "input() cannot ask for a value here"]),
     ("def betas(T):\n    b = np.full(T, 0.01)\n", ["returned nothing", "return"]),  # no return
