@@ -150,8 +150,10 @@ class ForwardView:
             page.js.document.body.dataset.uploadsRead = self.uploads_read  # lets tests wait for every file
         if ticket != self.uploads:
             return  # another file was chosen meanwhile: it alone counts
-        if refusal:
+        if refusal:  # said at the top and by the control, which lets the file go: it was not taken
             page.show_notice(refusal, "upload")
+            status.textContent = refusal
+            event.target.value = ""
             return
         page.clear_notices("upload")  # an earlier file's refusal no longer applies
         height, width = pixels.shape[:2]

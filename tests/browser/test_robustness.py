@@ -133,6 +133,9 @@ def test_bad_uploads_get_a_message_and_keep_the_image(watched, base_url, name, m
     upload(page, name, mime, data)
     page.wait_for_function("document.getElementById('notices').textContent.length > 0")
     assert message in notices(page) and name in notices(page)
+    # By the control too (a phone's notices are a screen away from it), which no longer names the file.
+    assert message in page.inner_text("#upload-status") and name in page.inner_text("#upload-status")
+    assert page.get_by_label("Upload a picture").evaluate("input => input.files.length") == 0
     assert np.array_equal(canvas_gray(page, "frame"), before)
     assert page.get_by_label("Image", exact=True).input_value() == "disc"
     assert_still_working(page)
