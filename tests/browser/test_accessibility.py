@@ -140,8 +140,9 @@ def test_figures_are_not_stretched_across_a_wide_frame(browser, base_url, path):
 
 
 @pytest.mark.parametrize("path", ["forward.html", "reverse.html"])
-# Phones held sideways; 200% zoom of 1280x900; a phone upright.
-@pytest.mark.parametrize("width, height", [(568, 320), (844, 390), (640, 360), (640, 450), (360, 640)])
+# Phones held sideways (480 and 533 px: small ones); 200% zoom of 1280x900 and of 1024x768; a phone upright.
+@pytest.mark.parametrize("width, height", [(568, 320), (844, 390), (640, 360), (533, 320), (480, 320), (640, 450),
+                                           (512, 384), (360, 640)])
 def test_the_picture_and_its_slider_fit_on_one_screen(browser, base_url, path, width, height):
     with opened_at(browser, f"{base_url}/{path}", width, height) as page:
         page.locator("#frame").evaluate("canvas => canvas.scrollIntoView({block: 'start'})")
