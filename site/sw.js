@@ -22,6 +22,14 @@
 // page can speak): the worker tells the page, which says to reload, and the
 // reload, offline, is this build's page with this build's files.
 //
+// The data files a page fetches itself, long after it started (the trained
+// network's weights: app/page.py's site_file), say the page's build in a header.
+// A worker the browser stopped when idle and started again has forgotten whose
+// pages are whose, and a tab may stay open across a deployment: such a file is
+// this build's copy for a page of this build, the server's for a page of the
+// build the server has, and for any other page (a tab left open across a
+// deployment) a 409, which the page explains.
+//
 // boot.js registers this worker once a page is ready, on http(s) only: never in
 // the offline edition.
 "use strict";
@@ -38,6 +46,7 @@ const ownPages = new Set(); // ids of the pages of this build whose arrival this
 const offlinePages = new Set(); // ids of those that came from the cache, the network being out of reach
 const newerPages = new Set(); // ids of pages of another build whose arrival this worker saw
 const SPEAKING = new Set(["js/boot.js", "style.css"].map((file) => new URL(file, SCOPE).href));
+const BUILD_HEADER = "X-Diffusion-Lab-Build";
 
 self.addEventListener("install", (event) => {
   event.waitUntil((async () => {
@@ -69,6 +78,8 @@ self.addEventListener("fetch", (event) => {
     url.hash = "";
     const key = url.href === SCOPE ? `${SCOPE}index.html` : url.href; // the site's address is its home page
     if (listed.has(key)) event.respondWith(navigate(request, key, event.resultingClientId));
+  } else if (request.headers.has(BUILD_HEADER)) {
+    event.respondWith(ofBuild(request, request.headers.get(BUILD_HEADER), event.clientId));
   } else if (newerPages.has(event.clientId)) {
     event.respondWith(ofNewerBuild(request, event.clientId));
   } else if (!ownPages.has(event.clientId)) {
@@ -98,6 +109,25 @@ async function ofNewerBuild(request, clientId) {
   const client = await self.clients.get(clientId);
   if (client) client.postMessage({ type: "diffusion-lab:newer-build-unreachable" });
   return (SPEAKING.has(request.url) && response) || Response.error();
+}
+
+// A data file for a page of `build` (see the top).
+async function ofBuild(request, build, clientId) {
+  if (build === BUILD) return fromCache(request);
+  const response = await fetch(new Request(request, { cache: "no-cache" })); // offline: no file of that build
+  if ((await serverBuild(clientId)) === build) return response;
+  return new Response(null, { status: 409, statusText: "Another build" });
+}
+
+// The build of the page the server has now at the address of a client, if it answers.
+async function serverBuild(clientId) {
+  const client = await self.clients.get(clientId);
+  try {
+    const match = client && (await (await fetch(client.url, { cache: "no-cache" })).text()).match(BUILD_META);
+    return match && match[1];
+  } catch (error) {
+    return null;
+  }
 }
 
 async function fromCache(request) {

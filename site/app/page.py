@@ -64,6 +64,10 @@ async def import_plots():
     return module
 
 
+class Outdated(Exception):
+    """The site was deployed anew while this page was open: a file it fetches now is of the new build."""
+
+
 class Unreachable(Exception):
     """The site could not be reached (the network went): nothing is wrong with the site, and the message says
     what to do."""
@@ -165,12 +169,17 @@ async def site_file(path: str) -> bytes:
     if os.path.exists(path):
         with open(path, "rb") as file:
             return file.read()
+    stamp = js.document.querySelector('meta[name="diffusion-lab-build"]')
+    headers = {"X-Diffusion-Lab-Build": stamp.content} if stamp is not None and stamp.content else {}
     try:
-        response = await js.fetch(path)
+        response = await js.fetch(path, to_js({"headers": headers}, dict_converter=js.Object.fromEntries))
     except Exception as error:  # noqa: BLE001  (a JavaScript TypeError: no answer at all)
         if _unreachable(str(error)):
             raise Unreachable("the connection to this site was lost") from None
         raise
+    if response.status == 409:  # site/sw.js: the server and this browser keep another build's file only
+        raise Outdated("the lab was updated while this page was open, and the file is of the new version: "
+                       "reload the page")
     if not response.ok:
         raise RuntimeError(f"Could not load {path} from this site (HTTP {response.status}); "
                            "the site may be incomplete.")

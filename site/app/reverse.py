@@ -135,8 +135,9 @@ class ReverseView:
                 if generation == self.generation:
                     what = "The trained network" if path == WEIGHTS else "The handwritten digits"
                     setting = "denoiser" if self.settings["denoiser"] == "trained" else "training set"
-                    self.show_waiting(f"{what} could not be loaded ({error}). "
-                                      f"Choose another {setting}, then this one again to retry.")
+                    self.show_waiting(f"{what} could not be loaded: {error}." if isinstance(error, page.Outdated)
+                                      else f"{what} could not be loaded ({error}). "
+                                           f"Choose another {setting}, then this one again to retry.")
                 return
             if path == WEIGHTS:
                 from diffusion_lab import network

@@ -13,9 +13,11 @@ import shutil
 import threading
 import time
 
+import numpy as np
+from playwright.sync_api import expect
+
 import build
 from conftest import READY_TIMEOUT_MS
-from playwright.sync_api import expect
 
 # What a visit may still ask the server for once the worker has the site: the page ("not modified"), the
 # runtime's .wasm (the HTTP cache's to revalidate) and sw.js (the browser's own update check).
@@ -259,6 +261,53 @@ def test_too_little_storage_leaves_no_empty_cache_that_looks_kept(browser, site,
         assert page.evaluate("caches.keys()") == []
         page.get_by_label("Timestep").press("End")  # and the page works on
         expect(page.locator("#readout")).to_contain_text("t = 1000 of 1000")
+    finally:
+        context.close()
+        server.shutdown()
+
+
+def test_a_tab_left_open_across_a_deployment_never_gets_the_new_builds_weights(browser, site, tmp_path):
+    """A worker the browser stopped when idle forgets which pages are whose: a tab of the kept build then got the
+    new build's trained network from the server (QA17: another result, silently). Now such a file is the tab's
+    build's; once a new worker has replaced the kept build, the tab is told to reload."""
+    copy = tmp_path / "dist"
+    shutil.copytree(site, copy, ignore=shutil.ignore_patterns(build.OFFLINE_NAME))
+    first_build = build.write_service_worker(copy)
+    server, url, asked = logging_server(copy)
+    context = browser.new_context()
+    try:
+        reference = browser.new_context(service_workers="block")  # the kept build's result, from the server
+        page = reference.new_page()
+        page.goto(f"{url}/reverse.html?denoiser=trained")
+        expect(page.locator("#result")).to_contain_text("RMS distance", timeout=READY_TIMEOUT_MS)
+        expected = page.inner_text("#result")
+        reference.close()
+
+        page, served, errors = visit(context, f"{url}/reverse.html")
+        page.evaluate(WAIT_FOR_CACHE, f"diffusion-lab-{first_build}")
+        page.reload()  # a page the worker saw arrive
+        page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+        other = visit(context, f"{url}/reverse.html")[0]  # a second tab of the kept build
+
+        weights = copy / "models" / "digits.npz"  # retrained: other weights, the same names and shapes
+        with np.load(weights) as kept:
+            arrays = {name: kept[name] * 1.5 if kept[name].dtype.kind == "f" else kept[name] for name in kept.files}
+        np.savez(weights, **arrays)
+        assert build.write_service_worker(copy) != first_build
+        cdp = context.new_cdp_session(page)
+        cdp.send("ServiceWorker.enable")
+        cdp.send("ServiceWorker.stopAllWorkers")  # as the browser does to an idle one
+
+        page.get_by_label("Denoiser").select_option("trained")
+        expect(page.locator("#result")).to_have_text(expected, timeout=60_000)  # the kept build's network
+
+        visit(context, f"{url}/index.html")[0].close()  # the new build's worker takes over
+        page.evaluate(WAIT_FOR_CACHE, f"diffusion-lab-{build.write_service_worker(copy)}")
+        other.get_by_label("Denoiser").select_option("trained")  # a tab that had not needed the network yet
+        expect(other.locator("#readout")).to_have_text(
+            "The trained network could not be loaded: the lab was updated while this page was open, and the file "
+            "is of the new version: reload the page.", timeout=30_000)
+        assert other.locator("#error").is_hidden()
     finally:
         context.close()
         server.shutdown()
