@@ -393,7 +393,7 @@ STARTUP_PACKAGES = {"packages": list(FIRST_FRAME_PACKAGES), "packages_cache": "p
 PRELOAD_MARK = "<!-- preload -->"  # in each page's <head>
 BUILD_META = '<meta name="diffusion-lab-build" content="{}">'  # lets sw.js tell builds apart
 SERVICE_WORKER = "sw.js"  # site/sw.js, with BUILD and FILES filled in
-SERVICE_WORKER_SKIP = ("py/", "examples/", "embed.js", "js/offline.js", "pyodide/pyodide.js")  # the views load none
+SERVICE_WORKER_SKIP = ("py/", "js/offline.js", "pyodide/pyodide.js")  # the pages load none of them
 
 
 def python_archive(out: Path, files: dict[str, str]) -> dict[str, str]:

@@ -177,6 +177,13 @@ def test_a_site_visited_once_starts_again_without_a_network(browser, site, tmp_p
         page.goto(f"{url}/")  # the site's own address, as bookmarked, is its home page
         assert page.title().startswith("Diffusion Lab")
         assert page.get_by_role("link", name="Forward").first.is_visible()
+        kept = {}
+        page.on("response", lambda response: kept.setdefault(response.url.removeprefix(f"{url}/"),
+                                                            response.ok and response.from_service_worker))
+        page.get_by_role("link", name="an example course page").click()  # its frames are views this browser kept
+        expect(page.locator("h1")).to_have_text("Lecture 7: diffusion models")
+        page.wait_for_load_state("load")
+        assert kept["examples/course.html"] and kept["embed.js"]
         page.close()
     finally:
         context.close()
