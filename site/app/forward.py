@@ -157,8 +157,13 @@ class ForwardView:
             return
         page.clear_notices("upload")  # an earlier file's refusal no longer applies
         height, width = pixels.shape[:2]
+        size, notes = self.settings["size"], []
         if height != width:  # images.from_pixels keeps the centre square: say so, or a side goes missing unseen
-            status.textContent = f"“{files.item(0).name}” is not square: the view shows its centre square."
+            notes.append("is not square: the view shows its centre square")
+        if min(height, width) < size:  # and scales it to the Size setting: a tiny one comes out as blocks
+            notes.append(f"has {width}×{height} pixels: the view enlarges it to {size}×{size}")
+        if notes:
+            status.textContent = f"“{files.item(0).name}” {', and '.join(notes)}."
         self.uploaded = pixels
         self.settings.use_local_choice("image", "upload", "Your picture")
         self.changed({"image"})  # a new picture: the strip and every x_t follow, as for any other image

@@ -91,7 +91,7 @@
     // No IndexedDB at all here: PyScript says so itself.
   }
   try {
-    new BroadcastChannel("diffusion-lab").close();
+    if (!navigator.cookieEnabled) new BroadcastChannel("diffusion-lab").close(); // only then refused
   } catch (error) {
     window.BroadcastChannel = class extends EventTarget {
       constructor(name) {

@@ -151,8 +151,9 @@ def test_an_uploaded_png_becomes_the_image(watched, base_url, tmp_path):
     page.get_by_label("Upload a picture").set_input_files(str(path))
     page.wait_for_function("document.getElementById('image').value === 'upload'")
     page.wait_for_function(f"({strip_sum})() !== {gradient_strip}", timeout=10_000)  # the strip follows too
-    expect(page.locator("#upload-status")).to_have_text(  # 60 x 40: its sides are cut, and the student is told
-        "“mine.png” is not square: the view shows its centre square.")
+    expect(page.locator("#upload-status")).to_have_text(  # 60 x 40: its sides are cut and it is enlarged, as told
+        "“mine.png” is not square: the view shows its centre square, and has 60×40 pixels: the view enlarges it "
+        "to 64×64.")
     shown = canvas_gray(page, "frame")
     assert_same_image(shown, images.from_pixels(np.dstack([pixels, np.full((40, 60), 255, np.uint8)]), 64))
     assert "image=" not in page.url  # the picture stays in the tab, out of links
