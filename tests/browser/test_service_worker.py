@@ -38,6 +38,13 @@ WAIT_FOR_CACHE = """async (name) => {
 }"""
 
 
+def copied(site, tmp_path):
+    """A copy of the built site, which a test may change and stamp as a new build (as build.py does); its build."""
+    copy = tmp_path / "dist"
+    shutil.copytree(site, copy, ignore=shutil.ignore_patterns(build.OFFLINE_NAME))
+    return copy, build.write_service_worker(copy)
+
+
 def logging_server(directory):
     """build.Handler on 127.0.0.1, keeping the path of every request it answers."""
     asked = []
@@ -67,8 +74,7 @@ def visit(context, url: str) -> tuple[object, dict[str, bool], list[str]]:
 
 
 def test_second_visit_comes_from_the_service_worker_and_a_new_build_replaces_it(browser, site, tmp_path):
-    copy = tmp_path / "dist"
-    shutil.copytree(site, copy, ignore=shutil.ignore_patterns(build.OFFLINE_NAME))
+    copy, _ = copied(site, tmp_path)
     an_hour_ago = time.time() - 3600  # files an hour old look fresh to the HTTP cache for minutes, as on a host
     for path in copy.rglob("*"):
         os.utime(path, (an_hour_ago, an_hour_ago))
@@ -133,9 +139,7 @@ def test_every_machine_builds_the_same_site(site):
 
 
 def test_a_site_visited_once_starts_again_without_a_network(browser, site, tmp_path):
-    copy = tmp_path / "dist"
-    shutil.copytree(site, copy, ignore=shutil.ignore_patterns(build.OFFLINE_NAME))
-    build_id = build.write_service_worker(copy)
+    copy, build_id = copied(site, tmp_path)
     server, url, asked = logging_server(copy)
     context = browser.new_context()
     try:
@@ -193,9 +197,7 @@ def test_a_site_visited_once_starts_again_without_a_network(browser, site, tmp_p
 def test_a_newer_build_whose_files_the_network_loses_is_never_mixed_with_the_kept_one(browser, site, tmp_path):
     """A new deployment, and the network goes right after its page arrived: before, the page ran with the kept
     build's boot.js, PyScript and Python and said nothing. Now it says to reload, which offline is the kept build."""
-    copy = tmp_path / "dist"
-    shutil.copytree(site, copy, ignore=shutil.ignore_patterns(build.OFFLINE_NAME))
-    first_build = build.write_service_worker(copy)
+    copy, first_build = copied(site, tmp_path)
     pages_only = []  # once set, the server answers pages and drops every other connection, as a network going
 
     class Dropping(build.Handler):
@@ -242,9 +244,7 @@ def test_a_newer_build_whose_files_the_network_loses_is_never_mixed_with_the_kep
 def test_too_little_storage_leaves_no_empty_cache_that_looks_kept(browser, site, tmp_path):
     """A school profile with a small quota: the worker cannot keep the 60 MB site. It used to leave an empty cache
     behind, named as if the site were kept; the pages work on from the network."""
-    copy = tmp_path / "dist"
-    shutil.copytree(site, copy, ignore=shutil.ignore_patterns(build.OFFLINE_NAME))
-    build.write_service_worker(copy)
+    copy, _ = copied(site, tmp_path)
     server, url, asked = logging_server(copy)
     context = browser.new_context()
     try:
@@ -277,9 +277,7 @@ def test_a_tab_left_open_across_a_deployment_never_gets_the_new_builds_weights(b
     """A worker the browser stopped when idle forgets which pages are whose: a tab of the kept build then got the
     new build's trained network from the server (QA17: another result, silently). Now such a file is the tab's
     build's; once a new worker has replaced the kept build, the tab is told to reload."""
-    copy = tmp_path / "dist"
-    shutil.copytree(site, copy, ignore=shutil.ignore_patterns(build.OFFLINE_NAME))
-    first_build = build.write_service_worker(copy)
+    copy, first_build = copied(site, tmp_path)
     server, url, asked = logging_server(copy)
     context = browser.new_context()
     try:
