@@ -40,6 +40,7 @@ NOISE_HOOK = "predict_noise"
 MAX_STATE = 1e6  # a chain's state beyond this has run away (the states stay within a few units)
 MAX_NOISE = 1e6  # so has a predicted noise beyond this (eps is a standard normal draw: a few units)
 TIME_LIMIT_S = 2.0  # the student's code is stopped after this long (an endless loop, most likely)
+ONE_CALL_S = 0.5  # stopped this long past the limit, one call took the time (a loop is stopped at once)
 
 
 class HookError(Exception):
@@ -134,7 +135,7 @@ def call(function, *args):
         if frames:  # the innermost frame stands at the next line: show the one that was running
             frames[-1] = traceback.FrameSummary(FILENAME, line, frames[-1].name)
         ran = time.monotonic() - started
-        if ran < 2 * TIME_LIMIT_S:
+        if ran < TIME_LIMIT_S + ONE_CALL_S:
             summary = f"Line {line}: stopped after {TIME_LIMIT_S:g} s; is it an endless loop?"
         else:  # one call took the time, and nothing stops a call midway
             summary = (f"Line {line}: stopped after {ran:.{0 if ran >= 10 else 1}f} s, most of them in one call on "

@@ -322,8 +322,8 @@ class Editor:
         if text is None:
             locked = self.part("").readOnly  # by the link's lock= (js/boot.js): Run only
             if self.held:
-                text = (f"Your {self.name} below ran too long when it last ran in this tab ({self.held}), so after "
-                        f"the reload it waits for Run; until then the page uses {self.original()}.{self.scope()}")
+                text = (f"Your {self.name} below ran too long when it last ran in this tab ({self.held}), so it "
+                        f"waits for Run; until then the page uses {self.original()}.{self.scope()}")
             elif self.pending:
                 came = (f"This link came with its own {self.name}, shown below" if page.tab_keeps_values() else
                         f"This page's address holds a {self.name}, shown below (this browser keeps no record of "
@@ -772,9 +772,11 @@ class ReversePanel(Panel):
 
     def running_chain(self):
         """`running` for the student's code in the chain (around each slice of its computation)."""
-        step = self.ddim if self.settings["sampler"] == "ddim" else self.step
+        ddim = self.settings["sampler"] == "ddim"
+        step = self.ddim if ddim else self.step
         return running(self.noise.in_use if self.students_prediction else "",
-                       step.in_use if self.students_step else "")
+                       step.in_use if self.students_step else "",
+                       hooks=(self.hooks.NOISE_HOOK, self.hooks.DDIM_HOOK if ddim else self.hooks.STEP_HOOK))
 
     def draw(self) -> None:
         view, core, s = self.view, self.core, self.settings
@@ -929,11 +931,12 @@ def _hold(digests: list[str], why: str) -> None:
 
 
 @contextlib.contextmanager
-def running(*sources: str):
+def running(*sources: str, hooks: tuple[str, ...] = ()):
     """Around every run of the student's code. One call that never ends (a loop is stopped after the time
     limit, a single numpy call is not) freezes the tab, and a reload would run the code again by itself: the
     hashes of the code running are kept in the tab meanwhile, and a page that finds them there, left by one
-    that never finished, holds that code. So is code stopped for running past the time limit."""
+    that never finished, holds that code. So is code stopped for running past the time limit: of the sources
+    of a chain, with `hooks` their hook names, the one the error blames."""
     digests = [controls.digest(source) for source in sources if source]
     if not digests:
         yield
@@ -944,7 +947,8 @@ def running(*sources: str):
         yield
     except Exception as error:
         if getattr(error, "timed_out", False):  # a HookError of diffusion_lab.hooks
-            _hold(digests, error.summary)
+            blamed = [source for source, hook in zip(sources, hooks) if source and hook == error.hook]
+            _hold([controls.digest(source) for source in blamed] if blamed else digests, error.summary)
         raise
     finally:
         page.keep_tab_value(RUNNING_KEY, before)

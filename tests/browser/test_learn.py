@@ -475,7 +475,7 @@ def test_code_that_froze_the_page_says_how_long_and_waits_for_run_after_a_reload
     page.reload()
     page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
     expect(status).to_contain_text("Your step(…) below ran too long when it last ran in this tab (Line ")
-    expect(status).to_contain_text("so after the reload it waits for Run; until then the page uses the DDPM step")
+    expect(status).to_contain_text("so it waits for Run; until then the page uses the DDPM step")
     expect(page.locator("#result")).to_contain_text("identical to the target", timeout=30_000)  # samplers.py's step
     page.get_by_role("button", name="Reset code of the step").click()
 
@@ -495,6 +495,17 @@ def test_code_that_froze_the_page_says_how_long_and_waits_for_run_after_a_reload
     page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
     expect(status).to_contain_text("In use: your step(…)")  # it finished: trusted again
     assert page.evaluate("sessionStorage.getItem('diffusion-lab:code-running')") == "[]"
+
+    # Of the student's code in a chain, only what ran too long is held: here the noise prediction, not the step.
+    slow_noise = "import time\n" + hooks.noise_template().replace(
+        "    return", "    if t == 30:\n        time.sleep(4.5)\n    return", 1)
+    run_noise(page, slow_noise)
+    noise_status = page.locator("#noise-hook-status")
+    expect(noise_status).to_contain_text("stopped the chain", timeout=30_000)
+    page.reload()
+    page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+    expect(noise_status).to_contain_text("ran too long when it last ran in this tab")
+    expect(status).to_contain_text("In use: your step(…)")
 
 
 def test_the_ddim_chain_runs_with_the_students_ddim_step(watched, base_url):

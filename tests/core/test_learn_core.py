@@ -127,11 +127,11 @@ def test_the_time_limit_names_the_slow_line_not_the_next():
 def test_a_single_call_past_the_limit_is_said_to_have_run_that_long(monkeypatch):
     """The page could not stop it midway: the message gives the time it froze the page, not the limit."""
     monkeypatch.setattr(hooks, "TIME_LIMIT_S", 0.2)
-    source = "import time\ndef betas(T):\n    b = np.full(T, 0.01)\n    time.sleep(0.7)\n    return b\n"
+    source = "import time\ndef betas(T):\n    b = np.full(T, 0.01)\n    time.sleep(0.8)\n    return b\n"
     with pytest.raises(hooks.HookError) as caught:
         hooks.schedule_from_source(source, 50)
     summary = caught.value.summary
-    assert summary.startswith("Line 4: stopped after 0.7 s, most of them in one call on that line"), summary
+    assert summary.startswith("Line 4: stopped after 0.8 s, most of them in one call on that line"), summary
     assert caught.value.timed_out
     with pytest.raises(hooks.HookError) as caught:
         hooks.schedule_from_source("def betas(T):\n    while True:\n        pass\n", 50)
