@@ -597,11 +597,12 @@ class ForwardPanel(Panel):
                       (row(x(t), mo("="), sqrt(abar(t)), x(0)), row(mo("+"), sqrt(mn(1), mo("−"), abar(t)), EPS)),
                       (row(mo("="), term(c.signal, x(0), first=True)), row(term(c.noise, EPS))),
                       active=not iterated)
-        values = line("where",
-                      row(abar(t), mo("="), product(t), row(mo("("), mn(1), mo("−"), beta(mi("s")), mo(")")),
-                          mo("="), mn(c.alpha_bar)),
+        values = line("where",  # a value may go to the next line, as on a phone with a large font
+                      (row(abar(t), mo("="), product(t), row(mo("("), mn(1), mo("−"), beta(mi("s")), mo(")"))),
+                       row(mo("="), mn(c.alpha_bar))),
                       row(beta(t), mo("="), mn(c.beta)),
-                      row(mi("SNR"), mo("="), frac(abar(t), row(mn(1), mo("−"), abar(t))), mo("="), mn(c.snr)))
+                      (row(mi("SNR"), mo("="), frac(abar(t), row(mn(1), mo("−"), abar(t)))),
+                       row(mo("="), mn(c.snr))))
         eps_t = sub(mi("ε"), t)  # a fresh draw each step; eq. 4's ε stands for all of them, in distribution
         step = line("One step (Ho et al. eq. 2)",
                     (row(x(t), mo("="), sqrt(mn(1), mo("−"), beta(t)), x(t - 1)), row(mo("+"), sqrt(beta(t)), eps_t)),
@@ -834,7 +835,8 @@ class ReversePanel(Panel):
             numeric = (row(x(t - 1), mo("="), term(c.mean_x0, X0_HAT, first=True)), row(term(c.mean_xt, x(t))),
                        *noise)
             variance = accent(mi("β"), "~") if s["variance"] == "fixed_small" else mi("β")
-            spread = [] if last else [row(sub(mi("σ"), t), mo("="), sqrt(sub(variance, t)), mo("="), mn(sigma))]
+            spread = [] if last else [(row(sub(mi("σ"), t), mo("="), sqrt(sub(variance, t))),
+                                       row(mo("="), mn(sigma)))]
             where = line("where", mean_form, *spread,
                          row(abar(t), mo("="), mn(c.alpha_bar)), row(beta(t), mo("="), mn(c.beta)))
             step = line("DDPM step (Ho et al. eq. 7 for the mean, Algorithm 2)", symbolic, numeric, active=True)

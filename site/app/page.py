@@ -218,9 +218,8 @@ def import_core():
 
 MAX_FIGURE_SCALE = 2.0  # figure pixels per CSS pixel at most on a dense screen: drawing costs their square
 NARROW_FIGURE_PX = 420  # below this, the schedule's panels stack and the histogram leaves its legend room
-STRIP_FRAMES = 8  # pictures in the strip of evenly spaced steps; STRIP_FRAMES_NARROW on a phone
-STRIP_FRAMES_NARROW = 5
-STRIP_NARROW_PX = 560
+STRIP_FRAMES = ((560, 8), (320, 5), (0, 4))  # (from this width in CSS pixels, pictures in the strip of evenly
+# spaced steps): their labels ("t = 1000") keep 12 px apart, down to a 288-px course frame on a 320-px phone
 
 
 def figure_fit(canvas_id: str, widest: int) -> tuple[int, float]:
@@ -240,7 +239,7 @@ STRIP_WIDEST = 800  # the strip's width on a wide screen
 def strip_figure(plots):
     """The strip of evenly spaced steps, fitted to its canvas (#strip); its n_frames is how many it shows."""
     width, scale = figure_fit("strip", STRIP_WIDEST)
-    frames = STRIP_FRAMES if width >= STRIP_NARROW_PX else STRIP_FRAMES_NARROW
+    frames = next(n for least, n in STRIP_FRAMES if width >= least)
     return plots.StripFigure(frames, width_px=width, height_px=round(1.5 * width / frames), scale=scale)
 
 

@@ -123,10 +123,13 @@ def test_turning_a_phone_redraws_the_figures_for_its_new_width(browser, base_url
         wide = wait_until_figures_show_at_their_size(page, 60_000)
         page.set_viewport_size({"width": 360, "height": 640})
         upright = wait_until_figures_show_at_their_size(page, 10_000)
-        # The strip went from 8 steps to 5, each 1.5 times as high as wide.
+        page.set_viewport_size({"width": 320, "height": 568})
+        small = wait_until_figures_show_at_their_size(page, 10_000)
+        # The strip went from 8 steps to 5, then 4 (their labels had touched), each 1.5 times as high as wide.
         assert wide["strip"] == pytest.approx(1.5 / 8, rel=0.05)
         assert upright["strip"] == pytest.approx(1.5 / 5, rel=0.05)
-        assert page.evaluate("document.documentElement.scrollWidth") <= 360
+        assert small["strip"] == pytest.approx(1.5 / 4, rel=0.05)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 320
         assert page.locator("#error").is_hidden()
 
 
@@ -169,6 +172,27 @@ def uncovered_share(page, selector: str) -> float:
           if (y >= 0 && y <= innerHeight && document.elementFromPoint(x, y) === el) shown++;
         }
         return shown / 256; }""")
+
+
+@pytest.mark.parametrize("path", ["forward.html?t=300", "reverse.html?steps=1000&step=500",
+                                  "reverse.html?sampler=ddim&eta=0.5&step=25"])
+def test_with_a_very_large_font_on_a_phone_every_equation_fits_its_box(browser, base_url, path):
+    # Chrome's "Very large" font (24 px) at 360 px: an equation too wide for its box was cut off mid-number
+    # ("0.39" for 0.396), with no cue on a touch screen that the box scrolls.
+    context = browser.new_context(viewport={"width": 360, "height": 640}, device_scale_factor=2)
+    try:
+        page = context.new_page()
+        context.new_cdp_session(page).send("Page.setFontSizes", {"fontSizes": {"standard": 24}})
+        page.goto(f"{base_url}/{path}")
+        page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+        page.wait_for_function("document.querySelectorAll('.equation math').length > 4")
+        overflowing = page.evaluate("""() => [...document.querySelectorAll('.equation math')].filter(m => {
+            const box = m.closest('.equation').getBoundingClientRect();
+            return m.getBoundingClientRect().right > box.right + 0.5; }).map(m => m.textContent)""")
+        assert overflowing == []
+        assert page.evaluate("getComputedStyle(document.body).fontSize") == "24px"
+    finally:
+        context.close()
 
 
 @pytest.mark.parametrize("path", ["forward.html", "reverse.html"])
