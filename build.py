@@ -385,6 +385,7 @@ def render_pages(out: Path) -> None:
 
 PY_SCRIPT = re.compile(r'<script\b[^>]*\btype="py"[^>]*\bsrc="([^"]+)"')  # a page's script
 PYTHON_ARCHIVE = "python.zip"  # every file of PyScript's `files`, in one request
+DATA_DIGESTS = "data_files.json"  # in the archive: the sha256 of each data file of this build (app/page.site_file)
 FIRST_FRAME_PACKAGES = ("numpy",)  # the wheels the first frame needs (matplotlib only after it)
 # PyScript hands these to loadPyodide ("passthrough": no micropip, no cache of its own), which installs
 # them while the runtime and PyScript finish starting, instead of after the page script asks: the first
@@ -400,12 +401,17 @@ def python_archive(out: Path, files: dict[str, str]) -> dict[str, str]:
     """Zip the files of PyScript's `files` map; return the map that unpacks it where they went.
 
     Not the page script (app/start.py): PyScript fetches a page's own as its <script src>.
-    The zip also carries the bytecode of PyScript's own Python (see pyscript_python).
+    The zip also carries the bytecode of PyScript's own Python (see pyscript_python),
+    and the digests of the data files the pages fetch later: a page open across a
+    deployment, with no service worker to keep its build, would get the new build's
+    (app/page.site_file tells it to reload instead).
     """
     page_scripts = {f"./{script}" for page in out.glob("*.html") for script in PY_SCRIPT.findall(page.read_text())}
     pyscript_files = pyscript_python()
     with zipfile.ZipFile(out / PYTHON_ARCHIVE, "w", zipfile.ZIP_DEFLATED) as archive:
         sources = {path: (out / url).read_bytes() for url, path in files.items() if url not in page_scripts}
+        sources[f"./{DATA_DIGESTS}"] = json.dumps({url.removeprefix("./"): sha256(out / url)
+                                                  for url in site_data_files()}, indent=1).encode()
         for path, data in sorted({**sources, **pyscript_files}.items()):
             info = zipfile.ZipInfo(path.removeprefix("./"), date_time=(1980, 1, 1, 0, 0, 0))  # same build, same bytes
             archive.writestr(info, data, zipfile.ZIP_DEFLATED)

@@ -160,6 +160,9 @@ def _quiet(message) -> None:
     pass
 
 
+DATA_DIGESTS = "data_files.json"  # build.py's DATA_DIGESTS, unpacked into the working directory
+
+
 async def site_file(path: str) -> bytes:
     """A data file shipped with the site (site/models/...), loaded only when a view needs it.
 
@@ -183,7 +186,23 @@ async def site_file(path: str) -> bytes:
     if not response.ok:
         raise RuntimeError(f"Could not load {path} from this site (HTTP {response.status}); "
                            "the site may be incomplete.")
-    return (await response.arrayBuffer()).to_bytes()
+    data = (await response.arrayBuffer()).to_bytes()
+    expected = _data_digests().get(path)
+    import hashlib  # here, not at the top, as in controls.digest
+
+    if expected is not None and hashlib.sha256(data).hexdigest() != expected:  # no worker kept this page's build
+        raise Outdated("the site sent another version of the file than this page's (the lab was probably "
+                       "updated while this page was open): reload the page")
+    return data
+
+
+def _data_digests() -> dict[str, str]:
+    """The sha256 of each data file of this page's build, which build.py writes beside the page's Python."""
+    try:
+        with open(DATA_DIGESTS) as file:
+            return json.load(file)
+    except OSError:  # a build without them (the offline edition reads its files from its own copy)
+        return {}
 
 
 def run(main) -> None:

@@ -316,3 +316,29 @@ def test_a_tab_left_open_across_a_deployment_never_gets_the_new_builds_weights(b
     finally:
         context.close()
         server.shutdown()
+
+
+def test_a_tab_without_a_service_worker_is_told_to_reload_when_the_weights_changed_under_it(browser, site, tmp_path):
+    """Where no worker keeps the page's build (a first visit, workers blocked), a tab open across a deployment
+    fetched the new build's trained network from the server and showed another result without a word (QA19)."""
+    copy, _ = copied(site, tmp_path)
+    server, url, _ = logging_server(copy)
+    context = browser.new_context(service_workers="block")
+    try:
+        page = context.new_page()
+        page.goto(f"{url}/reverse.html")
+        page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+        weights = copy / "models" / "digits.npz"  # retrained: other weights, the same names and shapes
+        with np.load(weights) as kept:
+            arrays = {name: kept[name] * 1.5 if kept[name].dtype.kind == "f" else kept[name] for name in kept.files}
+        np.savez(weights, **arrays)
+        page.get_by_label("Denoiser").select_option("trained")
+        expect(page.locator("#readout")).to_have_text(
+            "The trained network could not be loaded: the site sent another version of the file than this page's "
+            "(the lab was probably updated while this page was open): reload the page.", timeout=30_000)
+        assert page.locator("#error").is_hidden()
+        page.get_by_label("Denoiser").select_option("oracle")  # the page works on
+        expect(page.locator("#result")).to_contain_text("identical to the target", timeout=60_000)
+    finally:
+        context.close()
+        server.shutdown()
