@@ -203,8 +203,28 @@
   function keepForNextVisit() {
     if (!/^https?:$/.test(location.protocol) || !("serviceWorker" in navigator)) return;
     if (!navigator.cookieEnabled) return; // this site's data is blocked: it would be refused (Firefox logs it)
+    const build = document.querySelector('meta[name="diffusion-lab-build"]')?.content;
+    const note = (kept) => { // for the home page (js/home.js): an install that failed leaves nothing to ask
+      try {
+        if (kept) localStorage.removeItem("diffusion-lab:not-kept");
+        else localStorage.setItem("diffusion-lab:not-kept", build);
+      } catch (error) {
+        // Storage refused: the home page cannot tell, and says nothing wrong.
+      }
+    };
     try {
-      navigator.serviceWorker.register("sw.js").catch(() => {}); // refused: see below
+      navigator.serviceWorker.register("sw.js").then((registration) => {
+        const worker = registration.installing;
+        let activated = false; // a kept build replaced by a newer one later turns redundant too
+        worker?.addEventListener("statechange", () => {
+          if (worker.state === "activated") {
+            activated = true;
+            note(true);
+          } else if (worker.state === "redundant" && !activated) {
+            note(false); // its install failed
+          }
+        });
+      }, () => note(false)); // refused: see below
     } catch (error) {
       // Not allowed here (some private windows, sandboxed frames, a browser that blocks this site's data, which
       // may throw at once): the HTTP cache still helps.

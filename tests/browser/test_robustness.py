@@ -401,6 +401,10 @@ def test_a_browser_that_blocks_this_sites_data_runs_the_views_all_the_same(brows
         page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
         expect(page.locator("#result")).to_contain_text("identical to the target", timeout=30_000)
         assert page.locator("#error").is_hidden()
+        page.goto(f"{base_url}/index.html")  # nothing kept for a room without network: the home page says so
+        expect(page.get_by_role("status")).to_have_text(
+            "This browser keeps no data of this site (blocked by its settings), so the views need the network at "
+            "every visit: for a room without network, use the offline edition.")
         assert errors == []
     finally:
         context.close()

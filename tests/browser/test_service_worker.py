@@ -83,11 +83,20 @@ def test_second_visit_comes_from_the_service_worker_and_a_new_build_replaces_it(
     server, url, asked = logging_server(copy)
     context = browser.new_context()
     try:
+        # The home page tells a teacher whether this browser keeps the lab for a room without network.
+        home = visit(context, f"{url}/index.html")[0]
+        expect(home.get_by_role("status")).to_have_text(
+            "Once a view has opened, this browser keeps the lab, and its views open here again without a network.")
+
         # First visit: everything from the network; once ready, the page registers sw.js, which fills its cache.
         page, served, errors = visit(context, f"{url}/forward.html")
         assert not any(served.values())
         assert page.evaluate(WAIT_FOR_CACHE, f"diffusion-lab-{first_build}") == [f"diffusion-lab-{first_build}"]
         page.close()
+        home.reload()
+        expect(home.get_by_role("status")).to_have_text(
+            "This browser has kept the lab: its views open here again without a network.")
+        home.close()
 
         # Second visit: what the page loads comes from the cache (the page itself from the network, through it).
         asked.clear()
@@ -266,6 +275,10 @@ def test_too_little_storage_leaves_no_empty_cache_that_looks_kept(browser, site,
             }); }""")
         assert settled == "not kept"
         assert page.evaluate("caches.keys()") == []
+        home = visit(context, f"{url}/index.html")[0]  # where a teacher learns it before the network goes
+        expect(home.get_by_role("status")).to_have_text(
+            "This browser could not keep the lab for visits without a network (too little storage, or a private "
+            "window): for a room without network, use the offline edition.")
         page.get_by_label("Timestep").press("End")  # and the page works on
         expect(page.locator("#readout")).to_contain_text("t = 1000 of 1000")
     finally:
