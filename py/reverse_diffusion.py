@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     check_args(parser, args)
     if args.sampler == "ddim" and not 1 <= args.ddim_steps <= args.steps:
         parser.error("--ddim-steps must be between 1 and --steps")
-    if not 0 <= args.eta <= 1:  # also refuses nan
+    if args.sampler == "ddim" and not 0 <= args.eta <= 1:  # also refuses nan
         parser.error("--eta must be between 0 (deterministic DDIM) and 1 (DDPM-like noise)")
 
     schedule = schedules.get_schedule(args.schedule, args.steps)
@@ -76,7 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     picks = shown_steps(len(states), args.shown)
     frames = [x_T] + [states[i][1] for i in picks]
-    labels = [f"x_T (t={args.steps})"] + [f"t={states[i][0]}" for i in picks]
+    first = int(samplers.timesteps(args.steps, ddim_steps, args.spacing)[0]) + 1 if ddim_steps else args.steps
+    # Leading DDIM spacing starts below T: x_T is a draw of q(x_T | x0), which the first step takes for x_first.
+    start = f"x_T (t={args.steps})" if first == args.steps else f"x_T (as t={first})"
+    labels = [start] + [f"t={states[i][0]}" for i in picks]
     error = float(np.max(np.abs(states[-1][1] - image)))
     title = (f"Reverse diffusion ({args.sampler}, oracle noise): {args.schedule}, T={args.steps}\n"
              f"max |x0 - image| = {error:.1e}")

@@ -1,7 +1,8 @@
 """How noise is added: the forward process q of Ho et al. 2020.
 
-``x0`` is the clean image; ``x_t`` at index t = 0 .. T-1 has had t+1 noising
-steps (diffusers' indexing), so q_step at t = 0 takes x0 to x_0.
+``x0`` is the clean image (the paper's x_0); the state at index t = 0 .. T-1
+has had t+1 noising steps (diffusers' indexing), so it is the paper's x_{t+1}:
+q_step at index 0 takes x0 to x_1.
 Only ``Generator.standard_normal`` (float64) draws noise, so a seed gives the
 same arrays in CPython and in Pyodide.
 """

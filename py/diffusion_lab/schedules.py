@@ -5,16 +5,18 @@ alpha_t = 1 - beta_t, alpha_bar_t = prod_{s<=t} alpha_s, and the
 posterior variance beta_tilde_t = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t
 (eq. 7). Indices are t = 0 .. T-1 as in diffusers (index t is the paper's t+1).
 
-At T = 1000 every schedule is exactly the diffusers definition. For other T:
+At T = 1000 every schedule is the diffusers definition (computed in float64,
+where diffusers computes in float32: equal to its rounding). For other T:
 
 - ``cosine`` is defined for any T (Nichol & Dhariwal 2021, eq. 17).
 - ``linear``, ``scaled_linear`` and ``sigmoid`` scale both ends of beta by
   1000 / T, as improved-DDPM does (Nichol & Dhariwal 2021, code
   ``get_named_beta_schedule``), then clip beta at 0.999. The sum of the betas
-  is then (up to the discrete-linspace term) the T = 1000 one, and since
-  -log(1 - beta) >= beta, -log alpha_bar_{T-1} >= sum(beta), so the last step
-  stays at least as noisy as at T = 1000 (alpha_bar_{T-1} < 0.01 for every
-  T in 2..1000, checked by the tests; a clipped beta alone gives < 0.001).
+  is then (up to the discrete-linspace term and the clip) the T = 1000 one,
+  and since -log(1 - beta) >= beta, -log alpha_bar_{T-1} >= sum(beta): the
+  last step stays nearly pure noise, alpha_bar_{T-1} < 0.01 for every T in
+  2..1000 (checked by the tests; a clipped beta alone gives < 0.001), though
+  not always below its T = 1000 value (linear at T = 2: 9.5e-4, not 4e-5).
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ MAX_BETA = 0.999  # clip, as diffusers' betas_for_alpha_bar and improved-DDPM
 REFERENCE_STEPS = 1000  # T at which the schedules are the published ones
 BETA_START, BETA_END = 1e-4, 0.02  # Ho et al. 2020, sec. 4
 SCALED_BETA_START, SCALED_BETA_END = 0.00085, 0.012  # Stable Diffusion (diffusers "scaled_linear")
-# Below this alpha_bar, sqrt(alpha_bar) x_0 is under float64's rounding of the noise in x_t (1e-16 of it) by
-# more than a grey level: x_t keeps no trace of x_0 that a step straight to t = 0 could bring back.
-ALPHA_BAR_LOST = 1e-26
+# Below this alpha_bar, x_0 in x_t is under float64's rounding of the noise (1e-16 of it) by about a grey
+# level: a step straight to t = 0 brings x_0 back about a grey level off, more the smaller alpha_bar (at
+# 1e-30, 14 to 28 grey levels).
+ALPHA_BAR_LOST = 1e-27
 ALPHA_BAR_MIN = float(np.finfo(np.float64).tiny)  # the smallest normal float64; below it 1/alpha_bar can overflow
 COSINE_S = 0.008  # offset s, Nichol & Dhariwal 2021, eq. 17
 

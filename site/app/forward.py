@@ -88,7 +88,8 @@ class ForwardView:
             return "Noisy picture x_t at t = 0: the clean image"
         abar = self.schedule.alpha_bars[t - 1]
         return (f"Noisy picture x_t at t = {t} of {self.schedule.num_steps}: "
-                f"{abar ** 0.5:.2f} times the image plus {(1 - abar) ** 0.5:.2f} times noise")
+                f"{abar ** 0.5:.2f} times the image plus {self.schedule.sqrt_one_minus_alpha_bars[t - 1]:.2f} "
+                "times noise")
 
     def readout(self, t: int) -> str:
         """t, alpha_bar_t and SNR in readable form."""
@@ -96,7 +97,8 @@ class ForwardView:
             return "t = 0 (the clean image): ᾱ<sub>t</sub> = 1, SNR = ∞"
         i = t - 1
         abar, snr = self.schedule.alpha_bars[i], self.schedule.snr[i]
-        abar_text = f"{abar:.4g}" if abar < 0.9995 else f"1 − {1 - abar:.3g}"  # never a bare 1 after t = 0
+        abar_text = f"{abar:.4g}" if abar < 0.9995 else \
+            f"1 − {self.schedule.one_minus_alpha_bars[i]:.3g}"  # never a bare 1 after t = 0; exact near it
         return (f"t = {t} of {self.schedule.num_steps}: β<sub>t</sub> = {self.schedule.betas[i]:.4g}, "
                 f"ᾱ<sub>t</sub> = {abar_text}, SNR = {snr:.3g} ({10 * self.core.np.log10(snr):.1f} dB)")
 

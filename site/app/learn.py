@@ -64,11 +64,13 @@ def fmt(value: float) -> str:
     return text.replace("-", "−")  # a minus sign, not a hyphen
 
 
-def mn(value) -> str:
+def mn(value, gap: float | None = None) -> str:
+    """A number; `gap`, if given, is 1 - value as the schedule keeps it (exact where 1 - value, rounded, is not)."""
     if isinstance(value, int):
         return f"<mn>{value}</mn>"
-    if 0 < abs(1 - value) < NEAR_ONE:  # six decimals would show 1: say how far from 1 it is
-        return f"<mrow><mo>(</mo><mn>1</mn>{mo('−' if value < 1 else '+')}{mn(abs(1 - value))}<mo>)</mo></mrow>"
+    gap = 1 - value if gap is None else float(gap)
+    if 0 < abs(gap) < NEAR_ONE:  # six decimals would show 1: say how far from 1 it is
+        return f"<mrow><mo>(</mo><mn>1</mn>{mo('−' if gap > 0 else '+')}{mn(abs(gap))}<mo>)</mo></mrow>"
     mantissa, _, exponent = fmt(value).partition("e")
     if not exponent:
         return f"<mn>{mantissa}</mn>"
@@ -466,9 +468,9 @@ class Panel:
                 return self.core.schedules.get_schedule(name, steps)
             lost = self.core.schedules.lost_from(schedule)
             remark = "" if lost is None else (
-                f" From t = {lost} on, ᾱ is below {self.core.schedules.ALPHA_BAR_LOST:g}: x_t keeps no trace of "
-                "x_0 that float64 can resolve, so a step from there straight to t = 0 (DDIM with few steps) "
-                "cannot bring the image back; small steps can.")
+                f" From t = {lost} on, ᾱ is below {self.core.schedules.ALPHA_BAR_LOST:g}: x_0 is in x_t below "
+                "float64's rounding of the noise, so a step from there straight to t = 0 (DDIM with few steps) "
+                "brings the image back about a grey level off, more the smaller ᾱ; small steps do not.")
             if remark != editor.remark:
                 editor.remark = remark
                 editor.status()
@@ -599,7 +601,7 @@ class ForwardPanel(Panel):
                       active=not iterated)
         values = line("where",  # a value may go to the next line, as on a phone with a large font
                       (row(abar(t), mo("="), product(t), row(mo("("), mn(1), mo("−"), beta(mi("s")), mo(")"))),
-                       row(mo("="), mn(c.alpha_bar))),
+                       row(mo("="), mn(c.alpha_bar, schedule.one_minus_alpha_bars[c.t]))),
                       row(beta(t), mo("="), mn(c.beta)),
                       (row(mi("SNR"), mo("="), frac(abar(t), row(mn(1), mo("−"), abar(t)))),
                        row(mo("="), mn(c.snr))))
@@ -813,6 +815,10 @@ class ReversePanel(Panel):
                                                   sqrt(abar(t)))),
                        row(mo("="), frac(row(x(t), term(-c.eps_scale, EPS_HAT)), mn(c.x0_scale))))
         noise = [term(sigma, Z)] if sigma > 0 else []
+
+        def gap(t: int) -> float:  # 1 - alpha_bar_t as the schedule keeps it
+            return float(schedule.one_minus_alpha_bars[t - 1]) if t > 0 else 0.0
+
         if ddim:
             sigma_symbol = sub(mi("σ"), t)
             symbolic = (row(x(t_prev), mo("="), sqrt(abar(t_prev)), X0_HAT),
@@ -821,7 +827,8 @@ class ReversePanel(Panel):
                         row(mo("+"), sigma_symbol, Z))
             numeric = (row(mo("="), term(c.signal, X0_HAT, first=True)), row(term(c.direction, EPS_HAT)), *noise)
             where = line("where", row(mi("η"), mo("="), mn(float(s["eta"]))),
-                         row(abar(t), mo("="), mn(c.alpha_bar)), row(abar(t_prev), mo("="), mn(c.alpha_bar_prev)),
+                         row(abar(t), mo("="), mn(c.alpha_bar, gap(t))),
+                         row(abar(t_prev), mo("="), mn(c.alpha_bar_prev, gap(t_prev))),
                          row(sigma_symbol, mo("="), mn(sigma)))
             step = line(f"DDIM step to t = {t_prev} (Song et al. eq. 12)", symbolic, numeric, active=True)
         else:
@@ -838,7 +845,7 @@ class ReversePanel(Panel):
             spread = [] if last else [(row(sub(mi("σ"), t), mo("="), sqrt(sub(variance, t))),
                                        row(mo("="), mn(sigma)))]
             where = line("where", mean_form, *spread,
-                         row(abar(t), mo("="), mn(c.alpha_bar)), row(beta(t), mo("="), mn(c.beta)))
+                         row(abar(t), mo("="), mn(c.alpha_bar, gap(t))), row(beta(t), mo("="), mn(c.beta)))
             step = line("DDPM step (Ho et al. eq. 7 for the mean, Algorithm 2)", symbolic, numeric, active=True)
         lines = [predict, step, where]
         if self.students_step is not None:

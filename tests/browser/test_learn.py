@@ -84,7 +84,7 @@ def test_forward_equations_carry_the_numbers_of_the_schedule_at_t(watched, base_
     c = forward.coefficients(119, schedules.get_schedule("cosine", 500))
     text = equation(page)
     assert "x120=" in text
-    assert f"={three(c.signal)}x0+{three(c.noise)}ε" in text  # x_t = 0.926 x_0 + 0.377 ε
+    assert f"={three(c.signal)}x0+{three(c.noise)}ε" in text  # x_t = 0.926 x_0 + 0.378 ε
     assert f"={three(c.alpha_bar)}" in text and f"={small(c.beta)}" in text
     assert f"={three(c.step_signal)}x119+{three(c.step_noise)}ε" in text
     shown = numbers(page)
@@ -118,6 +118,10 @@ def test_equations_write_numbers_at_the_ends_of_float64_readably(watched, base_u
     assert "=1×1016" in shown  # the SNR, in powers of ten
     assert shown.count("x0+1×10−8ε") == 2  # the closed form and one step agree: 1 - alpha_bar_1 is beta_1
     assert "1.000000" not in shown
+    # alpha_bar_1 = 1 - beta_1, as the schedule keeps it: 1 - alpha_bar_1 computed from the rounded alpha_bar
+    # said 1.11e-16 beside beta_1 = 1e-16.
+    assert "(1−βs)=(1−1×10−16)" in shown
+    expect(page.locator("#readout")).to_contain_text("ᾱt = 1 − 1e-16,")
 
 
 def test_reverse_equations_carry_the_ddpm_and_ddim_coefficients_of_the_step(watched, base_url):
@@ -395,12 +399,12 @@ def final_state(page, steps: int) -> np.ndarray:
 def test_a_schedule_that_loses_x0_to_rounding_says_so(watched, base_url):
     page = watched.open(f"{base_url}/reverse.html?sampler=ddim&ddim_steps=3&spacing=trailing&size=16")
     run_code(page, "def betas(T):\n    return np.full(T, 0.5)\n")  # accepted: alpha_bar_T = 2 ** -1000
-    expect(page.locator("#hook-status")).to_contain_text("From t = 87 on, ᾱ is below 1e-26")
+    expect(page.locator("#hook-status")).to_contain_text("From t = 90 on, ᾱ is below 1e-27")
     slider = page.get_by_label("Timestep")
     slider.focus()
     slider.press("End")
     wait_for_result(page)  # three steps from t = 1000: the oracle cannot land on the target
-    expect(page.locator("#result")).to_contain_text("Your betas(T) takes ᾱ below 1e-26 from t = 87 on")
+    expect(page.locator("#result")).to_contain_text("Your betas(T) takes ᾱ below 1e-27 from t = 90 on")
     page.get_by_label("Sampler").select_option("ddpm")  # small steps can
     slider.press("End")
     wait_for_result(page)

@@ -73,8 +73,13 @@ def test_programs_count_t_as_the_paper_and_the_pages(monkeypatch, tmp_path):
     assert reverse_diffusion.main(["--steps", "2", "--out", str(tmp_path / "r.png")]) == 0
     assert reverse_diffusion.main(["--steps", "100", "--sampler", "ddim", "--ddim-steps", "5", "--spacing",
                                    "trailing", "--shown", "5", "--out", str(tmp_path / "r.png")]) == 0
+    assert reverse_diffusion.main(["--steps", "1000", "--sampler", "ddim", "--ddim-steps", "50", "--shown", "1",
+                                   "--out", str(tmp_path / "r.png")]) == 0  # leading: its first step is at 981
+    assert reverse_diffusion.main(["--steps", "10", "--eta", "3", "--shown", "1",  # DDPM has no eta: ignored
+                                   "--out", str(tmp_path / "r.png")]) == 0
     assert drawn == [["x0 (t=0)", "t=1", "t=2"], ["x0 (t=0)", "t=100"], ["x_T (t=2)", "t=1", "t=0"],
-                     ["x_T (t=100)", "t=80", "t=60", "t=40", "t=20", "t=0"]]
+                     ["x_T (t=100)", "t=80", "t=60", "t=40", "t=20", "t=0"], ["x_T (as t=981)", "t=0"],
+                     ["x_T (t=10)", "t=0"]]
 
 
 @pytest.mark.parametrize(

@@ -127,10 +127,31 @@ def test_from_betas_validation():
         from_betas([0.9] * 400)  # alpha_bar = 0.1 ** t underflows
     tiny = from_betas([0.5] * 1000)  # alpha_bar_T = 2 ** -1000 still holds, and so do SNR and its log
     assert np.all(np.isfinite(tiny.log_snr)) and tiny.alpha_bars[-1] > 0
-    assert schedules.lost_from(tiny) == 87  # 0.5 ** 87 < 1e-26: x_0 is under the rounding of the noise
+    assert schedules.lost_from(tiny) == 90  # 0.5 ** 90 < 1e-27: x_0 is under the rounding of the noise
 
 
 def test_no_named_schedule_loses_x0_to_rounding():
     for name in SCHEDULE_NAMES:
         for T in (2, 3, 10, 1000):
             assert schedules.lost_from(get_schedule(name, T)) is None
+
+
+def test_below_alpha_bar_lost_a_jump_to_the_clean_end_misses_by_a_grey_level():
+    """ALPHA_BAR_LOST marks where float64's rounding of the noise in x_t, divided by sqrt(alpha_bar), passes a
+    grey level (2 / 255): an oracle's one DDIM jump from there lands a grey level or more off, from 100 times
+    above it well within one."""
+    from diffusion_lab import denoisers, forward, images, samplers
+
+    x0 = images.make_image("checkerboard", 64)
+    noise = np.random.default_rng(0).standard_normal(x0.shape)
+
+    def jump_error(alpha_bar_T: float) -> float:
+        steps = 100
+        schedule = from_betas(np.full(steps, -math.expm1(math.log(alpha_bar_T) / steps)))
+        x_T = forward.q_sample(x0, steps - 1, noise, schedule)
+        eps = denoisers.oracle_noise(x_T, steps - 1, x0, schedule)
+        return float(np.abs(samplers.ddim_step(x_T, steps - 1, -1, eps, schedule) - x0).max())
+
+    grey_level = 2 / 255
+    assert jump_error(100 * schedules.ALPHA_BAR_LOST) < grey_level / 3
+    assert jump_error(schedules.ALPHA_BAR_LOST / 10) > grey_level
