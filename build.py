@@ -735,6 +735,21 @@ def build_offline(out: Path, files: dict[str, str]) -> Path:
 
 
 BUILD_SIGNATURE = (".nojekyll", "pyscript.json", SERVICE_WORKER)  # files at the top of every build
+BUILD_MANIFEST = ".diffusion-lab-files"  # every file a build wrote, one path a line: what the next may replace
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
+
+
+def not_built(out: Path, built: set[str]) -> None:
+    """Refuse to replace `out` if it holds files that are not in `built` (a course's own pages beside a build)."""
+    foreign = [name for name in files_in(out) if name not in built and name != BUILD_MANIFEST]
+    if foreign:
+        named = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise BuildError(f"--out {out} holds files besides its earlier build ({named}), and a build replaces its "
+                         "folder whole: build into a folder of its own, then copy the built files where you need "
+                         "them")
 SOURCES = ("site", "py", "tests", ".ci", ".github", ".git", "node_modules")  # the repository's folders
 
 
@@ -751,6 +766,8 @@ def check_out(out: Path) -> None:
     if out.is_dir() and any(out.iterdir()) and not all((out / name).is_file() for name in BUILD_SIGNATURE):
         raise BuildError(f"--out {out} holds files that are not a Diffusion Lab build, and a build replaces its "
                          "folder whole: choose a new or empty folder (then copy the built files where you need them)")
+    if (out / BUILD_MANIFEST).is_file():  # an earlier build, maybe with a course's pages added since
+        not_built(out, set((out / BUILD_MANIFEST).read_text().splitlines()))
 
 
 def build(out: Path, mirror: Path | None) -> None:
@@ -765,6 +782,11 @@ def build(out: Path, mirror: Path | None) -> None:
     staging.mkdir(parents=True)
     try:
         names, build_id = write_site(staging, mirror)
+        made = files_in(staging)
+        if out.is_dir() and not (out / BUILD_MANIFEST).is_file():  # a build older than manifests: what this
+            tops = {name.split("/")[0] for name in made}  # build makes at the top is what that one did
+            not_built(out, {name for name in files_in(out) if name.split("/")[0] in tops})
+        (staging / BUILD_MANIFEST).write_text("\n".join(made) + "\n")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

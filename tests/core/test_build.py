@@ -13,13 +13,26 @@ sys.path.insert(0, str(ROOT))
 import build  # noqa: E402
 
 
-def earlier_build(folder: Path) -> Path:
-    """A folder as an earlier build leaves it: its signature files at the top, and a page."""
+def earlier_build(folder: Path, *pages: str, manifest: bool = True) -> Path:
+    """A folder as an earlier build leaves it: its signature files at the top, index.html and `pages`, and the
+    list of them (builds before it had none)."""
     folder.mkdir(parents=True)
     for name in build.BUILD_SIGNATURE:
         (folder / name).write_text("")
     (folder / "index.html").write_text("the earlier build")
+    for page in pages:
+        (folder / page).write_text("a page of the earlier build")
+    if manifest:
+        (folder / build.BUILD_MANIFEST).write_text("\n".join(build.files_in(folder)) + "\n")
     return folder
+
+
+def a_whole_site(out, mirror):
+    """write_site in short: the signature files and a page."""
+    for name in build.BUILD_SIGNATURE:
+        (out / name).write_text("")
+    (out / "index.html").write_text("the new build")
+    return ["numpy"], "0123456789abcdef"
 
 
 def test_a_build_never_replaces_a_folder_of_other_files(tmp_path, capsys):
@@ -59,25 +72,40 @@ def test_a_failed_build_leaves_the_earlier_one_whole(tmp_path, monkeypatch, caps
 
 
 def test_a_new_build_replaces_an_earlier_one_once_it_is_whole(tmp_path, monkeypatch):
-    dist = earlier_build(tmp_path / "dist")
-    (dist / "old-page.html").write_text("a page the new build no longer has")
+    dist = earlier_build(tmp_path / "dist", "old-page.html")  # a page the new build no longer has
 
-    def a_whole_site(out, mirror):
+    def checked_site(out, mirror):
         assert dist.exists()  # the earlier build stays in place while the new one is written
-        for name in build.BUILD_SIGNATURE:
-            (out / name).write_text("")
-        (out / "index.html").write_text("the new build")
-        return ["numpy"], "0123456789abcdef"
+        return a_whole_site(out, mirror)
 
-    monkeypatch.setattr(build, "write_site", a_whole_site)
+    monkeypatch.setattr(build, "write_site", checked_site)
     build.build(dist, None)
     assert (dist / "index.html").read_text() == "the new build"
     assert not (dist / "old-page.html").exists()
+    assert (dist / build.BUILD_MANIFEST).read_text().split() == sorted([*build.BUILD_SIGNATURE, "index.html"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dist"]
     empty = tmp_path / "empty"
     empty.mkdir()
     build.build(empty, None)  # an empty folder is fine too
     assert (empty / "index.html").read_text() == "the new build"
+
+
+@pytest.mark.parametrize("manifest", [True, False])
+def test_a_build_never_replaces_a_course_folder_that_holds_an_earlier_build(tmp_path, monkeypatch, capsys,
+                                                                            manifest):
+    """The README's advice: build into a folder of its own, then copy. A teacher who copied a build into the
+    course folder, added the course's pages and built into it again lost those pages without a word (QA21)."""
+    course = earlier_build(tmp_path / "course", manifest=manifest)
+    (course / "week5.html").write_text("the course's own page")
+    (course / "slides").mkdir()
+    (course / "slides" / "deck.md").write_text("# Week 5")
+    monkeypatch.setattr(build, "write_site", a_whole_site)
+    assert build.main(["--out", str(course)]) == 1
+    error = capsys.readouterr().err
+    assert f"--out {course} holds files besides its earlier build (slides/deck.md, week5.html)" in error
+    assert (course / "week5.html").read_text() == "the course's own page"
+    assert (course / "slides" / "deck.md").exists() and (course / "index.html").read_text() == "the earlier build"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["course"]  # no unfinished build left beside it
 
 
 def test_serving_on_a_port_in_use_is_refused_before_building(tmp_path, capsys):
