@@ -37,9 +37,13 @@ const BUILD = "__BUILD__";
 const FILES = [/* __FILES__ */];
 const RUNTIME = [/* __RUNTIME__ */];
 const PREFIX = "diffusion-lab-";
-const CACHE = PREFIX + BUILD;
 const BUILD_META = /<meta name="diffusion-lab-build" content="([^"]*)">/;
 const SCOPE = self.registration.scope;
+// Two copies of the lab may share an origin (on GitHub Pages every project site of a user is on USER.github.io:
+// a fork at /diffusion-lab/, a course's copy at /course/), and caches are the origin's: each keeps its own.
+const SITE = "@" + new URL(SCOPE).pathname;
+const CACHE = PREFIX + BUILD + SITE;
+const UNSCOPED = /^diffusion-lab-[0-9a-f]{16}$/; // named by builds before SITE: this site's if it holds its page
 const listed = new Set(FILES.map((file) => new URL(file, SCOPE).href));
 const runtime = new Set(RUNTIME.map((file) => new URL(file, SCOPE).href));
 const ownPages = new Set(); // ids of the pages of this build whose arrival this worker saw
@@ -63,8 +67,11 @@ self.addEventListener("install", (event) => {
 
 self.addEventListener("activate", (event) => {
   event.waitUntil((async () => {
+    const page = new URL("index.html", SCOPE).href;
     for (const name of await caches.keys()) {
-      if (name.startsWith(PREFIX) && name !== CACHE) await caches.delete(name);
+      const older = name.startsWith(PREFIX) && name.endsWith(SITE) && name !== CACHE;
+      const unscoped = UNSCOPED.test(name) && (await caches.match(page, { cacheName: name }));
+      if (older || unscoped) await caches.delete(name);
     }
   })());
 });

@@ -214,7 +214,7 @@
     };
     try {
       navigator.serviceWorker.register("sw.js").then((registration) => {
-        const worker = registration.installing;
+        const worker = registration?.installing; // none where workers are blocked (Playwright's "block": undefined)
         let activated = false; // a kept build replaced by a newer one later turns redundant too
         worker?.addEventListener("statechange", () => {
           if (worker.state === "activated") {

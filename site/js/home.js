@@ -30,7 +30,8 @@
     return;
   }
   const update = async () => {
-    if (registration?.active && build && (await caches.has(`diffusion-lab-${build}`))) {
+    const site = new URL(".", location.href).pathname; // sw.js names its cache after its build and site
+    if (registration?.active && build && (await caches.has(`diffusion-lab-${build}@${site}`))) {
       say("This browser has kept the lab: its views open here again without a network.");
     } else if (registration?.installing) {
       say("This browser is keeping the lab for visits without a network…");

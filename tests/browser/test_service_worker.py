@@ -38,6 +38,11 @@ WAIT_FOR_CACHE = """async (name) => {
 }"""
 
 
+def cache_of(build_id: str, site: str = "/") -> str:
+    """The name of the cache in which sw.js keeps a build of the site at that path of its origin."""
+    return f"diffusion-lab-{build_id}@{site}"
+
+
 def copied(site, tmp_path):
     """A copy of the built site, which a test may change and stamp as a new build (as build.py does); its build."""
     copy = tmp_path / "dist"
@@ -91,7 +96,7 @@ def test_second_visit_comes_from_the_service_worker_and_a_new_build_replaces_it(
         # First visit: everything from the network; once ready, the page registers sw.js, which fills its cache.
         page, served, errors = visit(context, f"{url}/forward.html")
         assert not any(served.values())
-        assert page.evaluate(WAIT_FOR_CACHE, f"diffusion-lab-{first_build}") == [f"diffusion-lab-{first_build}"]
+        assert page.evaluate(WAIT_FOR_CACHE, cache_of(first_build)) == [cache_of(first_build)]
         page.close()
         home.reload()
         expect(home.get_by_role("status")).to_have_text(
@@ -120,7 +125,7 @@ def test_second_visit_comes_from_the_service_worker_and_a_new_build_replaces_it(
         assert "js/boot.js" in asked and "python.zip" in asked  # revalidated with the server, not taken from a cache
         assert page.evaluate("window.diffusionLabNewBuild") is True
         assert errors == []
-        assert page.evaluate(WAIT_FOR_CACHE, f"diffusion-lab-{second_build}") == [f"diffusion-lab-{second_build}"]
+        assert page.evaluate(WAIT_FOR_CACHE, cache_of(second_build)) == [cache_of(second_build)]
         page.close()
 
         asked.clear()
@@ -153,7 +158,7 @@ def test_a_site_visited_once_starts_again_without_a_network(browser, site, tmp_p
     context = browser.new_context()
     try:
         page, served, errors = visit(context, f"{url}/forward.html")
-        page.evaluate(WAIT_FOR_CACHE, f"diffusion-lab-{build_id}")
+        page.evaluate(WAIT_FOR_CACHE, cache_of(build_id))
         # A classroom without a network, days later: the HTTP cache's copy of the runtime has expired or gone.
         context.new_cdp_session(page).send("Network.clearBrowserCache")
         page.close()
@@ -177,7 +182,7 @@ def test_a_site_visited_once_starts_again_without_a_network(browser, site, tmp_p
 
         # Without the runtime (a worker of an older build did not keep it): the page says why it cannot start.
         page.evaluate("""async (name) => (await caches.open(name)).delete("pyodide/pyodide.asm.wasm")""",
-                      f"diffusion-lab-{build_id}")
+                      cache_of(build_id))
         context.new_cdp_session(page).send("Network.clearBrowserCache")
         page.close()
         page = context.new_page()
@@ -222,7 +227,7 @@ def test_a_newer_build_whose_files_the_network_loses_is_never_mixed_with_the_kep
     context = browser.new_context()
     try:
         page, served, errors = visit(context, f"{url}/forward.html")
-        page.evaluate(WAIT_FOR_CACHE, f"diffusion-lab-{first_build}")
+        page.evaluate(WAIT_FOR_CACHE, cache_of(first_build))
         page.close()
 
         boot = copy / "js" / "boot.js"
@@ -302,7 +307,7 @@ def test_a_tab_left_open_across_a_deployment_never_gets_the_new_builds_weights(b
         reference.close()
 
         page, served, errors = visit(context, f"{url}/reverse.html")
-        page.evaluate(WAIT_FOR_CACHE, f"diffusion-lab-{first_build}")
+        page.evaluate(WAIT_FOR_CACHE, cache_of(first_build))
         page.reload()  # a page the worker saw arrive
         page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
         other = visit(context, f"{url}/reverse.html")[0]  # a second tab of the kept build
@@ -320,7 +325,7 @@ def test_a_tab_left_open_across_a_deployment_never_gets_the_new_builds_weights(b
         expect(page.locator("#result")).to_have_text(expected, timeout=60_000)  # the kept build's network
 
         visit(context, f"{url}/index.html")[0].close()  # the new build's worker takes over
-        page.evaluate(WAIT_FOR_CACHE, f"diffusion-lab-{build.write_service_worker(copy)}")
+        page.evaluate(WAIT_FOR_CACHE, cache_of(build.write_service_worker(copy)))
         other.get_by_label("Denoiser").select_option("trained")  # a tab that had not needed the network yet
         expect(other.locator("#readout")).to_have_text(
             "The trained network could not be loaded: the lab was updated while this page was open, and the file "
@@ -349,9 +354,51 @@ def test_a_tab_without_a_service_worker_is_told_to_reload_when_the_weights_chang
         expect(page.locator("#readout")).to_have_text(
             "The trained network could not be loaded: the site sent another version of the file than this page's "
             "(the lab was probably updated while this page was open): reload the page.", timeout=30_000)
-        assert page.locator("#error").is_hidden()
+        assert page.locator("#error").is_hidden(), page.inner_text("#error")
         page.get_by_label("Denoiser").select_option("oracle")  # the page works on
         expect(page.locator("#result")).to_contain_text("identical to the target", timeout=60_000)
+    finally:
+        context.close()
+        server.shutdown()
+
+
+def test_two_copies_of_the_lab_on_one_origin_keep_their_own_caches(browser, site, tmp_path):
+    """On GitHub Pages every project site of a user shares USER.github.io: a fork at /diffusion-lab/ and a
+    course's copy at /course/. Each worker deleted every other Diffusion Lab cache, so the site visited first
+    no longer opened offline (QA21). A cache named as builds were before keeps its own site's files, and goes."""
+    origin = tmp_path / "origin"
+    origin.mkdir()
+    copy, lab_build = copied(site, tmp_path)
+    copy.rename(origin / "diffusion-lab")
+    course = origin / "course"
+    shutil.copytree(site, course, ignore=shutil.ignore_patterns(build.OFFLINE_NAME))
+    (course / "js" / "boot.js").write_text((course / "js" / "boot.js").read_text() + "\n// the course's build\n")
+    course_build = build.write_service_worker(course)
+    server, url, _ = logging_server(origin)
+    context = browser.new_context()
+    try:
+        page = visit(context, f"{url}/diffusion-lab/forward.html")[0]
+        page.evaluate(WAIT_FOR_CACHE, cache_of(lab_build, "/diffusion-lab/"))
+        legacy = page.evaluate("""async (site) => {  // a cache as the site's earlier builds named theirs
+            const cache = await caches.open("diffusion-lab-0123456789abcdef");
+            await cache.put(site + "index.html", new Response("an earlier build's home page"));
+            return (await caches.keys()).sort(); }""", f"{url}/course/")
+        page.close()
+        page = visit(context, f"{url}/course/forward.html")[0]
+        for _ in range(100):
+            names = page.evaluate("caches.keys()")
+            if cache_of(course_build, "/course/") in names and len(names) == 2:
+                break
+            page.wait_for_timeout(100)
+        assert sorted(names) == sorted([cache_of(lab_build, "/diffusion-lab/"), cache_of(course_build, "/course/")])
+        assert len(legacy) == 2  # the earlier cache was there, and went with the course's new build
+        page.close()
+
+        context.set_offline(True)
+        for path in ("diffusion-lab/reverse.html", "course/forward.html?t=10"):
+            page = visit(context, f"{url}/{path}")[0]
+            assert page.locator("#error").is_hidden()
+            page.close()
     finally:
         context.close()
         server.shutdown()
