@@ -122,4 +122,7 @@ def trained_run() -> float:
 
 
 if __name__ == "__main__":
+    import argparse
+
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()  # --help, and no other option
     main()

@@ -591,7 +591,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="runs of each measurement (default 5)")
     parser.add_argument("--inputs", type=int, default=200, help="slider inputs per scrub measurement (default 200)")
-    parser.add_argument("--only", default="load,scrub,reverse", help="comma-separated parts (default: all)")
+    parser.add_argument("--only", default="load,scrub,reverse",
+                        help="comma-separated parts among load (first frame, figures, bytes), scrub (the slider's "
+                             "latency) and reverse (full runs in the page); default: all three")
     parser.add_argument("--pages", default="release,pyscript,forward,reverse",
                         help="pages whose loading is timed beside the floor (default: the other floors and both views)")
     parser.add_argument("--network", type=network, metavar="MBIT[/MS]",

@@ -141,6 +141,7 @@ height="760"></iframe></body></html>""")
         expect(opaque.locator("#status")).to_be_hidden()  # not a loading line standing still above the message
         page.wait_for_timeout(3000)  # PyScript's own failures, which follow, leave the message as it is
         expect(opaque.locator("#error")).to_contain_text("Python cannot start in this frame")
+        expect(opaque.locator("#status")).to_be_hidden()
 
         framed = page.frame_locator("#no-downloads")
         framed.locator("body[data-ready='true']").wait_for(state="attached", timeout=READY_TIMEOUT_MS)
