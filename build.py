@@ -385,7 +385,8 @@ def render_pages(out: Path) -> None:
 
 PY_SCRIPT = re.compile(r'<script\b[^>]*\btype="py"[^>]*\bsrc="([^"]+)"')  # a page's script
 PYTHON_ARCHIVE = "python.zip"  # every file of PyScript's `files`, in one request
-DATA_DIGESTS = "data_files.json"  # in the archive: the sha256 of each data file of this build (app/page.site_file)
+THIS_BUILD = "this_build.json"  # in the archive: what the page checks against its own build (app/page.py)
+PYTHON_META = '<meta name="diffusion-lab-python" content="{}">'  # in each page: the id of its build's Python
 FIRST_FRAME_PACKAGES = ("numpy",)  # the wheels the first frame needs (matplotlib only after it)
 # PyScript hands these to loadPyodide ("passthrough": no micropip, no cache of its own), which installs
 # them while the runtime and PyScript finish starting, instead of after the page script asks: the first
@@ -402,17 +403,23 @@ def python_archive(out: Path, files: dict[str, str]) -> dict[str, str]:
 
     Not the page script (app/start.py): PyScript fetches a page's own as its <script src>.
     The zip also carries the bytecode of PyScript's own Python (see pyscript_python),
-    and the digests of the data files the pages fetch later: a page open across a
-    deployment, with no service worker to keep its build, would get the new build's
-    (app/page.site_file tells it to reload instead).
+    and THIS_BUILD: an id of its Python, which each page carries too (PYTHON_META),
+    and the digests of the data files the pages fetch later. Where no service worker
+    keeps a page's build, the HTTP cache may hold an earlier build's files for minutes
+    after a deployment (GitHub Pages lets them stay fresh for 10): a page whose
+    Python is another build's, or that fetches another build's data file later (a tab
+    open across a deployment), then finds out (app/page.py) instead of mixing them.
     """
     page_scripts = {f"./{script}" for page in out.glob("*.html") for script in PY_SCRIPT.findall(page.read_text())}
     pyscript_files = pyscript_python()
+    sources = {path: (out / url).read_bytes() for url, path in files.items() if url not in page_scripts}
+    sources.update(pyscript_files)
+    python_id = hashlib.sha256(b"".join(hashlib.sha256(path.encode() + b"\0" + data).digest()
+                                        for path, data in sorted(sources.items()))).hexdigest()[:16]
+    facts = {"python": python_id, "data_files": {url.removeprefix("./"): sha256(out / url) for url in site_data_files()}}
+    sources[f"./{THIS_BUILD}"] = json.dumps(facts, indent=1).encode()
     with zipfile.ZipFile(out / PYTHON_ARCHIVE, "w", zipfile.ZIP_DEFLATED) as archive:
-        sources = {path: (out / url).read_bytes() for url, path in files.items() if url not in page_scripts}
-        sources[f"./{DATA_DIGESTS}"] = json.dumps({url.removeprefix("./"): sha256(out / url)
-                                                  for url in site_data_files()}, indent=1).encode()
-        for path, data in sorted({**sources, **pyscript_files}.items()):
+        for path, data in sorted(sources.items()):
             info = zipfile.ZipInfo(path.removeprefix("./"), date_time=(1980, 1, 1, 0, 0, 0))  # same build, same bytes
             archive.writestr(info, data, zipfile.ZIP_DEFLATED)
     compile_bytecode({out / PYTHON_ARCHIVE: "/home/pyodide/"}, keep_source=True,  # where PyScript unpacks it
@@ -492,6 +499,9 @@ def add_preloads(out: Path) -> None:
             continue
         script = PY_SCRIPT.search(text)
         tags = preload_tags(out, script.group(1)) if script else BUILD_META.format("")
+        if script:
+            with zipfile.ZipFile(out / PYTHON_ARCHIVE) as archive:
+                tags = PYTHON_META.format(json.loads(archive.read(THIS_BUILD))["python"]) + "\n" + tags
         path.write_text(text.replace(PRELOAD_MARK, tags))
 
 

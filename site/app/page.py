@@ -160,7 +160,17 @@ def _quiet(message) -> None:
     pass
 
 
-DATA_DIGESTS = "data_files.json"  # build.py's DATA_DIGESTS, unpacked into the working directory
+THIS_BUILD = "this_build.json"  # build.py's THIS_BUILD, unpacked into the working directory
+
+
+def this_build() -> dict:
+    """The id of this Python and the sha256 of each data file of its build; {} without them (the offline
+    edition holds one build whole)."""
+    try:
+        with open(THIS_BUILD) as file:
+            return json.load(file)
+    except OSError:
+        return {}
 
 
 async def site_file(path: str) -> bytes:
@@ -187,7 +197,7 @@ async def site_file(path: str) -> bytes:
         raise RuntimeError(f"Could not load {path} from this site (HTTP {response.status}); "
                            "the site may be incomplete.")
     data = (await response.arrayBuffer()).to_bytes()
-    expected = _data_digests().get(path)
+    expected = this_build().get("data_files", {}).get(path)
     import hashlib  # here, not at the top, as in controls.digest
 
     if expected is not None and hashlib.sha256(data).hexdigest() != expected:  # no worker kept this page's build
@@ -196,18 +206,27 @@ async def site_file(path: str) -> bytes:
     return data
 
 
-def _data_digests() -> dict[str, str]:
-    """The sha256 of each data file of this page's build, which build.py writes beside the page's Python."""
-    try:
-        with open(DATA_DIGESTS) as file:
-            return json.load(file)
-    except OSError:  # a build without them (the offline edition reads its files from its own copy)
-        return {}
+def of_another_build() -> bool:
+    """Whether this page's Python is of another build than the page: where no service worker keeps the page's
+    build, the HTTP cache may hold the last build's files for minutes after a deployment (see build.py)."""
+    stamp = js.document.querySelector('meta[name="diffusion-lab-python"]')
+    python = this_build().get("python")
+    return stamp is not None and python is not None and stamp.content != python
+
+
+async def _checked(main) -> None:
+    if of_another_build():
+        if await js.diffusionLabRefresh():  # js/boot.js: fetches the page's files anew, then reloads it
+            return
+        raise Outdated("This page and its Python files are of two versions of the lab: it was updated moments "
+                       "ago, and this browser still holds files of the last version. Reload the page in a few "
+                       "minutes.")
+    await main()
 
 
 def run(main) -> None:
     """Start a view's async main(); any error ends in a message in the page."""
-    task = asyncio.ensure_future(main())
+    task = asyncio.ensure_future(_checked(main))
 
     def done(task: asyncio.Task) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -215,6 +234,8 @@ def run(main) -> None:
             js.document.body.dataset.phase = "failed"
             if isinstance(error, Unreachable):
                 js.diffusionLabShowError("The page could not finish loading.", str(error))
+            elif isinstance(error, Outdated):
+                js.diffusionLabShowError("The page could not start.", str(error))
             else:
                 show_error("The page could not start.", error)
 

@@ -27,6 +27,29 @@
   }
   window.diffusionLabShowError = showError;
 
+  // app/page.py: this page's Python is of the last build. Without a service worker to keep a page's build, the
+  // HTTP cache may hold the last build's files for minutes after a deployment (GitHub Pages lets them stay fresh
+  // for 10). Fetch the page's own files anew and reload, once per build in this tab (the mark rides on the
+  // history entry, which a reload keeps and which needs no storage); false when that was tried already.
+  window.diffusionLabRefresh = async () => {
+    const build = document.querySelector('meta[name="diffusion-lab-build"]')?.content || "";
+    if (history.state?.diffusionLabRefreshed === build) return false;
+    history.replaceState({ ...history.state, diffusionLabRefreshed: build }, "");
+    const own = new Set();
+    for (const element of document.querySelectorAll('link[rel="stylesheet"], link[rel="preload"], script[src]')) {
+      own.add(element.href || element.src);
+    }
+    for (const script of document.querySelectorAll('script[type="py"]')) {
+      for (const name of ["src", "config"]) own.add(new URL(script.getAttribute(name), location.href).href);
+    }
+    const site = new URL(".", location.href).href;
+    const versioned = /^(pyodide|pyscript)\//; // whose files change only with their versions
+    const mine = [...own].filter((url) => url.startsWith(site) && !versioned.test(url.slice(site.length)));
+    await Promise.all(mine.map((url) => fetch(url, { cache: "reload" }).catch(() => {})));
+    location.reload();
+    return true;
+  };
+
   // A file the site needs did not arrive: the usual cause is an incomplete upload.
   function showMissingFile(title, path, status) {
     showError(title, `The file ${path} could not be loaded (HTTP ${status}). ` +

@@ -9,9 +9,11 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import shutil
 import threading
 import time
+import zipfile
 
 import numpy as np
 from playwright.sync_api import expect
@@ -399,6 +401,59 @@ def test_two_copies_of_the_lab_on_one_origin_keep_their_own_caches(browser, site
             page = visit(context, f"{url}/{path}")[0]
             assert page.locator("#error").is_hidden()
             page.close()
+    finally:
+        context.close()
+        server.shutdown()
+
+
+def deployed(copy, python: str, *, archive: bool = True) -> None:
+    """The copy as a new build leaves it: pages (and, with `archive`, python.zip) carry a new id of its Python."""
+    for page in copy.glob("*.html"):
+        page.write_text(re.sub(r'(<meta name="diffusion-lab-python" content=")[^"]*', rf"\g<1>{python}",
+                               page.read_text()))
+    if archive:
+        zipped = copy / build.PYTHON_ARCHIVE
+        with zipfile.ZipFile(zipped) as old:
+            entries = [(info, old.read(info)) for info in old.infolist()]
+        with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as new:
+            for info, data in entries:
+                if info.filename == build.THIS_BUILD:
+                    data = json.dumps({**json.loads(data), "python": python}).encode()
+                new.writestr(info, data)
+
+
+def test_a_page_whose_python_the_http_cache_kept_from_the_last_build_fetches_it_anew(browser, site, tmp_path):
+    """Without a service worker (site data blocked, a private window), the HTTP cache held the last build's
+    python.zip for minutes after a deployment (GitHub Pages: 10), and a reload ran the new build's page with the
+    last build's Python, without a word (QA21)."""
+    copy, _ = copied(site, tmp_path)
+    an_hour_ago = time.time() - 3600  # files an hour old look fresh to the HTTP cache for minutes, as on a host
+    for path in copy.rglob("*"):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    server, url, asked = logging_server(copy)
+    context = browser.new_context(service_workers="block")
+    try:
+        page = context.new_page()
+        page.goto(f"{url}/forward.html")
+        page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+
+        deployed(copy, "0123456789abcdef")
+        asked.clear()
+        page.reload()  # the page anew, its files from the HTTP cache: python.zip of the last build
+        page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+        assert "python.zip" in asked  # fetched anew, then the page reloaded itself
+        assert page.evaluate("fetch('python.zip', {cache: 'only-if-cached', mode: 'same-origin'})"
+                             ".then((r) => r.ok)")
+        assert page.locator("#error").is_hidden()
+        page.get_by_label("Timestep").press("End")  # and it works
+        expect(page.locator("#readout")).to_contain_text("t = 1000 of 1000")
+
+        deployed(copy, "fedcba9876543210", archive=False)  # a server still sending the last Python
+        page.reload()
+        expect(page.locator("#error")).to_contain_text(
+            "This page and its Python files are of two versions of the lab: it was updated moments ago, and this "
+            "browser still holds files of the last version. Reload the page in a few minutes.", timeout=60_000)
+        assert page.get_attribute("body", "data-phase") == "failed"  # tried once, not a reload without end
     finally:
         context.close()
         server.shutdown()
