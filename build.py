@@ -748,13 +748,20 @@ BUILD_SIGNATURE = (".nojekyll", "pyscript.json", SERVICE_WORKER)  # files at the
 BUILD_MANIFEST = ".diffusion-lab-files"  # every file a build wrote, one path a line: what the next may replace
 
 
+OS_FILES = (".DS_Store", "Thumbs.db", "desktop.ini")  # what a file browser leaves in a folder it showed
+VENDORED = ("pyodide/", "pyscript/")  # folders of files named after their versions, which a new build renames
+
+
 def files_in(folder: Path) -> list[str]:
-    return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
+    """Every file, link and empty folder in `folder`, as paths relative to it."""
+    return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*")
+                  if path.is_symlink() or not path.is_dir() or not any(path.iterdir()))
 
 
 def not_built(out: Path, built: set[str]) -> None:
     """Refuse to replace `out` if it holds files that are not in `built` (a course's own pages beside a build)."""
-    foreign = [name for name in files_in(out) if name not in built and name != BUILD_MANIFEST]
+    foreign = [name for name in files_in(out)
+               if name not in built and name != BUILD_MANIFEST and Path(name).name not in OS_FILES]
     if foreign:
         named = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise BuildError(f"--out {out} holds files besides its earlier build ({named}), and a build replaces its "
@@ -794,8 +801,7 @@ def build(out: Path, mirror: Path | None) -> None:
         names, build_id = write_site(staging, mirror)
         made = files_in(staging)
         if out.is_dir() and not (out / BUILD_MANIFEST).is_file():  # a build older than manifests: what this
-            tops = {name.split("/")[0] for name in made}  # build makes at the top is what that one did
-            not_built(out, {name for name in files_in(out) if name.split("/")[0] in tops})
+            not_built(out, set(made) | {name for name in files_in(out) if name.startswith(VENDORED)})  # one makes
         (staging / BUILD_MANIFEST).write_text("\n".join(made) + "\n")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

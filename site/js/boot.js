@@ -236,8 +236,7 @@
       }
     };
     try {
-      navigator.serviceWorker.register("sw.js").then((registration) => {
-        const worker = registration?.installing; // none where workers are blocked (Playwright's "block": undefined)
+      const watch = (worker) => {
         let activated = false; // a kept build replaced by a newer one later turns redundant too
         worker?.addEventListener("statechange", () => {
           if (worker.state === "activated") {
@@ -247,6 +246,10 @@
             note(false); // its install failed
           }
         });
+      };
+      navigator.serviceWorker.register("sw.js").then((registration) => {
+        watch(registration?.installing); // none where workers are blocked (Playwright's "block": undefined)
+        registration?.addEventListener("updatefound", () => watch(registration.installing)); // a later build's
       }, () => note(false)); // refused: see below
     } catch (error) {
       // Not allowed here (some private windows, sandboxed frames, a browser that blocks this site's data, which

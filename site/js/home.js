@@ -20,6 +20,11 @@
       return false;
     }
   };
+  if (!window.isSecureContext) { // plain http from a network address: browsers keep nothing for it
+    say("Browsers keep this site for visits without a network only when it is served over https (or from " +
+      "this computer): for a room without network, use the offline edition.");
+    return;
+  }
   let registration;
   try {
     if (!navigator.cookieEnabled || !("serviceWorker" in navigator)) throw new Error("no service workers");
@@ -29,12 +34,13 @@
       "every visit: for a room without network, use the offline edition.");
     return;
   }
+  const site = new URL(".", location.href).pathname; // sw.js names its cache after its build and site
   const update = async () => {
-    const site = new URL(".", location.href).pathname; // sw.js names its cache after its build and site
-    if (registration?.active && build && (await caches.has(`diffusion-lab-${build}@${site}`))) {
-      say("This browser has kept the lab: its views open here again without a network.");
-    } else if (registration?.installing) {
+    if (registration?.installing) { // an update too: its cache fills before it is the one in use
       say("This browser is keeping the lab for visits without a network…");
+    } else if (registration?.active && build && (await caches.has(`diffusion-lab-${build}@${site}`))) {
+      say("This browser has kept the lab: its views open here again without a network (unless it clears " +
+        "this site's data when it closes, as private windows and some school computers do).");
     } else if (notKept()) {
       say("This browser could not keep the lab for visits without a network (too little storage, or a private " +
         "window): for a room without network, use the offline edition.");

@@ -174,12 +174,13 @@ def uncovered_share(page, selector: str) -> float:
         return shown / 256; }""")
 
 
+@pytest.mark.parametrize("width", [320, 360])
 @pytest.mark.parametrize("path", ["forward.html?t=300", "reverse.html?steps=1000&step=500",
                                   "reverse.html?sampler=ddim&eta=0.5&step=25"])
-def test_with_a_very_large_font_on_a_phone_every_equation_fits_its_box(browser, base_url, path):
-    # Chrome's "Very large" font (24 px) at 360 px: an equation too wide for its box was cut off mid-number
+def test_with_a_very_large_font_on_a_phone_every_equation_fits_its_box(browser, base_url, path, width):
+    # Chrome's "Very large" font (24 px) on a phone: an equation too wide for its box was cut off mid-number
     # ("0.39" for 0.396), with no cue on a touch screen that the box scrolls.
-    context = browser.new_context(viewport={"width": 360, "height": 640}, device_scale_factor=2)
+    context = browser.new_context(viewport={"width": width, "height": 640}, device_scale_factor=2)
     try:
         page = context.new_page()
         context.new_cdp_session(page).send("Page.setFontSizes", {"fontSizes": {"standard": 24}})

@@ -102,7 +102,8 @@ def test_second_visit_comes_from_the_service_worker_and_a_new_build_replaces_it(
         page.close()
         home.reload()
         expect(home.get_by_role("status")).to_have_text(
-            "This browser has kept the lab: its views open here again without a network.")
+            "This browser has kept the lab: its views open here again without a network (unless it clears this "
+            "site's data when it closes, as private windows and some school computers do).")
         home.close()
 
         # Second visit: what the page loads comes from the cache (the page itself from the network, through it).

@@ -28,10 +28,12 @@ def earlier_build(folder: Path, *pages: str, manifest: bool = True) -> Path:
 
 
 def a_whole_site(out, mirror):
-    """write_site in short: the signature files and a page."""
+    """write_site in short: the signature files, a page and the example course page."""
     for name in build.BUILD_SIGNATURE:
         (out / name).write_text("")
     (out / "index.html").write_text("the new build")
+    (out / "examples").mkdir()
+    (out / "examples" / "course.html").write_text("the example course page")
     return ["numpy"], "0123456789abcdef"
 
 
@@ -73,6 +75,7 @@ def test_a_failed_build_leaves_the_earlier_one_whole(tmp_path, monkeypatch, caps
 
 def test_a_new_build_replaces_an_earlier_one_once_it_is_whole(tmp_path, monkeypatch):
     dist = earlier_build(tmp_path / "dist", "old-page.html")  # a page the new build no longer has
+    (dist / ".DS_Store").write_text("")  # left by a file browser that showed the folder
 
     def checked_site(out, mirror):
         assert dist.exists()  # the earlier build stays in place while the new one is written
@@ -82,7 +85,8 @@ def test_a_new_build_replaces_an_earlier_one_once_it_is_whole(tmp_path, monkeypa
     build.build(dist, None)
     assert (dist / "index.html").read_text() == "the new build"
     assert not (dist / "old-page.html").exists()
-    assert (dist / build.BUILD_MANIFEST).read_text().split() == sorted([*build.BUILD_SIGNATURE, "index.html"])
+    assert (dist / build.BUILD_MANIFEST).read_text().split() == sorted([*build.BUILD_SIGNATURE, "index.html",
+                                                                        "examples/course.html"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dist"]
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -99,10 +103,15 @@ def test_a_build_never_replaces_a_course_folder_that_holds_an_earlier_build(tmp_
     (course / "week5.html").write_text("the course's own page")
     (course / "slides").mkdir()
     (course / "slides" / "deck.md").write_text("# Week 5")
+    (course / "examples").mkdir()  # beside the example course page, which a build makes too
+    (course / "examples" / "week1.html").write_text("the course's first week")
+    (course / "handouts").mkdir()  # empty, for now
+    (course / ".DS_Store").write_text("a file browser's")  # not the course's: it does not stop a build
     monkeypatch.setattr(build, "write_site", a_whole_site)
     assert build.main(["--out", str(course)]) == 1
     error = capsys.readouterr().err
-    assert f"--out {course} holds files besides its earlier build (slides/deck.md, week5.html)" in error
+    assert (f"--out {course} holds files besides its earlier build (examples/week1.html, handouts, slides/deck.md, "
+            "week5.html)") in error
     assert (course / "week5.html").read_text() == "the course's own page"
     assert (course / "slides" / "deck.md").exists() and (course / "index.html").read_text() == "the earlier build"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["course"]  # no unfinished build left beside it
