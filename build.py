@@ -414,9 +414,8 @@ def python_archive(out: Path, files: dict[str, str]) -> dict[str, str]:
     pyscript_files = pyscript_python()
     sources = {path: (out / url).read_bytes() for url, path in files.items() if url not in page_scripts}
     sources.update(pyscript_files)
-    python_id = hashlib.sha256(b"".join(hashlib.sha256(path.encode() + b"\0" + data).digest()
-                                        for path, data in sorted(sources.items()))).hexdigest()[:16]
-    facts = {"python": python_id, "data_files": {url.removeprefix("./"): sha256(out / url) for url in site_data_files()}}
+    data_files = {url.removeprefix("./"): sha256(out / url) for url in site_data_files()}
+    facts = {"python": python_id(sources, data_files), "data_files": data_files}
     sources[f"./{THIS_BUILD}"] = json.dumps(facts, indent=1).encode()
     with zipfile.ZipFile(out / PYTHON_ARCHIVE, "w", zipfile.ZIP_DEFLATED) as archive:
         for path, data in sorted(sources.items()):
@@ -425,6 +424,16 @@ def python_archive(out: Path, files: dict[str, str]) -> dict[str, str]:
     compile_bytecode({out / PYTHON_ARCHIVE: "/home/pyodide/"}, keep_source=True,  # where PyScript unpacks it
                      written_at_start=tuple(path.removeprefix("./") for path in pyscript_files))
     return {f"./{PYTHON_ARCHIVE}": "./*"}
+
+
+def python_id(sources: dict[str, bytes], data_files: dict[str, str]) -> str:
+    """The id of a build's Python ({path: source}) and of the data it fetches ({path: sha256}): a retrained
+    network alone makes a new one, for the page checks its data against the digests that python.zip holds."""
+    digest = hashlib.sha256()
+    for path, data in sorted(sources.items()):
+        digest.update(hashlib.sha256(path.encode() + b"\0" + data).digest())
+    digest.update(json.dumps(data_files, sort_keys=True).encode())
+    return digest.hexdigest()[:16]
 
 
 PYSCRIPT_PYTHON = PYSCRIPT_NPM.parent / "src" / "stdlib" / "pyscript.js"  # PyScript's Python, as its bundle has it

@@ -216,11 +216,15 @@ def of_another_build() -> bool:
 
 async def _checked(main) -> None:
     if of_another_build():
-        if await js.diffusionLabRefresh():  # js/boot.js: fetches the page's files anew, then reloads it
+        done = await js.diffusionLabRefresh()  # js/boot.js: fetches the page's files anew, then reloads it
+        if done == "reloading":
             return
+        if done == "unreachable":
+            raise Unreachable("the connection to this site was lost while the page fetched its files anew, after "
+                              "an update of the lab: reconnect and reload")
         raise Outdated("This page and its Python files are of two versions of the lab: it was updated moments "
-                       "ago, and this browser still holds files of the last version. Reload the page in a few "
-                       "minutes.")
+                       "ago, and the site or this browser still sends files of the last version. Reload the page "
+                       "in a minute.")
     await main()
 
 

@@ -29,12 +29,17 @@
 
   // app/page.py: this page's Python is of the last build. Without a service worker to keep a page's build, the
   // HTTP cache may hold the last build's files for minutes after a deployment (GitHub Pages lets them stay fresh
-  // for 10). Fetch the page's own files anew and reload, once per build in this tab (the mark rides on the
-  // history entry, which a reload keeps and which needs no storage); false when that was tried already.
+  // for 10). Fetch the page's own files anew and reload: "reloading". At most once a minute in this tab (the mark
+  // rides on the history entry, which a reload keeps and which needs no storage), for a server that still sends
+  // the last build's files for a while would be asked again and again: "tried"; "unreachable" if the files got no
+  // answer (a reload would show the browser's own error page).
+  const REFRESH_AGAIN_MS = 60_000;
   window.diffusionLabRefresh = async () => {
     const build = document.querySelector('meta[name="diffusion-lab-build"]')?.content || "";
-    if (history.state?.diffusionLabRefreshed === build) return false;
-    history.replaceState({ ...history.state, diffusionLabRefreshed: build }, "");
+    const last = history.state?.diffusionLabRefreshed;
+    if (last?.build === build && Date.now() - last.at < REFRESH_AGAIN_MS) return "tried";
+    history.replaceState({ ...history.state, diffusionLabRefreshed: { build, at: Date.now() } }, "");
+    if ($("phase")) $("phase").textContent = "The lab was just updated: fetching this page's files anew…";
     const own = new Set();
     for (const element of document.querySelectorAll('link[rel="stylesheet"], link[rel="preload"], script[src]')) {
       own.add(element.href || element.src);
@@ -45,9 +50,10 @@
     const site = new URL(".", location.href).href;
     const versioned = /^(pyodide|pyscript)\//; // whose files change only with their versions
     const mine = [...own].filter((url) => url.startsWith(site) && !versioned.test(url.slice(site.length)));
-    await Promise.all(mine.map((url) => fetch(url, { cache: "reload" }).catch(() => {})));
+    const fetched = await Promise.all(mine.map((url) => fetch(url, { cache: "reload" }).then(() => 1, () => 0)));
+    if (fetched.includes(0)) return "unreachable";
     location.reload();
-    return true;
+    return "reloading";
   };
 
   // A file the site needs did not arrive: the usual cause is an incomplete upload.

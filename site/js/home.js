@@ -41,6 +41,9 @@
     } else if (registration?.active && build && (await caches.has(`diffusion-lab-${build}@${site}`))) {
       say("This browser has kept the lab: its views open here again without a network (unless it clears " +
         "this site's data when it closes, as private windows and some school computers do).");
+    } else if (notKept() && registration?.active) { // an update that found no room
+      say("This browser keeps an earlier version of the lab for visits without a network, and could not keep " +
+        "this one (too little storage).");
     } else if (notKept()) {
       say("This browser could not keep the lab for visits without a network (too little storage, or a private " +
         "window): for a room without network, use the offline edition.");

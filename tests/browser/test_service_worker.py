@@ -52,6 +52,14 @@ def copied(site, tmp_path):
     return copy, build.write_service_worker(copy)
 
 
+def retrained(copy) -> None:
+    """The copy's trained network as a retraining leaves it: other weights, the same names and shapes."""
+    weights = copy / "models" / "digits.npz"
+    with np.load(weights) as kept:
+        arrays = {name: kept[name] * 1.5 if kept[name].dtype.kind == "f" else kept[name] for name in kept.files}
+    np.savez(weights, **arrays)
+
+
 def logging_server(directory):
     """build.Handler on 127.0.0.1, keeping the path of every request it answers."""
     asked = []
@@ -315,10 +323,7 @@ def test_a_tab_left_open_across_a_deployment_never_gets_the_new_builds_weights(b
         page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
         other = visit(context, f"{url}/reverse.html")[0]  # a second tab of the kept build
 
-        weights = copy / "models" / "digits.npz"  # retrained: other weights, the same names and shapes
-        with np.load(weights) as kept:
-            arrays = {name: kept[name] * 1.5 if kept[name].dtype.kind == "f" else kept[name] for name in kept.files}
-        np.savez(weights, **arrays)
+        retrained(copy)
         assert build.write_service_worker(copy) != first_build
         cdp = context.new_cdp_session(page)
         cdp.send("ServiceWorker.enable")
@@ -346,13 +351,8 @@ def test_a_tab_without_a_service_worker_is_told_to_reload_when_the_weights_chang
     server, url, _ = logging_server(copy)
     context = browser.new_context(service_workers="block")
     try:
-        page = context.new_page()
-        page.goto(f"{url}/reverse.html")
-        page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
-        weights = copy / "models" / "digits.npz"  # retrained: other weights, the same names and shapes
-        with np.load(weights) as kept:
-            arrays = {name: kept[name] * 1.5 if kept[name].dtype.kind == "f" else kept[name] for name in kept.files}
-        np.savez(weights, **arrays)
+        page = visit(context, f"{url}/reverse.html")[0]
+        retrained(copy)
         page.get_by_label("Denoiser").select_option("trained")
         expect(page.locator("#readout")).to_have_text(
             "The trained network could not be loaded: the site sent another version of the file than this page's "
@@ -410,8 +410,8 @@ def test_two_copies_of_the_lab_on_one_origin_keep_their_own_caches(browser, site
 def deployed(copy, python: str, *, archive: bool = True) -> None:
     """The copy as a new build leaves it: pages (and, with `archive`, python.zip) carry a new id of its Python."""
     for page in copy.glob("*.html"):
-        page.write_text(re.sub(r'(<meta name="diffusion-lab-python" content=")[^"]*', rf"\g<1>{python}",
-                               page.read_text()))
+        text = re.sub(r'(<meta name="diffusion-lab-python" content=")[^"]*', rf"\g<1>{python}", page.read_text())
+        page.write_text(re.sub(r'(<meta name="diffusion-lab-build" content=")[^"]*', rf"\g<1>{python}", text))
     if archive:
         zipped = copy / build.PYTHON_ARCHIVE
         with zipfile.ZipFile(zipped) as old:
@@ -434,10 +434,7 @@ def test_a_page_whose_python_the_http_cache_kept_from_the_last_build_fetches_it_
     server, url, asked = logging_server(copy)
     context = browser.new_context(service_workers="block")
     try:
-        page = context.new_page()
-        page.goto(f"{url}/forward.html")
-        page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
-
+        page = visit(context, f"{url}/forward.html")[0]
         deployed(copy, "0123456789abcdef")
         asked.clear()
         page.reload()  # the page anew, its files from the HTTP cache: python.zip of the last build
@@ -449,12 +446,43 @@ def test_a_page_whose_python_the_http_cache_kept_from_the_last_build_fetches_it_
         page.get_by_label("Timestep").press("End")  # and it works
         expect(page.locator("#readout")).to_contain_text("t = 1000 of 1000")
 
-        deployed(copy, "fedcba9876543210", archive=False)  # a server still sending the last Python
+        deployed(copy, "fedcba9876543210", archive=False)  # a server still sending the last Python for a while
+        asked.clear()
         page.reload()
         expect(page.locator("#error")).to_contain_text(
-            "This page and its Python files are of two versions of the lab: it was updated moments ago, and this "
-            "browser still holds files of the last version. Reload the page in a few minutes.", timeout=60_000)
+            "This page and its Python files are of two versions of the lab: it was updated moments ago, and the "
+            "site or this browser still sends files of the last version. Reload the page in a minute.",
+            timeout=60_000)
         assert page.get_attribute("body", "data-phase") == "failed"  # tried once, not a reload without end
+        assert asked.count("forward.html") == 2 and "python.zip" in asked  # the one try
+    finally:
+        context.close()
+        server.shutdown()
+
+
+def test_the_home_page_says_when_an_update_found_no_room_beside_the_kept_version(browser, site, tmp_path):
+    """Room for one build, not two: the update's install fails, and the last version still opens offline. The
+    home page said that nothing was kept, and sent the teacher to the offline edition (QA23)."""
+    copy, first_build = copied(site, tmp_path)
+    server, url, _ = logging_server(copy)
+    context = browser.new_context()
+    try:
+        page = visit(context, f"{url}/forward.html")[0]
+        page.evaluate(WAIT_FOR_CACHE, cache_of(first_build))
+        used = page.evaluate("navigator.storage.estimate().then((estimate) => estimate.usage)")
+        context.new_cdp_session(page).send("Storage.overrideQuotaForOrigin",
+                                           {"origin": url, "quotaSize": int(used * 1.4)})
+        boot = copy / "js" / "boot.js"
+        boot.write_text(boot.read_text() + "\n// the next build\n")
+        build.write_service_worker(copy)
+        page.reload()
+        page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+        page.wait_for_function("localStorage.getItem('diffusion-lab:not-kept') !== null", timeout=60_000)
+        home = visit(context, f"{url}/index.html")[0]
+        expect(home.get_by_role("status")).to_have_text(
+            "This browser keeps an earlier version of the lab for visits without a network, and could not keep "
+            "this one (too little storage).", timeout=30_000)
+        assert home.evaluate("caches.keys()") == [cache_of(first_build)]
     finally:
         context.close()
         server.shutdown()

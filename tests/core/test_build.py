@@ -132,3 +132,15 @@ def test_a_mirror_that_is_not_a_folder_is_said_before_building(tmp_path, capsys)
     assert build.main(["--pyodide-mirror", str(tmp_path / "pyodide-0.27.7"), "--out", str(tmp_path / "dist")]) == 1
     assert f"the Pyodide mirror {tmp_path / 'pyodide-0.27.7'} is not a folder" in capsys.readouterr().err
     assert not (tmp_path / "dist").exists()
+
+
+def test_the_id_of_a_builds_python_changes_with_its_code_or_its_data():
+    """Pages and python.zip carry it: a page whose Python the HTTP cache kept from the last build fetches its
+    files anew. A deployment of a retrained network alone must change it too (QA23: the page then kept the last
+    build's digests and refused the new network at every reload)."""
+    code = {"./app/page.py": b"print('page')", "./diffusion_lab/schedules.py": b"T = 1000"}
+    data = {"models/digits.npz": "ab" * 32}
+    ids = {build.python_id(code, data), build.python_id({**code, "./app/page.py": b"print('new page')"}, data),
+           build.python_id(code, {"models/digits.npz": "cd" * 32})}
+    assert len(ids) == 3
+    assert build.python_id(dict(reversed(code.items())), data) == build.python_id(code, data)  # same files, same id
