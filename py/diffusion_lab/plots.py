@@ -31,9 +31,12 @@ LEGEND_GAP = 0.03  # between the highest bar and the histogram's legend, as a sh
 ROUND_TOPS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)  # times a power of ten: the histogram's top
 
 
+MIN_FIGURE_PX = 50  # a figure's least width and height
+
+
 def _figure(width_px: int, height_px: int, scale: float = 1.0) -> Figure:
-    if width_px < 50 or height_px < 50:
-        raise ValueError(f"figure must be at least 50x50 px, got {width_px}x{height_px}")
+    if width_px < MIN_FIGURE_PX or height_px < MIN_FIGURE_PX:
+        raise ValueError(f"figure must be at least {MIN_FIGURE_PX}x{MIN_FIGURE_PX} px, got {width_px}x{height_px}")
     if not 1.0 <= scale <= 4.0:
         raise ValueError(f"scale must be between 1 and 4, got {scale}")
     fig = Figure(figsize=(width_px / DPI, height_px / DPI), dpi=DPI * scale)

@@ -260,10 +260,11 @@ def import_core():
 
 # -- figures sized to where they show ----------------------------------------------------------------------------
 
+NARROWEST_FIGURE_PX = 120  # a figure's text fits down to this width
 MAX_FIGURE_SCALE = 2.0  # figure pixels per CSS pixel at most on a dense screen: drawing costs their square
 NARROW_FIGURE_PX = 420  # below this, the schedule's panels stack and the histogram leaves its legend room
-STRIP_FRAMES = ((560, 8), (320, 5), (0, 4))  # (from this width in CSS pixels, pictures in the strip of evenly
-# spaced steps): their labels ("t = 1000") keep 12 px apart, down to a 288-px course frame on a 320-px phone
+STRIP_FRAMES = ((560, 8), (320, 5), (240, 4), (0, 3))  # (from this width in CSS pixels, pictures in the strip of
+# evenly spaced steps): their labels ("t = 1000") keep 12 px apart, down to a 288-px course frame on a 320-px phone
 
 
 def figure_fit(canvas_id: str, widest: int) -> tuple[int, float]:
@@ -273,7 +274,9 @@ def figure_fit(canvas_id: str, widest: int) -> tuple[int, float]:
     canvas = element(canvas_id)
     canvas.style.maxWidth = f"{widest}px"
     box = int(canvas.parentElement.clientWidth)
-    width = min(widest, box) if box >= 120 else widest  # 0: hidden by a hide= flag, drawn as on a wide screen
+    # 0: hidden by a hide= flag, drawn as on a wide screen; narrower than the least a figure's text fits in,
+    # drawn at that and shrunk
+    width = min(widest, max(box, NARROWEST_FIGURE_PX)) if box > 0 else widest
     return width, min(MAX_FIGURE_SCALE, max(1.0, float(js.window.devicePixelRatio or 1)))
 
 
@@ -284,7 +287,8 @@ def strip_figure(plots):
     """The strip of evenly spaced steps, fitted to its canvas (#strip); its n_frames is how many it shows."""
     width, scale = figure_fit("strip", STRIP_WIDEST)
     frames = next(n for least, n in STRIP_FRAMES if width >= least)
-    return plots.StripFigure(frames, width_px=width, height_px=round(1.5 * width / frames), scale=scale)
+    height = max(plots.MIN_FIGURE_PX, round(1.5 * width / frames))  # a frame 120 px wide: 3 pictures of 40
+    return plots.StripFigure(frames, width_px=width, height_px=height, scale=scale)
 
 
 RESIZE_DELAY_S = 0.3  # a phone turned or a window dragged: the figures are redrawn once it settles
