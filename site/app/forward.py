@@ -77,6 +77,7 @@ class ForwardView:
         element("readout").innerHTML = self.readout(t)
         element("source").textContent = f"from the {source}"
         description = self.describe(t)
+        element("t").setAttribute("aria-valuetext", f"t = {t} of {self.schedule.num_steps}")
         element("frame").setAttribute("aria-label", description)
         page.announce(description)
         if self.figures is not None:
@@ -152,8 +153,9 @@ class ForwardView:
             page.js.document.body.dataset.uploadsRead = self.uploads_read  # lets tests wait for every file
         if ticket != self.uploads:
             return  # another file was chosen meanwhile: it alone counts
-        if refusal:  # said at the top and by the control, which lets the file go: it was not taken
+        if refusal:  # said at the top (spoken there) and by the control, which lets the file go: it was not taken
             page.show_notice(refusal, "upload")
+            status.setAttribute("role", "none")  # shown here too, spoken once
             status.textContent = refusal
             event.target.value = ""
             return
@@ -164,8 +166,9 @@ class ForwardView:
             notes.append("is not square: the view shows its centre square")
         if min(height, width) < size:  # and scales it to the Size setting: a tiny one comes out as blocks
             notes.append(f"has {width}×{height} pixels: the view enlarges it to {size}×{size}")
-        if notes:
-            status.textContent = f"“{files.item(0).name}” {', and '.join(notes)}."
+        status.setAttribute("role", "status")
+        status.textContent = f"“{files.item(0).name}” is the picture now." + (f" It {', and '.join(notes)}."
+                                                                             if notes else "")
         self.uploaded = pixels
         self.settings.use_local_choice("image", "upload", "Your picture")
         self.changed({"image"})  # a new picture: the strip and every x_t follow, as for any other image

@@ -41,10 +41,12 @@ def element(id_: str):
 def set_phase(phase: str, text: str) -> None:
     """Show a named loading phase; the status line is the page's progress indicator."""
     js.document.body.dataset.phase = phase
-    element("phase").textContent = text
+    if element("phase").textContent != text:  # a live region: the same words again would be spoken again
+        element("phase").textContent = text
     element("progress").value = PHASES.index(phase)
     if phase == "ready":
         element("status").hidden = True
+        element("announce").textContent = "Ready."  # the controls work now; the picture's words follow
 
 
 async def next_turn() -> None:
@@ -451,16 +453,27 @@ class Later:
 
 
 class Announcer:
-    """The polite live region that describes the canvas: the latest text, at most once per interval."""
+    """The polite live region that describes the canvas: the latest text, at most once per interval, and
+    nothing while Play runs (a sentence a second queued half a minute of numbers already out of date): the
+    picture where it stopped, once."""
 
     def __init__(self, interval_s: float = 1.0) -> None:
         self.text = ""
         self.later = Later(interval_s, self._flush)
+        self.held = False
 
     def __call__(self, text: str) -> None:
         self.text = text
-        if self.later.handle is None:
+        if self.later.handle is None and not self.held:
             self.later.schedule()
+
+    def hold(self, held: bool) -> None:
+        was, self.held = self.held, held
+        if held:
+            self.later.cancel()
+        elif was:
+            self.later.cancel()
+            self._flush()
 
     def _flush(self) -> None:
         element("announce").textContent = self.text
@@ -522,6 +535,7 @@ class Player:
     def _show(self, playing: bool) -> None:
         self.button.textContent = "Pause" if playing else "Play"
         self.button.setAttribute("aria-pressed", "true" if playing else "false")
+        announce.hold(playing)
 
 
 # -- what this browser tab keeps across reloads (sessionStorage) -----------------------------------------------

@@ -266,6 +266,7 @@ class ReverseView:
         self.show_target()
         element("readout").textContent = text
         element("step-value").textContent = "t = –"
+        page.announce(text)  # loading the network, or why it could not be: the readout is not a live region
         self.learn.waiting(text)
 
     def show_target(self, picture=None, caption: str = "Nearest training image: once the chain is done") -> None:

@@ -523,10 +523,17 @@
     else focusTimeSlider();
   }
 
-  // After the last notice goes, the focus goes on to the time slider below, not lost with the button.
+  // After the last notice goes, the focus goes on to the time slider below, not lost with the button; where the
+  // slider is locked or hidden by the link, to the content.
   function focusTimeSlider() {
-    const slider = [...document.querySelectorAll('[name="t"], [name="step"]')].find((control) => !control.disabled);
+    const slider = [...document.querySelectorAll('[name="t"], [name="step"]')]
+      .find((control) => !control.disabled && control.getClientRects().length > 0);
+    const main = $("main");
     if (slider) slider.focus();
+    else if (main) {
+      main.tabIndex = -1;
+      main.focus();
+    }
   }
 
   document.addEventListener("DOMContentLoaded", () => {

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,37 @@ def test_the_canvas_is_described_in_words_that_follow_the_step(watched, base_url
     assert "t = 1000 of 1000" in label and "noise" in label
     page.wait_for_function("document.getElementById('announce').textContent.includes('t = 1000')")
     assert page.get_attribute("#announce", "aria-live") == "polite"
+
+
+SPOKEN = """() => { window.spoken = [];  // each live region's text after each change, as a screen reader hears it
+    new MutationObserver((changes) => { const regions = new Set(); for (const change of changes) {
+        const node = change.target.nodeType === 1 ? change.target : change.target.parentElement;
+        const live = node && node.closest('[aria-live], [role="status"], [role="alert"]');
+        if (live) regions.add(live); }
+      for (const live of regions) window.spoken.push([live.id, live.textContent]); })
+      .observe(document, {subtree: true, childList: true, characterData: true}); }"""
+
+
+def test_a_screen_reader_hears_each_loading_phase_once_and_play_only_where_it_stopped(watched, base_url):
+    # The loading line's clock was in its live region (a whole new line spoken 10 times a second), "Ready" was
+    # never said, and Play queued a 16-word sentence every second (QA24).
+    watched.page.add_init_script(f"document.addEventListener('DOMContentLoaded', {SPOKEN})")
+    page = watched.open(f"{base_url}/forward.html?steps=1000")
+    phases = [text for region, text in page.evaluate("window.spoken") if region == "phase"]
+    assert phases and len(phases) == len(set(phases)) and not any(" s" in text[-3:] for text in phases)
+    page.wait_for_function("window.spoken.some(([region, text]) => region === 'announce' && text === 'Ready.')")
+    play = page.get_by_role("button", name="Play")
+    play.focus()
+    page.wait_for_timeout(1500)  # what was due before Play is said
+    page.evaluate("window.spoken = []")
+    page.keyboard.press("Space")
+    page.wait_for_timeout(3000)
+    assert page.evaluate("window.spoken") == []  # the picture changes 30 times a second: nothing is said
+    page.keyboard.press("Space")
+    t = page.input_value("#t")
+    expect(page.locator("#announce")).to_have_text(re.compile(rf"^Noisy picture x_t at t = {t} of 1000: "))
+    assert page.get_attribute("#t", "aria-valuetext") == f"t = {t} of 1000"
+    assert [region for region, _ in page.evaluate("window.spoken")] == ["announce"]  # once
 
 
 def test_reverse_slider_announces_t(watched, base_url):

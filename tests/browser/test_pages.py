@@ -152,8 +152,8 @@ def test_an_uploaded_png_becomes_the_image(watched, base_url, tmp_path):
     page.wait_for_function("document.getElementById('image').value === 'upload'")
     page.wait_for_function(f"({strip_sum})() !== {gradient_strip}", timeout=10_000)  # the strip follows too
     expect(page.locator("#upload-status")).to_have_text(  # 60 x 40: its sides are cut and it is enlarged, as told
-        "“mine.png” is not square: the view shows its centre square, and has 60×40 pixels: the view enlarges it "
-        "to 64×64.")
+        "“mine.png” is the picture now. It is not square: the view shows its centre square, and has 60×40 pixels: "
+        "the view enlarges it to 64×64.")
     shown = canvas_gray(page, "frame")
     assert_same_image(shown, images.from_pixels(np.dstack([pixels, np.full((40, 60), 255, np.uint8)]), 64))
     assert "image=" not in page.url  # the picture stays in the tab, out of links
@@ -256,6 +256,7 @@ def test_reverse_view_says_when_the_trained_network_cannot_be_loaded(browser, ba
         page.wait_for_function("document.getElementById('readout').textContent.includes('could not be loaded')")
         assert "The trained network could not be loaded (the connection to this site was lost). Choose another " \
                "denoiser" in readout(page)  # not a JavaScript TypeError
+        expect(page.locator("#announce")).to_contain_text("could not be loaded")  # spoken: the readout is not
         # Nothing of the oracle's chain is left beside the message: blank pictures, the reason in the equations.
         for canvas in ("frame", "x0-frame", "strip"):
             assert page.evaluate("""(id) => { const c = document.getElementById(id);

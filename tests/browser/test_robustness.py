@@ -157,7 +157,7 @@ def test_the_last_picture_chosen_is_shown_however_long_the_first_takes(watched, 
     upload(page, "dark.png", "image/png", png_bytes(np.zeros((32, 32), np.uint8)))  # changed their mind
     page.wait_for_function("document.body.dataset.uploadsRead === '2'", timeout=60_000)  # both files decoded
     assert canvas_gray(page, "frame").max() < 10  # the dark one, not the big white one that finished last
-    expect(page.locator("#upload-status")).to_have_text("")
+    expect(page.locator("#upload-status")).to_have_text("“dark.png” is the picture now.")  # said, and spoken
     upload(page, "notes.txt", "text/plain", b"not a picture")  # a refusal after it keeps it
     page.wait_for_function("document.body.dataset.uploadsRead === '3'")
     assert "notes.txt" in notices(page) and canvas_gray(page, "frame").max() < 10
