@@ -502,6 +502,8 @@ def preload_tags(out: Path, page_script: str) -> str:
 
 def add_preloads(out: Path) -> None:
     """Fill each page's preload mark (pages without a Python script get only the build mark)."""
+    with zipfile.ZipFile(out / PYTHON_ARCHIVE) as archive:
+        python = json.loads(archive.read(THIS_BUILD))["python"]  # what python.zip says of itself
     for path in sorted(out.glob("*.html")):
         text = path.read_text()
         if PRELOAD_MARK not in text:
@@ -509,8 +511,7 @@ def add_preloads(out: Path) -> None:
         script = PY_SCRIPT.search(text)
         tags = preload_tags(out, script.group(1)) if script else BUILD_META.format("")
         if script:
-            with zipfile.ZipFile(out / PYTHON_ARCHIVE) as archive:
-                tags = PYTHON_META.format(json.loads(archive.read(THIS_BUILD))["python"]) + "\n" + tags
+            tags = PYTHON_META.format(python) + "\n" + tags
         path.write_text(text.replace(PRELOAD_MARK, tags))
 
 
@@ -755,8 +756,6 @@ def build_offline(out: Path, files: dict[str, str]) -> Path:
 
 BUILD_SIGNATURE = (".nojekyll", "pyscript.json", SERVICE_WORKER)  # files at the top of every build
 BUILD_MANIFEST = ".diffusion-lab-files"  # every file a build wrote, one path a line: what the next may replace
-
-
 OS_FILES = (".DS_Store", "Thumbs.db", "desktop.ini")  # what a file browser leaves in a folder it showed
 VENDORED = ("pyodide/", "pyscript/")  # folders of files named after their versions, which a new build renames
 
@@ -767,15 +766,18 @@ def files_in(folder: Path) -> list[str]:
                   if path.is_symlink() or not path.is_dir() or not any(path.iterdir()))
 
 
-def not_built(out: Path, built: set[str]) -> None:
-    """Refuse to replace `out` if it holds files that are not in `built` (a course's own pages beside a build)."""
-    foreign = [name for name in files_in(out)
-               if name not in built and name != BUILD_MANIFEST and Path(name).name not in OS_FILES]
+def not_built(out: Path, built: set[str], folders: tuple[str, ...] = ()) -> None:
+    """Refuse to replace `out` if it holds files that are not in `built` nor in `folders` (a course's own pages
+    beside a build)."""
+    foreign = [name for name in files_in(out) if name not in built and not name.startswith(folders)
+               and name != BUILD_MANIFEST and Path(name).name not in OS_FILES]
     if foreign:
         named = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise BuildError(f"--out {out} holds files besides its earlier build ({named}), and a build replaces its "
                          "folder whole: build into a folder of its own, then copy the built files where you need "
                          "them")
+
+
 SOURCES = ("site", "py", "tests", ".ci", ".github", ".git", "node_modules")  # the repository's folders
 
 
@@ -809,8 +811,8 @@ def build(out: Path, mirror: Path | None) -> None:
     try:
         names, build_id = write_site(staging, mirror)
         made = files_in(staging)
-        if out.is_dir() and not (out / BUILD_MANIFEST).is_file():  # a build older than manifests: what this
-            not_built(out, set(made) | {name for name in files_in(out) if name.startswith(VENDORED)})  # one makes
+        if out.is_dir() and not (out / BUILD_MANIFEST).is_file():  # a build older than the list: it made what
+            not_built(out, set(made), VENDORED)  # this one makes, but for versioned names
         (staging / BUILD_MANIFEST).write_text("\n".join(made) + "\n")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -87,10 +87,9 @@ class ForwardView:
         """The canvas in words, for screen readers."""
         if t == 0:
             return "Noisy picture x_t at t = 0: the clean image"
-        abar = self.schedule.alpha_bars[t - 1]
-        return (f"Noisy picture x_t at t = {t} of {self.schedule.num_steps}: "
-                f"{abar ** 0.5:.2f} times the image plus {self.schedule.sqrt_one_minus_alpha_bars[t - 1]:.2f} "
-                "times noise")
+        s = self.schedule
+        return (f"Noisy picture x_t at t = {t} of {s.num_steps}: {s.sqrt_alpha_bars[t - 1]:.2f} times the image "
+                f"plus {s.sqrt_one_minus_alpha_bars[t - 1]:.2f} times noise")
 
     def readout(self, t: int) -> str:
         """t, alpha_bar_t and SNR in readable form."""

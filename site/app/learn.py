@@ -117,6 +117,13 @@ def abar(t) -> str:
     return sub(accent(mi("α"), "¯"), t)
 
 
+def abar_value(schedule, t: int) -> str:
+    """ᾱ_t's number at the paper's t (1 at t = 0); near 1, written from 1 - ᾱ_t as the schedule keeps it."""
+    if t == 0:
+        return mn(1.0)
+    return mn(float(schedule.alpha_bars[t - 1]), schedule.one_minus_alpha_bars[t - 1])
+
+
 def beta(t) -> str:
     return sub(mi("β"), t)
 
@@ -601,7 +608,7 @@ class ForwardPanel(Panel):
                       active=not iterated)
         values = line("where",  # a value may go to the next line, as on a phone with a large font
                       (row(abar(t), mo("="), product(t), row(mo("("), mn(1), mo("−"), beta(mi("s")), mo(")"))),
-                       row(mo("="), mn(c.alpha_bar, schedule.one_minus_alpha_bars[c.t]))),
+                       row(mo("="), abar_value(schedule, t))),
                       row(beta(t), mo("="), mn(c.beta)),
                       (row(mi("SNR"), mo("="), frac(abar(t), row(mn(1), mo("−"), abar(t)))),
                        row(mo("="), mn(c.snr))))
@@ -815,10 +822,6 @@ class ReversePanel(Panel):
                                                   sqrt(abar(t)))),
                        row(mo("="), frac(row(x(t), term(-c.eps_scale, EPS_HAT)), mn(c.x0_scale))))
         noise = [term(sigma, Z)] if sigma > 0 else []
-
-        def gap(t: int) -> float:  # 1 - alpha_bar_t as the schedule keeps it
-            return float(schedule.one_minus_alpha_bars[t - 1]) if t > 0 else 0.0
-
         if ddim:
             sigma_symbol = sub(mi("σ"), t)
             symbolic = (row(x(t_prev), mo("="), sqrt(abar(t_prev)), X0_HAT),
@@ -827,8 +830,8 @@ class ReversePanel(Panel):
                         row(mo("+"), sigma_symbol, Z))
             numeric = (row(mo("="), term(c.signal, X0_HAT, first=True)), row(term(c.direction, EPS_HAT)), *noise)
             where = line("where", row(mi("η"), mo("="), mn(float(s["eta"]))),
-                         row(abar(t), mo("="), mn(c.alpha_bar, gap(t))),
-                         row(abar(t_prev), mo("="), mn(c.alpha_bar_prev, gap(t_prev))),
+                         row(abar(t), mo("="), abar_value(schedule, t)),
+                         row(abar(t_prev), mo("="), abar_value(schedule, t_prev)),
                          row(sigma_symbol, mo("="), mn(sigma)))
             step = line(f"DDIM step to t = {t_prev} (Song et al. eq. 12)", symbolic, numeric, active=True)
         else:
@@ -845,7 +848,7 @@ class ReversePanel(Panel):
             spread = [] if last else [(row(sub(mi("σ"), t), mo("="), sqrt(sub(variance, t))),
                                        row(mo("="), mn(sigma)))]
             where = line("where", mean_form, *spread,
-                         row(abar(t), mo("="), mn(c.alpha_bar, gap(t))), row(beta(t), mo("="), mn(c.beta)))
+                         row(abar(t), mo("="), abar_value(schedule, t)), row(beta(t), mo("="), mn(c.beta)))
             step = line("DDPM step (Ho et al. eq. 7 for the mean, Algorithm 2)", symbolic, numeric, active=True)
         lines = [predict, step, where]
         if self.students_step is not None:

@@ -36,15 +36,16 @@
   }
   const site = new URL(".", location.href).pathname; // sw.js names its cache after its build and site
   const update = async () => {
+    const failed = notKept();
     if (registration?.installing) { // an update too: its cache fills before it is the one in use
       say("This browser is keeping the lab for visits without a network…");
     } else if (registration?.active && build && (await caches.has(`diffusion-lab-${build}@${site}`))) {
       say("This browser has kept the lab: its views open here again without a network (unless it clears " +
         "this site's data when it closes, as private windows and some school computers do).");
-    } else if (notKept() && registration?.active) { // an update that found no room
+    } else if (failed && registration?.active) { // an update that found no room
       say("This browser keeps an earlier version of the lab for visits without a network, and could not keep " +
         "this one (too little storage).");
-    } else if (notKept()) {
+    } else if (failed) {
       say("This browser could not keep the lab for visits without a network (too little storage, or a private " +
         "window): for a room without network, use the offline edition.");
     } else {
