@@ -322,12 +322,33 @@ class HistogramFigure:
             self._background = None  # new ticks
         mean, std = (1.0, 0.0) if t < 0 else (schedule.sqrt_alpha_bars[t], schedule.sqrt_one_minus_alpha_bars[t])
         self.title.set_text(f"t = {t + 1}: {mean:.3f} x0 + {std:.3f} ε")  # t + 1: the paper's step
+        # For describe(): the pixels' mean and spread, the mixture's (its variance: mean² Var x0 + std²), and
+        # the area the bars and the line share (1 when they match).
+        self.numbers = (t + 1, float(np.mean(x_t)), float(np.std(x_t)), mean * float(np.mean(x0)),
+                        math.sqrt(mean**2 * float(np.var(x0)) + std**2),
+                        float(np.minimum(observed, predicted) @ np.diff(self.edges)))
+
+    def describe(self) -> str:
+        """The figure in words, for a screen reader: what the bars and the dashed line show at this t."""
+        t, pixel_mean, pixel_sd, mean, sd, shared = self.numbers
+        if t == 0:
+            return (f"Histogram of the pixel values of the clean image x_0: mean {_signed(pixel_mean)}, standard "
+                    f"deviation {pixel_sd:.2f}")
+        return (f"Histogram of the pixel values of x_t at t = {t}: mean {_signed(pixel_mean)}, standard deviation "
+                f"{pixel_sd:.2f}; q(x_t | x0) predicts mean {_signed(mean)}, standard deviation {sd:.2f}; the bars "
+                f"and the predicted density overlap by {shared:.0%}")
 
     def render(self) -> np.ndarray:
         """RGBA like ``to_rgba``: axes, ticks and legend are drawn once per density range, then what moves."""
         moving = [self.observed, self.predicted, self.title, *self.ax.spines.values()]  # bars cover the bottom spine
         self._background, rgba = _blitted(self.figure, self._background, moving)
         return rgba
+
+
+def _signed(value: float) -> str:
+    """A number to two decimals, without the minus of a value that rounds to zero."""
+    text = f"{value:.2f}"
+    return "0.00" if text == "-0.00" else text
 
 
 def round_top(value: float) -> float:

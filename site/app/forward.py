@@ -96,11 +96,14 @@ class ForwardView:
         if t == 0:
             return "t = 0 (the clean image): ᾱ<sub>t</sub> = 1, SNR = ∞"
         i = t - 1
-        abar, snr = self.schedule.alpha_bars[i], self.schedule.snr[i]
-        abar_text = f"{abar:.4g}" if abar < 0.9995 else \
-            f"1 − {self.schedule.one_minus_alpha_bars[i]:.3g}"  # never a bare 1 after t = 0; exact near it
+        snr = self.schedule.snr[i]
         return (f"t = {t} of {self.schedule.num_steps}: β<sub>t</sub> = {self.schedule.betas[i]:.4g}, "
-                f"ᾱ<sub>t</sub> = {abar_text}, SNR = {snr:.3g} ({10 * self.core.np.log10(snr):.1f} dB)")
+                f"ᾱ<sub>t</sub> = {self.abar_text(t)}, SNR = {snr:.3g} ({10 * self.core.np.log10(snr):.1f} dB)")
+
+    def abar_text(self, t: int) -> str:
+        """ᾱ_t for the readout (t > 0): never a bare 1 after t = 0, written exactly near it."""
+        abar = self.schedule.alpha_bars[t - 1]
+        return f"{abar:.4g}" if abar < 0.9995 else f"1 − {self.schedule.one_minus_alpha_bars[t - 1]:.3g}"
 
     # -- the iterative chain -------------------------------------------------
     def step(self) -> bool:
@@ -221,6 +224,7 @@ class ForwardFigures:
         ts = sorted({round(k * steps / (frames - 1)) for k in range(frames)})
         self.strip.update([view.closed_form(t) for t in ts], [f"t = {t}" for t in ts])
         page.blit(element("strip"), self.plots.to_rgba(self.strip.figure))
+        element("strip").setAttribute("aria-label", page.strip_words("forward process", ts))
         self.schedule.set_schedule(view.schedule)
         self.draw_t()
 
@@ -229,9 +233,21 @@ class ForwardFigures:
         t = view.settings["t"]
         self.schedule.set_t(t - 1)  # the core's index; t = 0 (clean) is -1
         page.blit(element("schedule-plot"), self.plots.to_rgba(self.schedule.figure))
+        element("schedule-plot").setAttribute("aria-label", self.describe_schedule(t))
         self.histogram.update(view.x_t, view.x0, t - 1, view.schedule)
         page.blit(element("histogram"), self.plots.to_rgba(self.histogram.figure))
+        element("histogram").setAttribute("aria-label", self.histogram.describe())
         page.js.document.body.dataset.figuresT = t  # lets tests wait for the debounced figures
+
+    def describe_schedule(self, t: int) -> str:
+        """The schedule figure in words: its curves, and their values where it marks t."""
+        s = self.view.schedule
+        curves = f"Curves of beta, alpha bar and log SNR against t, T = {s.num_steps}, marked at t = {t}"
+        if t == 0:
+            return f"{curves}: the clean image, before the first step"
+        i = t - 1
+        return (f"{curves}: beta {s.betas[i]:.4g}, alpha bar {self.view.abar_text(t)}, "
+                f"log SNR {float(s.log_snr[i]):.2f}")
 
     def later(self) -> None:
         """Debounce: the canvas follows every input, the figures the last one."""

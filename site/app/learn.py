@@ -232,7 +232,11 @@ def code_figure(function, title: str):
     caption.append(name, f" · {where}, lines {first}–{first + len(lines) - 1}")
     pre = document.createElement("pre")
     pre.className = "code"
-    pre.tabIndex = 0  # it scrolls sideways on a narrow screen, so the keyboard must reach it
+    pre.tabIndex = 0  # it scrolls sideways on a narrow screen, so the keyboard must reach it: named, then,
+    pre.setAttribute("role", "region")  # and described by its caption
+    pre.setAttribute("aria-label", "Python source")
+    caption.id = f"code-{title}"
+    pre.setAttribute("aria-describedby", caption.id)
     code = document.createElement("code")
     for kind, text in highlight(source):
         if kind:
@@ -299,6 +303,7 @@ class Editor:
         self.failure = None  # the last HookError to show, if any
         self.remark = ""  # what the status adds about the student's code in use (set by the panel)
         page.on(self.part(""), "keydown", self._keydown)
+        page.on(self.part("").closest("fieldset"), "focusin", lambda event: self.listen())
         page.on(self.part("-run"), "click", lambda event: self.run())
         page.on(self.part("-reset"), "click", lambda event: self.reset())
 
@@ -327,6 +332,14 @@ class Editor:
             page.show_notice(f"This link brings its own {self.name} but hides the code (hide=code), where it would "
                              f"be read and run, so the page uses {self.original()}.", self.setting)
 
+    def listen(self) -> None:
+        """From the student's first visit to this editor on, its status line is spoken when it changes.
+
+        Until then it is silent (aria-live="off" in the page): the page fills every editor's line as it loads
+        and again on each change of the settings, and a screen reader read them all out unasked.
+        """
+        self.part("-status").setAttribute("aria-live", "polite")
+
     def status(self, text: str | None = None) -> None:
         if text is None:
             locked = self.part("").readOnly  # by the link's lock= (js/boot.js): Run only
@@ -354,14 +367,19 @@ class Editor:
                 if not locked:
                     text += " Change the code and press Run."
         status = self.part("-status")
-        if status.textContent != text:  # a live region: say it again only when it changes
+        if status.textContent != text:  # once a live region (see listen), say it again only when it changes
             status.textContent = text
 
     def show_failure(self) -> None:
         box = self.part("-error")
         box.hidden = self.failure is None
         box.textContent = "" if self.failure is None else self.failure.detail
-        self.part("").setAttribute("aria-invalid", "false" if self.failure is None else "true")
+        editor = self.part("")
+        editor.setAttribute("aria-invalid", "false" if self.failure is None else "true")
+        # What went wrong, in the status line's summary (the error box's own name would stand in for its text),
+        # is read with the code it is about.
+        described = f"{self.ids}-help" + ("" if self.failure is None else f" {self.ids}-status")
+        editor.setAttribute("aria-describedby", described)
 
     def fail(self, error, text: str) -> None:
         self.failure = error
@@ -370,6 +388,7 @@ class Editor:
 
     def run(self) -> None:
         """Run the editor's code; on success the views recompute with it, on failure the last working stays."""
+        self.listen()  # Safari does not focus a clicked button
         source = self.part("").value.replace("\r\n", "\n")
         printed = Printed()
         try:
@@ -398,6 +417,7 @@ class Editor:
         self.part("-output").textContent = text
 
     def reset(self) -> None:
+        self.listen()
         self.show_printed("")
         self.in_use, self.seen, self.pending, self.held, self.failure = "", "", False, "", None
         self.part("").value = self.template
@@ -675,10 +695,13 @@ class ReversePanel(Panel):
     def new_chain(self, denoiser) -> None:
         self.denoiser = denoiser
 
-    def _in_use(self, editor, applies: bool, elsewhere: str):
+    def _in_use(self, editor, applies: bool, elsewhere: str, idle: str = ""):
         """The student's function of `editor` for the chain about to start, or None for the original
-        (called when the view rebuilds): not when it failed in the last chain, or does not apply here."""
+        (called when the view rebuilds): not when it failed in the last chain, or does not apply here.
+        `elsewhere` is the status of the student's code where it does not apply, `idle` that of the original."""
         if not editor.in_use:
+            if idle and not applies and not (editor.pending or editor.held):  # those say what Run would do
+                editor.status(idle)
             return None
         if self._broken(editor):
             error = self.broken[2]
@@ -777,7 +800,9 @@ class ReversePanel(Panel):
         self.noise.take_setting(self.hooks.noise_template())
         self.students_prediction = self._in_use(
             self.noise, self.settings["denoiser"] == "oracle", "Your predict_noise(…) changes the oracle's "
-            "prediction; the ideal denoiser and the trained network make their own. Choose the oracle to see yours.")
+            "prediction; the ideal denoiser and the trained network make their own. Choose the oracle to see yours.",
+            "Not in use: this is the oracle's prediction, and the ideal denoiser and the trained network make their "
+            "own. Choose the oracle to use it or your change of it.")
         return self.students_prediction
 
     def running_chain(self):

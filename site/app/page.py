@@ -389,6 +389,12 @@ def _lower_first(label: str) -> str:
     return label[:1].lower() + label[1:]  # "Code of betas(T)" in a sentence keeps its T
 
 
+def strip_words(process: str, ts) -> str:
+    """A strip of pictures in words, for its text alternative: which t it shows."""
+    ts = [str(t) for t in ts]
+    return f"Pictures of the {process} at t = {', '.join(ts[:-1])} and {ts[-1]}"
+
+
 def blit(canvas, rgba) -> None:
     """Put an (H, W, 4) uint8 array onto a canvas at one canvas pixel per image pixel."""
     height, width = rgba.shape[:2]
@@ -533,8 +539,7 @@ class Player:
             await asyncio.sleep(frame_s)
 
     def _show(self, playing: bool) -> None:
-        self.button.textContent = "Pause" if playing else "Play"
-        self.button.setAttribute("aria-pressed", "true" if playing else "false")
+        self.button.textContent = "Pause" if playing else "Play"  # its name says what it does: no aria-pressed
         announce.hold(playing)
 
 

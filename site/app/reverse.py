@@ -218,13 +218,24 @@ class ReverseView:
         page.blit(element("frame"), images.to_rgba(self.frames[k]))
         if k < len(self.predictions):
             page.blit(element("x0-frame"), images.to_rgba(self.predictions[k]))
-            element("x0-frame").setAttribute("aria-label", "Predicted clean picture at the current step")
+            element("x0-frame").setAttribute("aria-label", self.describe_prediction(k, t))
         description = f"Noisy picture x_t at t = {t}, reverse step {k} of {total}"
         element("frame").setAttribute("aria-label", description)
         page.announce(description)
         element("step-value").textContent = f"t = {t}"
         element("step").setAttribute("aria-valuetext", f"t = {t}, step {k} of {total}")
         self.learn.show()
+
+    def describe_prediction(self, k: int, t: int) -> str:
+        """The predicted clean picture of step k in words: how far it is from what the chain may end on."""
+        images, shown = self.core.images, self.core.images.from_uint8(self.predictions[k])
+        words = f"Predicted clean picture x̂_0 at t = {t}"
+        if self.training is None:  # against the target as it is shown: the same pixels are identical
+            psnr = images.psnr(shown, images.from_uint8(images.as_uint8(self.target)))
+            return f"{words}: " + ("identical to the target" if psnr > 100 else
+                                   f"PSNR {psnr:.1f} dB against the target")
+        index, distance = images.nearest(shown, self.training)
+        return f"{words}: RMS distance {distance:.3f} to the nearest training image, #{index + 1}"
 
     def show_readout(self) -> int:
         """t and the step shown, and while the chain is computed how far it has come; returns the step."""
@@ -263,6 +274,7 @@ class ReverseView:
             page.clear(element(id_))
         element("frame").setAttribute("aria-label", "Noisy picture x_t: none yet")
         element("x0-frame").setAttribute("aria-label", "Predicted clean picture: none yet")
+        element("strip").setAttribute("aria-label", "Pictures of the reverse chain: none yet")
         self.show_target()
         element("readout").textContent = text
         element("step-value").textContent = "t = –"
@@ -317,6 +329,7 @@ class ReverseView:
         frames = [self.core.images.from_uint8(self.frames[k]) for k in ks]
         self.strip.update(frames, [f"t = {self.times[k]}" for k in ks])
         page.blit(element("strip"), self.plots.to_rgba(self.strip.figure))
+        element("strip").setAttribute("aria-label", page.strip_words("reverse chain", [self.times[k] for k in ks]))
 
     # -- playing -------------------------------------------------------------
     def step(self) -> bool:

@@ -363,7 +363,7 @@
     if (learn && [...learn.querySelectorAll(".learn-part")].every((part) => part.hidden)) learn.hidden = true;
     // With every settings group hidden, the picture and figures take the settings' column too.
     const settings = $("controls");
-    if (settings && [...settings.children].every((child) => child.hidden)) {
+    if (settings && [...settings.children].every((child) => child.hidden || child.tagName === "H2")) {  // its heading
       settings.hidden = true;
       settings.closest(".layout").classList.add("without-settings");
     }

@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from conftest import READY_TIMEOUT_MS
+from diffusion_lab import schedules
 
 AXE = (Path(__file__).resolve().parents[2] / "node_modules/axe-core/axe.min.js").read_text()
 WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
@@ -71,11 +72,51 @@ def test_the_canvas_is_described_in_words_that_follow_the_step(watched, base_url
     assert page.get_attribute("#announce", "aria-live") == "polite"
 
 
+def test_the_figures_are_described_in_words_that_follow_t(watched, base_url):
+    # Their text alternatives never changed: the histogram's lesson (the pixels of x_t become N(0, 1)) had no
+    # words, nor the values marked on the schedule, nor the strip's t (QA24).
+    page = watched.open(f"{base_url}/forward.html?steps=1000&image=gradient")
+    assert page.get_attribute("#strip", "aria-label") == \
+        "Pictures of the forward process at t = 0, 143, 286, 429, 571, 714, 857 and 1000"
+    histogram = page.locator("#histogram")
+    expect(histogram).to_have_attribute("aria-label", re.compile(
+        r"^Histogram of the pixel values of the clean image x_0: mean 0.00, standard deviation 0.5\d$"))
+    slider = page.get_by_label("Timestep")
+    slider.focus()
+    slider.press("End")
+    page.wait_for_selector("body[data-figures-t='1000']")
+    linear = schedules.get_schedule("linear", 1000)
+    assert page.get_attribute("#schedule-plot", "aria-label") == (
+        f"Curves of beta, alpha bar and log SNR against t, T = 1000, marked at t = 1000: beta 0.02, alpha bar "
+        f"{linear.alpha_bars[-1]:.4g}, log SNR {linear.log_snr[-1]:.2f}")
+    words = re.fullmatch(r"Histogram of the pixel values of x_t at t = 1000: mean (-?[\d.]+), standard deviation "
+                         r"([\d.]+); q\(x_t \| x0\) predicts mean 0.00, standard deviation 1.00; the bars and the "
+                         r"predicted density overlap by (\d+)%", histogram.get_attribute("aria-label"))
+    assert words, histogram.get_attribute("aria-label")
+    assert abs(float(words[1])) < 0.05 and abs(float(words[2]) - 1) < 0.05 and int(words[3]) >= 90  # pure noise
+
+    page.goto(f"{base_url}/reverse.html?steps=50&image=disc")
+    page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+    x0 = page.locator("#x0-frame")
+    expect(x0).to_have_attribute("aria-label", "Predicted clean picture x̂_0 at t = 50: identical to the target")
+    page.get_by_label("Denoiser").select_option("ideal")  # a guess from 32 pictures, not the oracle's answer
+    page.wait_for_function("document.getElementById('result').textContent !== ''")
+    first = re.fullmatch(r"Predicted clean picture x̂_0 at t = 50: RMS distance ([\d.]+) to the nearest training "
+                         r"image, #\d+", x0.get_attribute("aria-label"))
+    page.get_by_label("Timestep").focus()
+    page.keyboard.press("End")
+    expect(x0).to_have_attribute("aria-label", re.compile(r"^Predicted clean picture x̂_0 at t = 0: "))
+    last = re.fullmatch(r".*: RMS distance ([\d.]+) to the nearest training image, #\d+", x0.get_attribute("aria-label"))
+    assert first and last and float(last[1]) < 2 / 255 < float(first[1])  # it settles on one of them
+    expect(page.locator("#strip")).to_have_attribute(
+        "aria-label", "Pictures of the reverse chain at t = 50, 43, 36, 29, 21, 14, 7 and 0")
+
+
 SPOKEN = """() => { window.spoken = [];  // each live region's text after each change, as a screen reader hears it
     new MutationObserver((changes) => { const regions = new Set(); for (const change of changes) {
         const node = change.target.nodeType === 1 ? change.target : change.target.parentElement;
         const live = node && node.closest('[aria-live], [role="status"], [role="alert"]');
-        if (live) regions.add(live); }
+        if (live && live.getAttribute('aria-live') !== 'off') regions.add(live); }
       for (const live of regions) window.spoken.push([live.id, live.textContent]); })
       .observe(document, {subtree: true, childList: true, characterData: true}); }"""
 
@@ -93,6 +134,7 @@ def test_a_screen_reader_hears_each_loading_phase_once_and_play_only_where_it_st
     page.wait_for_timeout(1500)  # what was due before Play is said
     page.evaluate("window.spoken = []")
     page.keyboard.press("Space")
+    expect(page.get_by_role("button", name="Pause")).to_be_focused()  # its name says what it does
     page.wait_for_timeout(3000)
     assert page.evaluate("window.spoken") == []  # the picture changes 30 times a second: nothing is said
     page.keyboard.press("Space")
@@ -100,6 +142,31 @@ def test_a_screen_reader_hears_each_loading_phase_once_and_play_only_where_it_st
     expect(page.locator("#announce")).to_have_text(re.compile(rf"^Noisy picture x_t at t = {t} of 1000: "))
     assert page.get_attribute("#t", "aria-valuetext") == f"t = {t} of 1000"
     assert [region for region, _ in page.evaluate("window.spoken")] == ["announce"]  # once
+
+
+def test_an_editors_status_is_spoken_only_once_the_student_works_in_it(watched, base_url):
+    # The page fills four editors' status lines as it loads and again on each change of the settings, and a
+    # screen reader read them all (55 words at the reverse view's load; QA24).
+    watched.page.add_init_script(f"document.addEventListener('DOMContentLoaded', {SPOKEN})")
+    page = watched.open(f"{base_url}/reverse.html?steps=50&denoiser=ideal")
+    page.get_by_label("Schedule", exact=True).select_option("cosine")
+    page.wait_for_function("document.getElementById('result').textContent !== ''")
+    assert [region for region, _ in page.evaluate("window.spoken") if region.endswith("hook-status")] == []
+    status = page.locator("#noise-hook-status")
+    expect(status).to_have_text(re.compile("^Not in use: this is the oracle's prediction"))  # not "In use"
+
+    editor = page.get_by_label("Code of predict_noise(x_t, t, x0, schedule)")
+    editor.fill("def predict_noise(x_t, t, x0, schedule):\n    return x_t +\n")
+    editor.press("Control+Enter")
+    expect(status).to_contain_text("Your code did not run")
+    spoken = [text for region, text in page.evaluate("window.spoken") if region == "noise-hook-status"]
+    assert len(spoken) == 1 and "did not run" in spoken[0]
+    expect(editor).to_have_attribute("aria-invalid", "true")
+    expect(editor).to_have_accessible_description(re.compile("did not run.*SyntaxError"))  # with the code
+    page.get_by_role("button", name="Reset code of the noise prediction").click()
+    expect(editor).not_to_have_accessible_description(re.compile("did not run"))
+    assert [region for region, _ in page.evaluate("window.spoken") if region.endswith("hook-status")] == \
+        ["noise-hook-status"] * 2  # the other editors, untouched, said nothing
 
 
 def test_reverse_slider_announces_t(watched, base_url):
@@ -274,7 +341,7 @@ def test_no_autoplay_and_no_csp_violation(watched, base_url):
     page.add_init_script("""window.__violations = [];
         document.addEventListener('securitypolicyviolation', e => window.__violations.push(e.violatedDirective));""")
     watched.open(f"{base_url}/reverse.html?denoiser=ideal")
-    assert page.get_by_role("button", name="Play").get_attribute("aria-pressed") == "false"
+    assert page.inner_text("#play") == "Play"
     assert page.get_by_label("Timestep").input_value() == "0"
     policy = page.get_attribute("meta[http-equiv='Content-Security-Policy']", "content")
     assert "script-src 'self' 'unsafe-eval' 'wasm-unsafe-eval'" in policy and "unsafe-inline" not in policy

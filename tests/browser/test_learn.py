@@ -637,7 +637,7 @@ def test_the_oracle_runs_with_the_students_noise_prediction_in_ddim_and_ddpm(wat
     page.get_by_label("Denoiser").select_option("ideal")
     expect(status).to_contain_text("the ideal denoiser and the trained network make their own")
     page.get_by_role("button", name="Reset code of the noise prediction").click()
-    expect(status).to_contain_text("In use: the oracle's exact noise prediction")
+    expect(status).to_contain_text("Not in use: this is the oracle's prediction")  # not "In use" (QA24)
     assert "noise_hook=" not in page.url and editor.input_value() == hooks.noise_template()
 
     # Code from a link, with the ideal denoiser: Run alone would not put it to work, and the status says so.

@@ -123,6 +123,28 @@ def test_histogram_at_t_0_is_the_clean_image():
     rendered(fig, 400, 300)
 
 
+def test_the_histogram_in_words_gives_the_pixels_and_the_predictions_moments_and_how_much_they_overlap():
+    s = get_schedule("linear", 1000)
+    x0 = make_image("checkerboard", 32)  # -1 and 1: mean 0, sd 1
+    fig = plots.HistogramFigure(width_px=400, height_px=300)
+    fig.update(x0, x0, -1, s)
+    assert fig.describe() == ("Histogram of the pixel values of the clean image x_0: mean 0.00, standard "
+                              "deviation 1.00")
+    noise = np.random.default_rng(0).standard_normal(x0.shape)
+    x_t = q_sample(x0, 299, noise, s)
+    fig.update(x_t, x0, 299, s)
+    # The mixture of N(sqrt(abar) x0_i, 1 - abar) over the pixels: mean sqrt(abar) mean(x0), variance
+    # abar Var(x0) + 1 - abar = 1 for this x0.
+    assert fig.describe().startswith(
+        f"Histogram of the pixel values of x_t at t = 300: mean {np.mean(x_t):.2f}, standard deviation "
+        f"{np.std(x_t):.2f}; q(x_t | x0) predicts mean 0.00, standard deviation 1.00; the bars and the predicted "
+        "density overlap by ")
+    overlap = int(fig.describe().rsplit(" ", 1)[1].rstrip("%"))
+    assert 85 <= overlap < 100  # 1024 pixels sampled from the prediction: close, never exact
+    fig.update(np.full_like(x0, 3.0), x0, 299, s)  # not what q predicts: little area in common
+    assert int(fig.describe().rsplit(" ", 1)[1].rstrip("%")) < 20
+
+
 def test_histogram_figure_updates():
     s = get_schedule("linear", 1000)
     x0 = make_image("face", 64)
