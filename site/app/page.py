@@ -600,6 +600,7 @@ class Settings:
         self.state, notices = controls.parse_query(js.location.search, view, kept_code=kept_in_tab,
                                                    wanted=self.wanted)
         self.local = {}  # choices only this tab has (an uploaded picture), kept out of the URL
+        self.search = js.location.search  # the settings' part of the address, as it was last read or written
         self.notify(notices)
         self._on_change = on_change
         self.url_later = Later(URL_DELAY_S, self.sync_url, URL_MAX_WAIT_S, "The address could not be updated.")
@@ -608,7 +609,7 @@ class Settings:
             if self.controls[name].kind != "code":
                 on(element(name), "input" if self.controls[name].widget == "range" else "change",
                    lambda event, name=name: self._changed(name))
-        on(js.window, "popstate", lambda event: self.reload_from_url())
+        on(js.window, "popstate", lambda event: self.reload_from_url())  # also on following a #link
         on(js.window, "pagehide", lambda event: self.flush_url())
         on(js.window, "diffusion-lab:flush-url", lambda event: self.flush_url())  # js/boot.js, before Copy link
         if notices:
@@ -680,7 +681,14 @@ class Settings:
         return self._on_change(changed)
 
     def reload_from_url(self):
-        """Back/Forward to another entry of this page: take its settings, as a fresh load would."""
+        """Back/Forward to another entry of this page: take its settings, as a fresh load would.
+
+        An entry of the same settings (a #link such as "Skip to the demo" makes one, and Back returns from
+        it) changes nothing: it had reset the reverse chain and dropped an uploaded picture.
+        """
+        if js.location.search == self.search:
+            return None
+        self.search = js.location.search
         self.local, self.wanted = {}, {}
         self.state, notices = controls.parse_query(js.location.search, self.view, kept_code=kept_in_tab,
                                                    wanted=self.wanted)
@@ -710,6 +718,7 @@ class Settings:
         query = controls.to_query(shared, self.view, keep_flags_from=js.location.search)
         url = js.location.pathname + (f"?{query}" if query else "") + js.location.hash
         js.history.replaceState(js.history.state, "", url)
+        self.search = js.location.search  # as the browser writes it
         # js/boot.js says so when a link is copied: the link brings the default in place of these,
         labels = ", ".join(_lower_first(self.controls[name].label) for name in here_only)
         link_caveat("here only", labels and f"Your own choice of {labels} stays in this browser: the link opens "

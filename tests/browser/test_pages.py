@@ -166,6 +166,31 @@ def test_an_uploaded_png_becomes_the_image(watched, base_url, tmp_path):
     page.get_by_role("button", name="Copy link").click()
     expect(page.locator("#share-status")).to_contain_text(
         "Your own choice of image stays in this browser: the link opens with the default instead.")
+    # "Skip to the demo", a keyboard's first stop, is a #link: its history entry had reloaded the settings from
+    # the address, where the picture is not (QA25).
+    page.get_by_role("link", name="Skip to the demo").press("Enter")
+    page.go_back()
+    page.wait_for_timeout(300)
+    assert page.input_value("#image") == "upload" and np.array_equal(canvas_gray(page, "frame"), shown)
+
+
+def test_a_link_in_the_page_and_back_keep_the_reverse_step(watched, base_url):
+    # A #link, and Back to an earlier address, reset the chain to step 0 and dropped step= (QA25).
+    page = watched.open(f"{base_url}/reverse.html?sampler=ddim&step=30")
+    wait_for_result(page)
+    assert readout(page).startswith("t = 381, step 30 of 50")
+    shown = canvas_gray(page, "frame")
+    page.get_by_role("link", name="Skip to the demo").press("Enter")
+    page.wait_for_timeout(500)
+    assert readout(page).startswith("t = 381, step 30 of 50") and np.array_equal(canvas_gray(page, "frame"), shown)
+    assert page.url.endswith("reverse.html?sampler=ddim&step=30#main")
+    page.get_by_label("Seed").fill("7")  # this entry (#main) gets another chain, at x_T
+    page.get_by_label("Seed").press("Enter")
+    expect(page.locator("#readout")).to_contain_text("step 0 of 50")
+    page.go_back()  # to the address before the link: its chain, at its step
+    wait_for_result(page)
+    expect(page.locator("#readout")).to_contain_text("t = 381, step 30 of 50")
+    assert np.array_equal(canvas_gray(page, "frame"), shown) and page.url.endswith("?sampler=ddim&step=30")
 
 
 def test_a_short_chain_plays_slowly_enough_to_watch(watched, base_url):
