@@ -109,7 +109,7 @@ def coerce(control: Control, raw: str) -> object:
         return raw
     if not re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,3})?", raw):
         raise ValueError(raw)
-    number = float(raw)
+    number = float(raw) + 0.0  # -0 is 0: its minus would show in the box and the address
     if not math.isfinite(number):
         raise ValueError(raw)
     if control.kind == "int":
@@ -192,8 +192,15 @@ def constrain(state: dict[str, object], wanted: dict[str, object] | None = None)
 
     at_most("t", state.get("steps"))
     ddim = state.get("sampler") == "ddim"
-    if ddim:  # DDPM leaves DDIM steps alone: a notice about a setting not in use would only puzzle
+    if ddim:
         at_most("ddim_steps", state.get("steps"))  # before "step", whose limit it may be
+    elif "ddim_steps" in state and "steps" in state:
+        # DDPM lowers no DDIM steps (a notice about a setting not in use would only puzzle), but a value lowered
+        # earlier goes back up as Steps T allows: else the link kept the lowered one while this tab did not.
+        back = min(wanted.get("ddim_steps", state["ddim_steps"]), state["steps"])
+        if back > state["ddim_steps"]:
+            state["ddim_steps"] = back
+            changed.append("ddim_steps")
     at_most("step", state.get("ddim_steps") if ddim else state.get("steps"))
     if "size" in state and state["size"] % 16:
         state["size"] = clamp(BY_NAME["size"], round(state["size"] / 16) * 16)

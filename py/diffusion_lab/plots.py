@@ -25,8 +25,10 @@ DPI = 100
 HIST_RANGE = (-4.0, 4.0)  # fixed x-range of the pixel histogram: pure noise fits, t stays comparable
 HIST_BINS = 81  # bins of 0.1 centred on -4, -3.9, ..., 4: a clean image's -1 and 1 sit in the middle of theirs
 LOG_SPAN = 20.0  # the beta axis spans at least this factor (1.3 decades): matplotlib then labels powers of ten
-SHRINK_MARGIN = 1.25  # the histogram's top comes down only once the bars are this far below the step under it,
-# so the sampling noise of the highest bar does not flip it between two tops while t moves (QA13 F1)
+# The histogram's top leaves the predicted density's peak room for this many standard deviations of the sampling
+# noise of the bar under it, so that noise does not flip the top between two round numbers while t moves (QA13 F1);
+# it depends on t alone, not on the t visited before, so a link shows the axis the sender saw (QA25 F4).
+NOISE_SIGMAS = 3.0
 LEGEND_GAP = 0.03  # between the highest bar and the histogram's legend, as a share of the axes' height
 ROUND_TOPS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)  # times a power of ten: the histogram's top
 
@@ -313,10 +315,11 @@ class HistogramFigure:
         predicted = predicted_histogram(x0, t, schedule, self.edges)
         self.observed.set_data(observed)
         self.predicted.set_data(predicted)
-        needed = self.headroom * max(float(observed.max()), float(predicted.max()), 1e-3)
-        top = self.ax.get_ylim()[1]
-        # Grow at once; shrink only keeping a margin.
-        new_top = round_top(needed) if needed > top else min(top, round_top(needed * SHRINK_MARGIN))
+        peak = float(predicted.max())
+        pixels = peak * (self.edges[1] - self.edges[0]) * x_t.size  # expected in the peak's bar: Poisson-like noise
+        slack = 1.0 if t < 0 else 1.0 + NOISE_SIGMAS / math.sqrt(max(pixels, 1.0))  # x_0's bars are its own
+        needed = self.headroom * max(float(observed.max()), peak * slack, 1e-3)
+        top, new_top = self.ax.get_ylim()[1], round_top(needed)
         if new_top != top:
             self.ax.set_ylim(0.0, new_top)
             self._background = None  # new ticks

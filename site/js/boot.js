@@ -341,7 +341,8 @@
   const params = new URLSearchParams(location.search);
   const embedded = /^(1|true|yes)$/i.test(params.get("embed") || "");
   if (embedded) document.documentElement.classList.add("embed");
-  const list = (key) => (params.get(key) || "").split(",").map((name) => name.trim()).filter(Boolean);
+  // lock=t&lock=seed is lock=t,seed: each of the flag's values counts (the first alone did, without a word).
+  const list = (key) => params.getAll(key).join(",").split(",").map((name) => name.trim()).filter(Boolean);
 
   function applyFlags() {
     const embed = params.get("embed");

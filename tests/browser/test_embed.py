@@ -156,7 +156,8 @@ height="760"></iframe></body></html>""")
 
 
 def test_a_mistyped_flag_gets_a_notice_and_the_others_still_apply(watched, base_url):
-    page = watched.open(f"{base_url}/forward.html?embed=1&hide=imgae,time&lock=sede,schedule")
+    # A flag given twice counts both times (lock=sede&lock=schedule: the first alone did, without a word; QA25 F5).
+    page = watched.open(f"{base_url}/forward.html?embed=1&hide=imgae&hide=time&lock=sede&lock=schedule")
     text = page.inner_text("#notices")
     assert "hide: ignored “imgae”, not a group of this page (time, image, process, share, equations, code, export)" in text
     assert "lock: ignored “sede”, not a control of this page (t, image, size, schedule, steps, seed, hook)" in text

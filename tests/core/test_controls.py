@@ -192,6 +192,20 @@ def test_a_setting_lowered_to_fit_another_goes_back_to_the_students_choice():
     assert controls.constrain(state) == [] and state["ddim_steps"] == 20
 
 
+def test_a_ddim_steps_lowered_earlier_goes_back_up_under_ddpm_too():
+    # DDIM 50, Steps T 20 (DDIM steps 20), then DDPM and Steps T 1000: the address kept ddim_steps=20 while the
+    # tab would choose 50 with DDIM again, so a copied link differed from the tab (QA25 F3).
+    state = controls.defaults("reverse") | {"sampler": "ddim", "ddim_steps": 50, "steps": 20}
+    wanted = {"ddim_steps": 50}
+    assert controls.constrain(state, wanted) == ["ddim_steps"] and state["ddim_steps"] == 20
+    state["sampler"] = "ddpm"
+    state["steps"] = 10
+    assert controls.constrain(state, wanted) == [] and state["ddim_steps"] == 20  # DDPM lowers nothing
+    state["steps"] = 1000
+    assert controls.constrain(state, wanted) == ["ddim_steps"] and state["ddim_steps"] == 50
+    assert controls.to_query(state, "reverse") == ""  # every setting at its default again
+
+
 def test_injection_is_echoed_short_and_as_text():
     state, notices = controls.parse_query("schedule=<img src=x onerror=alert(1)>" + "A" * 500, "forward")
     assert state["schedule"] == "linear"
@@ -249,3 +263,10 @@ def test_code_too_long_for_a_link_comes_back_only_where_the_tab_kept_it():
                            "browser tab where it was run, using the original"]
     state, notices = controls.parse_query("hook=tab.not-a-key", "forward", kept_code=kept.get)
     assert state["hook"] == "" and "is not valid" in notices[0]
+
+
+def test_minus_zero_is_zero_in_the_box_and_the_address():
+    # eta=-0 showed "-0.0" in its box (QA25).
+    state, notices = controls.parse_query("sampler=ddim&eta=-0", "reverse")
+    assert notices == [] and controls._show(state["eta"]) == "0.0"
+    assert controls.to_query(state, "reverse") == "sampler=ddim"
