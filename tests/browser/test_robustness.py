@@ -198,6 +198,15 @@ def test_notices_do_not_pile_up_and_can_be_dismissed(watched, base_url):
     expect(items).to_have_count(0)
     page.get_by_label("Steps T").fill("20")
     page.get_by_label("Steps T").press("Enter")
+    expect(items).to_have_count(1)
+    page.get_by_label("Sampler").select_option("ddpm")  # and back up under DDPM: the address had kept the 20
+    page.get_by_label("Steps T").fill("100")
+    page.get_by_label("Steps T").press("Enter")
+    expect(items).to_have_count(0)
+    page.wait_for_function("!location.search.includes('ddim_steps=')")  # the link's 50 is the default
+    page.get_by_label("Sampler").select_option("ddim")
+    page.get_by_label("Steps T").fill("20")
+    page.get_by_label("Steps T").press("Enter")
     page.get_by_label("Seed").fill("-3")
     page.get_by_label("Seed").press("Enter")
     expect(items).to_have_count(2)
