@@ -195,8 +195,8 @@ def constrain(state: dict[str, object], wanted: dict[str, object] | None = None)
     if ddim:
         at_most("ddim_steps", state.get("steps"))  # before "step", whose limit it may be
     elif "ddim_steps" in state and "steps" in state:
-        # DDPM lowers no DDIM steps (a notice about a setting not in use would only puzzle), but a value lowered
-        # earlier goes back up as Steps T allows: else the link kept the lowered one while this tab did not.
+        # DDPM lowers no DDIM steps (see in_use), but a value lowered earlier goes back up as Steps T allows:
+        # else the link kept the lowered one while this tab did not.
         back = min(wanted.get("ddim_steps", state["ddim_steps"]), state["steps"])
         if back > state["ddim_steps"]:
             state["ddim_steps"] = back
@@ -206,6 +206,12 @@ def constrain(state: dict[str, object], wanted: dict[str, object] | None = None)
         state["size"] = clamp(BY_NAME["size"], round(state["size"] / 16) * 16)
         changed.append("size")
     return changed
+
+
+def in_use(name: str, state: dict[str, object]) -> bool:
+    """Whether a setting counts with the others as they are (DDIM steps only with DDIM): a notice about one
+    not in use would only puzzle."""
+    return name != "ddim_steps" or state.get("sampler") == "ddim"
 
 
 class Notice(str):

@@ -28,7 +28,7 @@ LOG_SPAN = 20.0  # the beta axis spans at least this factor (1.3 decades): matpl
 # The histogram's top leaves the predicted density's peak room for this many standard deviations of the sampling
 # noise of the bar under it, so that noise does not flip the top between two round numbers while t moves (QA13 F1);
 # it depends on t alone, not on the t visited before, so a link shows the axis the sender saw (QA25 F4).
-NOISE_SIGMAS = 3.0
+NOISE_SIGMAS = 4.0
 LEGEND_GAP = 0.03  # between the highest bar and the histogram's legend, as a share of the axes' height
 ROUND_TOPS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)  # times a power of ten: the histogram's top
 
@@ -317,7 +317,7 @@ class HistogramFigure:
         self.predicted.set_data(predicted)
         peak = float(predicted.max())
         pixels = peak * (self.edges[1] - self.edges[0]) * x_t.size  # expected in the peak's bar: Poisson-like noise
-        slack = 1.0 if t < 0 else 1.0 + NOISE_SIGMAS / math.sqrt(max(pixels, 1.0))  # x_0's bars are its own
+        slack = 1.0 + NOISE_SIGMAS / math.sqrt(max(pixels, 1.0))  # x_0's too, so t = 0 and 1 share an axis
         needed = self.headroom * max(float(observed.max()), peak * slack, 1e-3)
         top, new_top = self.ax.get_ylim()[1], round_top(needed)
         if new_top != top:

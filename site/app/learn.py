@@ -301,6 +301,7 @@ class Editor:
         self.pending = False  # the editor holds code from a link that has not been run
         self.held = ""  # why code the student ran in this tab waits for Run all the same (see `running`)
         self.failure = None  # the last HookError to show, if any
+        self.failed = ""  # the status that said so
         self.remark = ""  # what the status adds about the student's code in use (set by the panel)
         page.on(self.part(""), "keydown", self._keydown)
         page.on(self.part("").closest("fieldset"), "focusin", lambda event: self.listen())
@@ -343,7 +344,9 @@ class Editor:
     def status(self, text: str | None = None) -> None:
         if text is None:
             locked = self.part("").readOnly  # by the link's lock= (js/boot.js): Run only
-            if self.held:
+            if self.failure is not None:
+                text = self.failed  # what went wrong stays said while its error box shows
+            elif self.held:
                 text = (f"Your {self.name} below ran too long when it last ran in this tab ({self.held}), so it "
                         f"waits for Run; until then the page uses {self.original()}.{self.scope()}")
             elif self.pending:
@@ -377,12 +380,13 @@ class Editor:
         editor = self.part("")
         editor.setAttribute("aria-invalid", "false" if self.failure is None else "true")
         # What went wrong, in the status line's summary (the error box's own name would stand in for its text),
-        # is read with the code it is about.
-        described = f"{self.ids}-help" + ("" if self.failure is None else f" {self.ids}-status")
-        editor.setAttribute("aria-describedby", described)
+        # is read with the code it is about; the other descriptions stay (the link's lock=, js/boot.js).
+        status = f"{self.ids}-status"
+        ids = [id_ for id_ in (editor.getAttribute("aria-describedby") or "").split() if id_ != status]
+        editor.setAttribute("aria-describedby", " ".join(ids + ([] if self.failure is None else [status])))
 
     def fail(self, error, text: str) -> None:
-        self.failure = error
+        self.failure, self.failed = error, text
         self.show_failure()
         self.status(text)
 
@@ -700,7 +704,7 @@ class ReversePanel(Panel):
         (called when the view rebuilds): not when it failed in the last chain, or does not apply here.
         `elsewhere` is the status of the student's code where it does not apply, `idle` that of the original."""
         if not editor.in_use:
-            if idle and not applies and not (editor.pending or editor.held):  # those say what Run would do
+            if idle and not applies and not (editor.pending or editor.held or editor.failure):  # they say more
                 editor.status(idle)
             return None
         if self._broken(editor):

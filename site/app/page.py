@@ -391,8 +391,9 @@ def _lower_first(label: str) -> str:
 
 def strip_words(process: str, ts) -> str:
     """A strip of pictures in words, for its text alternative: which t it shows."""
-    ts = [str(t) for t in ts]
-    return f"Pictures of the {process} at t = {', '.join(ts[:-1])} and {ts[-1]}"
+    *ts, last = [str(t) for t in ts]
+    return f"Pictures of the {process} at t = {', '.join(ts)} and {last}" if ts else \
+        f"A picture of the {process} at t = {last}"
 
 
 def blit(canvas, rgba) -> None:
@@ -600,7 +601,7 @@ class Settings:
         self.state, notices = controls.parse_query(js.location.search, view, kept_code=kept_in_tab,
                                                    wanted=self.wanted)
         self.local = {}  # choices only this tab has (an uploaded picture), kept out of the URL
-        self.search = js.location.search  # the settings' part of the address, as it was last read or written
+        self.restoring = False  # True while the view takes the settings of another history entry
         self.notify(notices)
         self._on_change = on_change
         self.url_later = Later(URL_DELAY_S, self.sync_url, URL_MAX_WAIT_S, "The address could not be updated.")
@@ -670,8 +671,8 @@ class Settings:
         self.state[name] = self.wanted[name] = value
         adjusted = controls.constrain(self.state, self.wanted)
         for other in set(adjusted) - controls.TIME_NAMES:  # a slider's new range shows itself; a number box does not
-            if self.state[other] == self.wanted.get(other):
-                clear_notices(other)  # back to what the student chose
+            if self.state[other] == self.wanted.get(other) or not controls.in_use(other, self.state):
+                clear_notices(other)  # back to what the student chose, or not in use
             else:
                 show_notice(controls.adjusted_notice(other, self.state), other)
         changed = {name, *adjusted}
@@ -681,23 +682,32 @@ class Settings:
         return self._on_change(changed)
 
     def reload_from_url(self):
-        """Back/Forward to another entry of this page: take its settings, as a fresh load would.
+        """Back/Forward to another entry of this page: show its settings, as a fresh load of its address would.
 
-        An entry of the same settings (a #link such as "Skip to the demo" makes one, and Back returns from
-        it) changes nothing: it had reset the reverse chain and dropped an uploaded picture.
+        Only what differs changes: an entry of the same settings (a #link such as "Skip to the demo" makes one)
+        changes nothing, one of another step only moves the reverse view's slider. A choice only this tab has
+        (an uploaded picture) stays where the entry's address has the default, as every address of it does.
         """
-        if js.location.search == self.search:
-            return None
-        self.search = js.location.search
-        self.local, self.wanted = {}, {}
-        self.state, notices = controls.parse_query(js.location.search, self.view, kept_code=kept_in_tab,
-                                                   wanted=self.wanted)
+        self.url_later.cancel()  # a write still due was the entry's just left
+        wanted = {}
+        state, notices = controls.parse_query(js.location.search, self.view, kept_code=kept_in_tab, wanted=wanted)
+        self.local = {name: value for name, value in self.local.items()
+                      if state[name] == self.controls[name].default}
+        state.update(self.local)
+        changed = {name for name in self.controls if state[name] != self.state[name]}
+        self.state, self.wanted = state, wanted
         self.notify(notices)
         if notices:
             self.sync_url()
         for name in self.controls:
             self.write(name)
-        return self._on_change(set(self.controls))
+        if not changed:
+            return None
+        self.restoring = True
+        try:
+            return self._on_change(changed)
+        finally:
+            self.restoring = False
 
     def sync_url_for(self, changed: set) -> None:
         """Write the address now, or soon if only a time slider moved (see URL_DELAY_S)."""
@@ -718,7 +728,6 @@ class Settings:
         query = controls.to_query(shared, self.view, keep_flags_from=js.location.search)
         url = js.location.pathname + (f"?{query}" if query else "") + js.location.hash
         js.history.replaceState(js.history.state, "", url)
-        self.search = js.location.search  # as the browser writes it
         # js/boot.js says so when a link is copied: the link brings the default in place of these,
         labels = ", ".join(_lower_first(self.controls[name].label) for name in here_only)
         link_caveat("here only", labels and f"Your own choice of {labels} stays in this browser: the link opens "

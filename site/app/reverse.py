@@ -202,9 +202,9 @@ class ReverseView:
     def changed(self, names: set) -> None:
         if names - {"step"}:
             self.show_relevant_controls()
-            # A new chain starts at x_T, unless the link fixes the step or the change brings one (Back to an
-            # earlier address shows its step, as a fresh load of it does).
-            if not self.settings.locked("step") and "step" not in names:
+            # A new chain starts at x_T, unless the link fixes the step or Back/Forward brings its own (an
+            # address shows its step, as a fresh load of it does).
+            if not self.settings.locked("step") and not self.settings.restoring:
                 self.settings.set("step", 0)
             self.rebuild()
         else:

@@ -163,6 +163,10 @@ def test_an_editors_status_is_spoken_only_once_the_student_works_in_it(watched, 
     assert len(spoken) == 1 and "did not run" in spoken[0]
     expect(editor).to_have_attribute("aria-invalid", "true")
     expect(editor).to_have_accessible_description(re.compile("did not run.*SyntaxError"))  # with the code
+    page.get_by_label("Seed").fill("3")  # a new chain: what went wrong stays said while its box shows (QA27)
+    page.get_by_label("Seed").press("Enter")
+    page.wait_for_function("document.getElementById('result').textContent !== ''")
+    expect(status).to_contain_text("Your code did not run")
     page.get_by_role("button", name="Reset code of the noise prediction").click()
     expect(editor).not_to_have_accessible_description(re.compile("did not run"))
     assert [region for region, _ in page.evaluate("window.spoken") if region.endswith("hook-status")] == \

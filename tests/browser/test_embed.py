@@ -216,6 +216,12 @@ def test_a_teacher_can_lock_the_code_which_stays_readable_and_runnable(watched, 
     constant = schedules.from_betas(np.full(1000, 0.01))
     noise = np.random.default_rng(0).standard_normal((64, 64))
     assert_same_image(canvas_gray(page, "frame"), forward.q_sample(x0, 299, noise, constant))
+    broken = "def betas(T):\n    return np.full(T, 0.01) / undefined\n"  # the lock stays said beside the error
+    page = watched.open(f"{base_url}/forward.html?embed=1&hook={controls.code_to_url(broken)}&lock=schedule")
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.locator("#hook-status")).to_contain_text("did not run")
+    expect(page.get_by_label("Code of betas(T)")).to_have_accessible_description(
+        re.compile(r"^The link that opened this page fixes this code.*Your code did not run \(.*NameError"))
     # The reverse view's step(…) locks the same way.
     page = watched.open(f"{base_url}/reverse.html?embed=1&lock=step_hook")
     assert page.locator("#notices li").count() == 0

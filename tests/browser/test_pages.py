@@ -172,10 +172,17 @@ def test_an_uploaded_png_becomes_the_image(watched, base_url, tmp_path):
     page.go_back()
     page.wait_for_timeout(300)
     assert page.input_value("#image") == "upload" and np.array_equal(canvas_gray(page, "frame"), shown)
+    page.get_by_role("link", name="Skip to the demo").press("Enter")  # and Back over a change: its t, this picture
+    page.get_by_label("Timestep").press("ArrowRight")
+    page.get_by_label("Timestep").press("ArrowRight")
+    page.go_back()
+    expect(page.locator("#readout")).to_contain_text("t = 0")
+    assert page.input_value("#image") == "upload" and np.array_equal(canvas_gray(page, "frame"), shown)
 
 
 def test_a_link_in_the_page_and_back_keep_the_reverse_step(watched, base_url):
-    # A #link, and Back to an earlier address, reset the chain to step 0 and dropped step= (QA25).
+    # A #link, and Back to an earlier address, reset the chain to step 0 and dropped step= (QA25); Back to an
+    # entry of another step only moves the slider (it computed the chain again; QA27).
     page = watched.open(f"{base_url}/reverse.html?sampler=ddim&step=30")
     wait_for_result(page)
     assert readout(page).startswith("t = 381, step 30 of 50")
@@ -184,6 +191,16 @@ def test_a_link_in_the_page_and_back_keep_the_reverse_step(watched, base_url):
     page.wait_for_timeout(500)
     assert readout(page).startswith("t = 381, step 30 of 50") and np.array_equal(canvas_gray(page, "frame"), shown)
     assert page.url.endswith("reverse.html?sampler=ddim&step=30#main")
+    page.get_by_label("Timestep").press("ArrowRight")
+    page.wait_for_function("location.search.includes('step=31')")
+    page.evaluate("""() => { window.resultChanges = 0; new MutationObserver(() => window.resultChanges++)
+        .observe(document.getElementById('result'), {childList: true, characterData: true, subtree: true}); }""")
+    page.go_back()
+    expect(page.locator("#readout")).to_contain_text("step 30 of 50")
+    page.go_forward()
+    expect(page.locator("#readout")).to_contain_text("step 31 of 50")
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.resultChanges") == 0  # the same chain
     page.get_by_label("Seed").fill("7")  # this entry (#main) gets another chain, at x_T
     page.get_by_label("Seed").press("Enter")
     expect(page.locator("#readout")).to_contain_text("step 0 of 50")
@@ -191,6 +208,9 @@ def test_a_link_in_the_page_and_back_keep_the_reverse_step(watched, base_url):
     wait_for_result(page)
     expect(page.locator("#readout")).to_contain_text("t = 381, step 30 of 50")
     assert np.array_equal(canvas_gray(page, "frame"), shown) and page.url.endswith("?sampler=ddim&step=30")
+    page.get_by_label("DDIM steps").fill("20")  # a new chain starts at x_T, not at its end (QA27 F1)
+    page.get_by_label("DDIM steps").press("Enter")
+    expect(page.locator("#readout")).to_contain_text("step 0 of 20")
 
 
 def test_a_short_chain_plays_slowly_enough_to_watch(watched, base_url):

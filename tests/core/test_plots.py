@@ -181,24 +181,26 @@ def test_the_histogram_redraws_only_what_moves_and_shows_what_a_full_draw_does(c
         assert all(plots.round_top(top) == top for top in tops)
 
 
-@pytest.mark.parametrize("image, size", [("face", 64), ("gradient", 16)])
-def test_the_histograms_top_at_a_t_is_the_same_whichever_t_came_before(image, size):
+@pytest.mark.parametrize("image, size", [("face", 64), ("gradient", 32), ("gradient", 16), ("checkerboard", 16),
+                                         ("disc", 32)])
+def test_the_histograms_top_at_a_t_is_the_same_whichever_t_came_before_and_does_not_flicker(image, size):
     """A link opens at its t without the sender's scrub before it: the density axis ended at 1.0 after scrubbing to
-    t = 105 of the cosine schedule and at 0.8 on opening its link (QA25 F4)."""
+    t = 105 of the cosine schedule and at 0.8 on opening its link (QA25 F4). Nor may the top flip back and forth
+    between two round numbers as t moves (QA13 F1; 6 times in 20 steps at 32 x 32 with less room, QA27 F3)."""
     s = get_schedule("cosine", 1000)
     x0 = make_image(image, size)
-    noise = np.random.default_rng(0).standard_normal(x0.shape)
+    noise = np.random.default_rng(1).standard_normal(x0.shape)
 
     def top(fig, t):
         fig.update(x0 if t < 0 else q_sample(x0, t, noise, s), x0, t, s)
         return fig.ax.get_ylim()[1]
 
     scrubbed = plots.HistogramFigure(width_px=480, height_px=300)
-    along = [top(scrubbed, t) for t in range(-1, 1000, 3)]
-    for t, seen in zip(range(-1, 1000, 3), along):
-        if t % 45 == 2:
-            assert top(plots.HistogramFigure(width_px=480, height_px=300), t) == seen, t
-    assert sum(a != b for a, b in zip(along, along[1:])) <= 12  # steady: no flipping between two tops
+    along = [top(scrubbed, t) for t in range(-1, 1000)]
+    for t in range(-1, 1000, 37):
+        assert top(plots.HistogramFigure(width_px=480, height_px=300), t) == along[t + 1], t
+    moves = [np.sign(b - a) for a, b in zip(along, along[1:]) if b != a]
+    assert sum(a != b for a, b in zip(moves, moves[1:])) <= 2  # turns of direction over the whole scrub
 
 
 def test_the_histograms_top_comes_down_steadily_as_the_noise_spreads():
