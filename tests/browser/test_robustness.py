@@ -164,6 +164,12 @@ def test_the_last_picture_chosen_is_shown_however_long_the_first_takes(watched, 
     assert_still_working(page)
 
 
+def enter(page, label: str, value: str) -> None:
+    """Type a value into a number box and press Enter, as a student sets it."""
+    page.get_by_label(label).fill(value)
+    page.get_by_label(label).press("Enter")
+
+
 def test_notices_do_not_pile_up_and_can_be_dismissed(watched, base_url):
     page = watched.open(f"{base_url}/forward.html?image=disc")
     seed, items = page.get_by_label("Seed"), page.locator("#notices li")
@@ -187,32 +193,25 @@ def test_notices_do_not_pile_up_and_can_be_dismissed(watched, base_url):
 
     page.goto(f"{base_url}/reverse.html?sampler=ddim&ddim_steps=50&steps=100&size=16")
     page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
-    page.get_by_label("Steps T").fill("20")
-    page.get_by_label("Steps T").press("Enter")
+    enter(page, "Steps T", "20")
     expect(items).to_have_count(1)
     assert "DDIM steps: adjusted to 20" in items.first.inner_text()
     assert page.get_by_label("DDIM steps").input_value() == "20"
-    page.get_by_label("Steps T").fill("100")  # room again: DDIM steps goes back to the link's 50
-    page.get_by_label("Steps T").press("Enter")
+    enter(page, "Steps T", "100")  # room again: DDIM steps goes back to the link's 50
     expect(page.get_by_label("DDIM steps")).to_have_value("50")
     expect(items).to_have_count(0)
-    page.get_by_label("Steps T").fill("20")
-    page.get_by_label("Steps T").press("Enter")
+    enter(page, "Steps T", "20")
     expect(items).to_have_count(1)
     page.get_by_label("Sampler").select_option("ddpm")  # and back up under DDPM: the address had kept the 20
-    page.get_by_label("Steps T").fill("30")  # part way: no notice about a setting DDPM does not use (QA27)
-    page.get_by_label("Steps T").press("Enter")
+    enter(page, "Steps T", "30")  # part way: no notice about a setting DDPM does not use (QA27)
     expect(page.get_by_label("DDIM steps")).to_have_value("30")
     expect(items).to_have_count(0)
-    page.get_by_label("Steps T").fill("100")
-    page.get_by_label("Steps T").press("Enter")
+    enter(page, "Steps T", "100")
     expect(items).to_have_count(0)
     page.wait_for_function("!location.search.includes('ddim_steps=')")  # the link's 50 is the default
     page.get_by_label("Sampler").select_option("ddim")
-    page.get_by_label("Steps T").fill("20")
-    page.get_by_label("Steps T").press("Enter")
-    page.get_by_label("Seed").fill("-3")
-    page.get_by_label("Seed").press("Enter")
+    enter(page, "Steps T", "20")
+    enter(page, "Seed", "-3")
     expect(items).to_have_count(2)
     page.get_by_role("button", name="Dismiss this notice").first.click()  # by mouse
     expect(items).to_have_count(1)
