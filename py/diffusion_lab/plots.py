@@ -165,7 +165,10 @@ class ScheduleFigure:
     def __init__(self, schedule: Schedule, *, width_px: int, height_px: int, scale: float = 1.0,
                  stacked: bool = False):
         self.figure = _figure(width_px, height_px, scale)
-        self.axes = self.figure.subplots(3, 1, sharex=True) if stacked else self.figure.subplots(1, 3)
+        # A list, not the ndarray subplots() returns: numpy's object arrays are invisible to Python's cycle
+        # collector, so figure -> _diffusion_lab_render -> self -> array -> axes -> figure was never freed, and
+        # each refit of the page (a resize, a phone turned) kept its figure: 3-8 MB each (QA26 F1).
+        self.axes = list(self.figure.subplots(3, 1, sharex=True) if stacked else self.figure.subplots(1, 3))
         titles = ("βₜ (log scale)", "ᾱₜ", "ln SNRₜ")  # Unicode, not mathtext: its parser costs a page 0.3 s
         self.lines, self.markers, self.dots = [], [], []
         for ax, title in zip(self.axes, titles):
