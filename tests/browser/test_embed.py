@@ -61,8 +61,9 @@ def test_embed_code_is_an_accessible_lazy_iframe(watched, base_url):
     assert 'loading="lazy"' in code and "embed=1" in code and "denoiser=ideal" in code
     # With the script that fits the frame to the view's height, which the status line explains.
     assert code.endswith(f'</iframe>\n<script src="{base_url}/embed.js" defer></script>')
-    status = page.inner_text("#share-status")
-    assert "script line fits the frame" in status and "only on this computer" not in status  # said offline only
+    # The line is written once the clipboard has answered, after the code is shown.
+    expect(page.locator("#share-status")).to_contain_text("script line fits the frame")
+    assert "only on this computer" not in page.inner_text("#share-status")  # said offline only
 
 
 def test_a_course_page_on_another_origin_embeds_and_resizes(watched, site, tmp_path):
