@@ -301,7 +301,7 @@ class Editor:
         self.pending = False  # the editor holds code from a link that has not been run
         self.held = ""  # why code the student ran in this tab waits for Run all the same (see `running`)
         self.failure = None  # the last HookError to show, if any
-        self.failed = ""  # the status that said so
+        self.failed = lambda: ""  # the status that says so
         self.remark = ""  # what the status adds about the student's code in use (set by the panel)
         page.on(self.part(""), "keydown", self._keydown)
         page.on(self.part("").closest("fieldset"), "focusin", lambda event: self.listen())
@@ -345,7 +345,7 @@ class Editor:
         if text is None:
             locked = self.part("").readOnly  # by the link's lock= (js/boot.js): Run only
             if self.failure is not None:
-                text = self.failed  # what went wrong stays said while its error box shows
+                text = self.failed()  # what went wrong stays said while its error box shows
             elif self.held:
                 text = (f"Your {self.name} below ran too long when it last ran in this tab ({self.held}), so it "
                         f"waits for Run; until then the page uses {self.original()}.{self.scope()}")
@@ -385,10 +385,11 @@ class Editor:
         ids = [id_ for id_ in (editor.getAttribute("aria-describedby") or "").split() if id_ != status]
         editor.setAttribute("aria-describedby", " ".join(ids + ([] if self.failure is None else [status])))
 
-    def fail(self, error, text: str) -> None:
-        self.failure, self.failed = error, text
+    def fail(self, error, text) -> None:
+        """Show `error`; `text` is the status (a function for words that follow the settings while it shows)."""
+        self.failure, self.failed = error, text if callable(text) else lambda: text
         self.show_failure()
-        self.status(text)
+        self.status()
 
     def run(self) -> None:
         """Run the editor's code; on success the views recompute with it, on failure the last working stays."""
@@ -399,11 +400,8 @@ class Editor:
             with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed), running(source):
                 self.check(source)  # redirected: what it prints, warnings too
         except self.panel.hooks.HookError as error:
-            kept = f"your last working {self.name}" if self.in_use else self.original()
-            unused = self.panel.unused_why(self) if self.in_use else ""
-            if unused:  # nor does the last that worked, now
-                kept = f"{self.original()} (your last working {self.name} {unused})"
-            self.fail(error, f"Your code did not run ({error.summary}). The page keeps using {kept}.")
+            summary = error.summary  # the name `error` goes with the except block
+            self.fail(error, lambda: f"Your code did not run ({summary}). The page keeps using {self.kept()}.")
             return
         finally:
             self.show_printed(str(printed))
@@ -414,6 +412,15 @@ class Editor:
             page.keep_in_tab(custom)  # the link holds its key (controls.tab_key)
         self.settings.set(self.setting, custom)
         self.panel.view.changed({self.setting})
+
+    def kept(self) -> str:
+        """What the page computes with while the student's last Run failed: their last working code, or not."""
+        if not self.in_use:
+            return self.original()
+        unused = self.panel.unused_why(self)
+        if unused:  # nor does the last that worked, now
+            return f"{self.original()} (your last working {self.name} {unused})"
+        return f"your last working {self.name}"
 
     def show_printed(self, text: str) -> None:
         """What print() wrote while Run checked the code (later calls, in the chain, go to the browser's console)."""
@@ -508,6 +515,7 @@ class Panel:
             if editor.failure is not None and editor.failure is self.steps_failure:
                 editor.failure = None  # it works with this T again
                 editor.show_failure()
+                editor.status()
             self.students_schedule = True
             return schedule
         return self.core.schedules.get_schedule(name, steps)

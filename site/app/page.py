@@ -602,6 +602,7 @@ class Settings:
                                                    wanted=self.wanted)
         self.local = {}  # choices only this tab has (an uploaded picture), kept out of the URL
         self.restoring = False  # True while the view takes the settings of another history entry
+        self.written = js.location.search  # the address's settings as last read or written
         self.notify(notices)
         self._on_change = on_change
         self.url_later = Later(URL_DELAY_S, self.sync_url, URL_MAX_WAIT_S, "The address could not be updated.")
@@ -610,6 +611,8 @@ class Settings:
             if self.controls[name].kind != "code":
                 on(element(name), "input" if self.controls[name].widget == "range" else "change",
                    lambda event, name=name: self._changed(name))
+        for name in controls.TIME_NAMES & set(self.controls):  # let go (or a key): the address now, before Back
+            on(element(name), "change", lambda event: self.flush_url())
         on(js.window, "popstate", lambda event: self.reload_from_url())  # also on following a #link
         on(js.window, "pagehide", lambda event: self.flush_url())
         on(js.window, "diffusion-lab:flush-url", lambda event: self.flush_url())  # js/boot.js, before Copy link
@@ -675,25 +678,33 @@ class Settings:
                 clear_notices(other)  # back to what the student chose, or not in use
             else:
                 show_notice(controls.adjusted_notice(other, self.state), other)
+        for other in self.controls:
+            if not controls.in_use(other, self.state):
+                clear_notices(other)  # its field is hidden: no notice about it
         changed = {name, *adjusted}
         for other in changed | controls.TIME_NAMES & set(self.controls):
             self.write(other)
-        self.sync_url_for(changed)
-        return self._on_change(changed)
+        try:
+            return self._on_change(changed)
+        finally:  # after the view, which may move a time slider (a new chain starts at x_T): one address
+            self.sync_url_for(changed)
 
     def reload_from_url(self):
         """Back/Forward to another entry of this page: show its settings, as a fresh load of its address would.
 
         Only what differs changes: an entry of the same settings (a #link such as "Skip to the demo" makes one)
         changes nothing, one of another step only moves the reverse view's slider. A choice only this tab has
-        (an uploaded picture) stays where the entry's address has the default, as every address of it does.
+        (an uploaded picture) shows where the entry's address has the default, as every address of it does.
         """
+        if self.url_later.handle is not None and js.location.search == self.written:
+            self.sync_url()  # this entry's address is the last written, older than what the page shows: a #link
+            return None  # made it a moment after a slider moved (or Back went to an entry of the same address)
         self.url_later.cancel()  # a write still due was the entry's just left
+        self.written = js.location.search
         wanted = {}
         state, notices = controls.parse_query(js.location.search, self.view, kept_code=kept_in_tab, wanted=wanted)
-        self.local = {name: value for name, value in self.local.items()
-                      if state[name] == self.controls[name].default}
-        state.update(self.local)
+        state.update({name: value for name, value in self.local.items()
+                      if state[name] == self.controls[name].default})
         changed = {name for name in self.controls if state[name] != self.state[name]}
         self.state, self.wanted = state, wanted
         self.notify(notices)
@@ -728,6 +739,7 @@ class Settings:
         query = controls.to_query(shared, self.view, keep_flags_from=js.location.search)
         url = js.location.pathname + (f"?{query}" if query else "") + js.location.hash
         js.history.replaceState(js.history.state, "", url)
+        self.written = js.location.search  # as the browser writes it
         # js/boot.js says so when a link is copied: the link brings the default in place of these,
         labels = ", ".join(_lower_first(self.controls[name].label) for name in here_only)
         link_caveat("here only", labels and f"Your own choice of {labels} stays in this browser: the link opens "

@@ -297,6 +297,21 @@ def test_a_failed_run_names_what_the_page_uses_when_the_last_working_code_fails_
     expect(page.locator("#hook-status")).to_contain_text(
         "The page keeps using the Linear (DDPM) schedule (your last working betas(T) does not work with T = 10).")
     assert numbers(page)["beta"] == pytest.approx(schedules.get_schedule("linear", 10).betas[4], rel=1e-12)
+    page.get_by_label("Schedule", exact=True).select_option("cosine")  # the words follow it (QA28)
+    expect(page.locator("#hook-status")).to_contain_text("the page uses the Cosine (improved DDPM) schedule")
+
+
+def test_a_betas_that_works_again_with_a_new_t_says_so(watched, base_url):
+    # The status kept "does not work with T = 600" once T = 400 worked again (QA28).
+    page = watched.open(f"{base_url}/forward.html?t=5&steps=400")
+    run_code(page, "def betas(T):\n    assert T <= 500\n    return np.full(T, 0.01)\n")
+    page.get_by_label("Steps T").fill("600")
+    page.get_by_label("Steps T").press("Enter")
+    expect(page.locator("#hook-status")).to_contain_text("does not work with T = 600")
+    page.get_by_label("Steps T").fill("400")
+    page.get_by_label("Steps T").press("Enter")
+    expect(page.locator("#hook-status")).to_contain_text("In use: your betas(T)")
+    expect(page.locator("#hook-error")).to_be_hidden()
 
 
 def test_what_the_code_prints_on_run_is_shown_under_it(watched, base_url):

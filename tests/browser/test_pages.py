@@ -178,6 +178,12 @@ def test_an_uploaded_png_becomes_the_image(watched, base_url, tmp_path):
     page.go_back()
     expect(page.locator("#readout")).to_contain_text("t = 0")
     assert page.input_value("#image") == "upload" and np.array_equal(canvas_gray(page, "frame"), shown)
+    page.get_by_role("link", name="Skip to the demo").press("Enter")  # another image there, then Back, Forward
+    image.select_option("disc")
+    for move, expected in ((page.go_back, "upload"), (page.go_forward, "disc"), (page.go_back, "upload")):
+        move()
+        expect(page.locator("#image")).to_have_value(expected)  # the picture stays this tab's (QA28)
+    assert np.array_equal(canvas_gray(page, "frame"), shown)
 
 
 def test_a_link_in_the_page_and_back_keep_the_reverse_step(watched, base_url):
@@ -211,6 +217,12 @@ def test_a_link_in_the_page_and_back_keep_the_reverse_step(watched, base_url):
     page.get_by_label("DDIM steps").fill("20")  # a new chain starts at x_T, not at its end (QA27 F1)
     page.get_by_label("DDIM steps").press("Enter")
     expect(page.locator("#readout")).to_contain_text("step 0 of 20")
+    page.get_by_role("link", name="Skip to the demo").press("Enter")
+    page.get_by_label("Timestep").press("End")  # then Back at once: the address had not caught up (QA28)
+    page.evaluate("history.back()")
+    expect(page.locator("#readout")).to_contain_text("step 0 of 20")
+    page.go_forward()
+    expect(page.locator("#readout")).to_contain_text("step 20 of 20")
 
 
 def test_a_short_chain_plays_slowly_enough_to_watch(watched, base_url):

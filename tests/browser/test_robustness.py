@@ -203,6 +203,7 @@ def test_notices_do_not_pile_up_and_can_be_dismissed(watched, base_url):
     enter(page, "Steps T", "20")
     expect(items).to_have_count(1)
     page.get_by_label("Sampler").select_option("ddpm")  # and back up under DDPM: the address had kept the 20
+    expect(items).to_have_count(0)  # DDIM steps' field is hidden: its notice goes (QA28)
     enter(page, "Steps T", "30")  # part way: no notice about a setting DDPM does not use (QA27)
     expect(page.get_by_label("DDIM steps")).to_have_value("30")
     expect(items).to_have_count(0)
