@@ -197,6 +197,11 @@ def from_uint8(gray: np.ndarray) -> np.ndarray:
     return np.asarray(gray, dtype=np.float64) / 127.5 - 1.0
 
 
+def as_shown(x: np.ndarray) -> np.ndarray:
+    """A picture as the page shows it: rounded to its 256 grey levels (clipped), back in [-1, 1] as float64."""
+    return from_uint8(as_uint8(x))
+
+
 def as_uint8(x: np.ndarray) -> np.ndarray:
     """A picture as uint8: float ones in [-1, 1] through to_uint8, uint8 ones as they are."""
     return x if x.dtype == np.uint8 else to_uint8(x)

@@ -673,14 +673,14 @@ class Settings:
             clear_notices(name)
         self.state[name] = self.wanted[name] = value
         adjusted = controls.constrain(self.state, self.wanted)
-        for other in set(adjusted) - controls.TIME_NAMES:  # a slider's new range shows itself; a number box does not
-            if self.state[other] == self.wanted.get(other) or not controls.in_use(other, self.state):
-                clear_notices(other)  # back to what the student chose, or not in use
-            else:
-                show_notice(controls.adjusted_notice(other, self.state), other)
         for other in self.controls:
             if not controls.in_use(other, self.state):
                 clear_notices(other)  # its field is hidden: no notice about it
+            elif other in adjusted and other not in controls.TIME_NAMES:  # a slider's new range shows itself
+                if self.state[other] == self.wanted.get(other):
+                    clear_notices(other)  # back to what the student chose
+                else:
+                    show_notice(controls.adjusted_notice(other, self.state), other)
         changed = {name, *adjusted}
         for other in changed | controls.TIME_NAMES & set(self.controls):
             self.write(other)

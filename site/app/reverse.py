@@ -77,6 +77,7 @@ class ReverseView:
             else:
                 denoiser = core.denoisers.IdealDenoiser(self.training, self.schedule)
         self.learn.new_chain(denoiser)
+        self.target_shown = core.images.as_shown(self.target)  # what x̂_0 is told against, once per chain
         if self.training is None:
             self.show_target(self.target, "Target (the image the oracle knows)")
         else:
@@ -230,10 +231,10 @@ class ReverseView:
 
     def describe_prediction(self, k: int, t: int) -> str:
         """The predicted clean picture of step k in words: how far it is from what the chain may end on."""
-        images, shown = self.core.images, self.core.images.from_uint8(self.predictions[k])
+        images, shown = self.core.images, self.core.images.as_shown(self.predictions[k])
         words = f"Predicted clean picture x̂_0 at t = {t}"
         if self.training is None:  # against the target as it is shown: the same pixels are identical
-            psnr = images.psnr(shown, images.from_uint8(images.as_uint8(self.target)))
+            psnr = images.psnr(shown, self.target_shown)
             return f"{words}: " + ("identical to the target" if psnr > 100 else
                                    f"PSNR {psnr:.1f} dB against the target")
         index, distance = images.nearest(shown, self.training)

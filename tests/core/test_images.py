@@ -5,8 +5,8 @@ import io
 import numpy as np
 import pytest
 
-from diffusion_lab.images import (HEAD_BYTES, IMAGE_NAMES, READABLE_FORMATS, Pictures, file_format, from_pixels,
-                                  from_uint8, make_image, nearest, psnr, to_rgba, to_uint8, training_set)
+from diffusion_lab.images import (HEAD_BYTES, IMAGE_NAMES, READABLE_FORMATS, Pictures, as_shown, file_format,
+                                  from_pixels, from_uint8, make_image, nearest, psnr, to_rgba, to_uint8, training_set)
 
 
 @pytest.mark.parametrize("size", [16, 64, 256])
@@ -139,6 +139,10 @@ def test_to_uint8_and_rgba():
     np.testing.assert_array_equal(to_uint8(from_uint8(u)), u)
     np.testing.assert_array_equal(to_rgba(to_uint8(x)), rgba)  # uint8 input is taken as is
     assert from_uint8(u)[0] == -1 and from_uint8(u)[-1] == 1
+    # As the page shows it: a float picture rounded and clipped to its grey levels, a uint8 one as it is.
+    np.testing.assert_array_equal(as_shown(x), from_uint8(to_uint8(x)))
+    np.testing.assert_array_equal(as_shown(u), from_uint8(u))
+    assert as_shown(np.array([-3.0, 3.0])).tolist() == [-1.0, 1.0]
 
 
 @pytest.mark.parametrize("budget, kept_as", [(3 * 4 * 4 * 4, np.float32), (3 * 4 * 4 * 4 - 1, np.uint8)])
