@@ -323,6 +323,14 @@ def to_query(state: dict[str, object], view: str, *, keep_flags_from: str = "") 
     return urlencode(pairs + flags, safe=",")  # lists (hide=a,b) and code read as typed
 
 
+def carried_query(state: dict[str, object], view: str, to_view: str) -> str:
+    """The query of a link from `view` to `to_view`: the settings both views have (the picture, the schedule,
+    T, the seed), as `state` has them. Not the code: each view has its own editor."""
+    here = {control.name for control in controls_for(view)}
+    carried = {control.name for control in controls_for(to_view) if control.kind != "code" and control.name in here}
+    return to_query({name: value for name, value in state.items() if name in carried}, to_view)
+
+
 def form_html(view: str, *, escape: Callable[[str], str], groups: tuple[str, ...] = GROUPS) -> str:
     """The controls of `view` in `groups` (of GROUPS), a fieldset each, disabled until Python is ready.
 

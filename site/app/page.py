@@ -618,6 +618,8 @@ class Settings:
         on(js.window, "diffusion-lab:flush-url", lambda event: self.flush_url())  # js/boot.js, before Copy link
         if notices:
             self.sync_url()  # the address shows the values in use, not the ones replaced
+        else:
+            self.link_views()
 
     def __getitem__(self, name: str):
         return self.state[name]
@@ -710,6 +712,8 @@ class Settings:
         self.notify(notices)
         if notices:
             self.sync_url()
+        else:
+            self.link_views()
         for name in self.controls:
             self.write(name)
         if not changed:
@@ -734,12 +738,13 @@ class Settings:
     def sync_url(self) -> None:
         """Replace (not push) the history entry, so slider ticks don't flood Back."""
         self.url_later.cancel()
-        here_only = [name for name, value in self.state.items() if self.local.get(name) == value]
-        shared = {**self.state, **{name: self.controls[name].default for name in here_only}}
+        here_only = self.here_only()
+        shared = self.shared()
         query = controls.to_query(shared, self.view, keep_flags_from=js.location.search)
         url = js.location.pathname + (f"?{query}" if query else "") + js.location.hash
         js.history.replaceState(js.history.state, "", url)
         self.written = js.location.search  # as the browser writes it
+        self.link_views()
         # js/boot.js says so when a link is copied: the link brings the default in place of these,
         labels = ", ".join(_lower_first(self.controls[name].label) for name in here_only)
         link_caveat("here only", labels and f"Your own choice of {labels} stays in this browser: the link opens "
@@ -750,6 +755,23 @@ class Settings:
         link_caveat("in tab", " ".join(f"Your {_lower_first(self.controls[name].label)} is too long for a link: "
                                        f"it stays in this tab, and the link opens with the original."
                                        for name in in_tab))
+
+    def here_only(self) -> list[str]:
+        """The settings whose value only this tab has (an uploaded picture)."""
+        return [name for name, value in self.state.items() if self.local.get(name) == value]
+
+    def shared(self) -> dict:
+        """The settings as a link gives them: the default in place of what only this tab has."""
+        return {**self.state, **{name: self.controls[name].default for name in self.here_only()}}
+
+    def link_views(self) -> None:
+        """The header's links to the other views carry the settings they share (see controls.carried_query)."""
+        shared = self.shared()
+        for link in js.document.querySelectorAll(".site-header a[data-view]"):
+            if link.dataset.view != self.view:
+                url = js.URL.new(link.href)  # reverse.html, or the offline edition's file.html#reverse
+                url.search = controls.carried_query(shared, self.view, link.dataset.view)
+                link.href = url.href
 
     def notify(self, notices: list[controls.Notice]) -> None:
         """Show the link's notices; each about a setting goes once the student sets that setting right."""

@@ -162,6 +162,7 @@ def test_an_uploaded_png_becomes_the_image(watched, base_url, tmp_path):
     page.wait_for_function("location.search.includes('image=face')")
     image.select_option("upload")  # the student's picture again, from the list
     page.wait_for_function("!location.search.includes('image=')")
+    assert page.get_by_role("link", name="Reverse", exact=True).get_attribute("href").endswith("/reverse.html")
     assert np.array_equal(canvas_gray(page, "frame"), shown)
     page.get_by_role("button", name="Copy link").click()
     expect(page.locator("#share-status")).to_contain_text(
@@ -366,6 +367,29 @@ def test_landing_page_leads_to_both_views(watched, base_url):
     page.get_by_role("link", name="Reverse diffusion").click()
     page.wait_for_selector("body[data-ready='true']", timeout=90_000)
     assert page.url.endswith("/reverse.html")
+
+
+def test_the_header_link_to_the_other_view_carries_the_settings_both_have(watched, base_url):
+    """Cosine, T = 500 and seed 7 watched forward are what the reverse view denoises; t and the code stay."""
+    page = watched.open(f"{base_url}/forward.html?schedule=cosine&steps=500&t=300")
+    page.get_by_label("Seed").fill("7")
+    page.get_by_label("Seed").press("Enter")
+    page.get_by_label("Image", exact=True).select_option("face")
+    page.get_by_label("Code of betas(T)").fill("def betas(T):\n    return np.full(T, 0.01)\n")
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.locator("#hook-status")).to_contain_text("In use: your betas(T)")
+    page.get_by_role("navigation", name="Views").get_by_role("link", name="Reverse").click()
+    page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+    assert page.url.endswith("/reverse.html?image=face&schedule=cosine&steps=500&seed=7")
+    assert page.input_value("#schedule") == "cosine" and page.input_value("#seed") == "7"
+    assert "Nichol & Dhariwal" in page.get_by_label("Code of betas(T)").input_value()  # its own editor: cosine's
+    page.get_by_label("Sampler").select_option("ddim")  # the reverse view's own settings stay behind
+    page.get_by_label("Steps T").fill("200")
+    page.get_by_label("Steps T").press("Enter")
+    page.get_by_role("navigation", name="Views").get_by_role("link", name="Forward").click()
+    page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+    assert page.url.endswith("/forward.html?image=face&schedule=cosine&steps=200&seed=7")
+    expect(page.locator("#readout")).to_contain_text("t = 0")
 
 
 def test_the_trained_network_makes_a_new_digit(watched, base_url):

@@ -73,6 +73,20 @@ def test_state_to_url_to_state_is_the_identity(view, data):
     assert parsed == state and notices == []
 
 
+@pytest.mark.parametrize("view, to_view", [("forward", "reverse"), ("reverse", "forward")])
+@given(data=st.data())
+@settings(max_examples=300, deadline=None)
+def test_a_link_to_the_other_view_carries_the_settings_both_have_but_the_code(view, to_view, data):
+    state = data.draw(states(view))
+    parsed, notices = controls.parse_query(controls.carried_query(state, view, to_view), to_view)
+    assert notices == []
+    shared = {"image", "size", "schedule", "steps", "seed"}
+    assert {name: parsed[name] for name in shared} == {name: state[name] for name in shared}
+    others = controls.defaults(to_view)  # the code ("hook") too: each view has its own editor
+    assert {name: value for name, value in parsed.items() if name not in shared} == \
+        {name: value for name, value in others.items() if name not in shared}
+
+
 @pytest.mark.parametrize("view", controls.VIEWS)
 @given(query=st.text(max_size=200))
 @settings(max_examples=300, deadline=None)
