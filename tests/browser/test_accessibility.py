@@ -269,6 +269,20 @@ def test_the_picture_and_its_slider_fit_on_one_screen(browser, base_url, path, w
         expect(page.locator("#frame")).not_to_have_attribute("aria-label", before)
 
 
+# A laptop at 150% (1280x720, 1366x768) beside the settings, a phone, a desktop: where the three do not fit in a
+# row, the target wrapped alone and grew past x_t, and on a short screen the time controls covered it (QA29 F1).
+@pytest.mark.parametrize("width, height", [(853, 480), (911, 512), (360, 640), (1280, 900)])
+def test_the_reverse_views_pictures_are_never_larger_than_x_t_nor_hidden_by_its_controls(browser, base_url,
+                                                                                        width, height):
+    with opened_at(browser, f"{base_url}/reverse.html?denoiser=ideal", width, height) as page:
+        page.locator("#frame").evaluate("canvas => canvas.scrollIntoView({block: 'start'})")
+        x_t = page.locator("#frame").bounding_box()
+        for other in ("#x0-frame", "#target-frame"):
+            assert page.locator(other).bounding_box()["width"] <= x_t["width"] + 0.5
+            if height < 600:  # the time controls stay at the foot of a short screen: never over the pictures
+                assert uncovered_share(page, other) == 1
+
+
 def uncovered_share(page, selector: str) -> float:
     """The share of a 16 x 16 grid of points on the element, in view, where the element is what shows."""
     return page.locator(selector).evaluate("""el => { const box = el.getBoundingClientRect(); let shown = 0;
