@@ -619,7 +619,7 @@ class Settings:
         if notices:
             self.sync_url()  # the address shows the values in use, not the ones replaced
         else:
-            self.link_views()
+            self.describe_links()  # code kept in this tab, after a reload: a copied link leaves its key out
 
     def __getitem__(self, name: str):
         return self.state[name]
@@ -713,7 +713,7 @@ class Settings:
         if notices:
             self.sync_url()
         else:
-            self.link_views()
+            self.describe_links()
         for name in self.controls:
             self.write(name)
         if not changed:
@@ -738,19 +738,23 @@ class Settings:
     def sync_url(self) -> None:
         """Replace (not push) the history entry, so slider ticks don't flood Back."""
         self.url_later.cancel()
-        here_only = self.here_only()
-        shared = self.shared()
-        query = controls.to_query(shared, self.view, keep_flags_from=js.location.search)
+        query = controls.to_query(self.shared(), self.view, keep_flags_from=js.location.search)
         url = js.location.pathname + (f"?{query}" if query else "") + js.location.hash
         js.history.replaceState(js.history.state, "", url)
         self.written = js.location.search  # as the browser writes it
+        self.describe_links()
+
+    def describe_links(self) -> None:
+        """Keep what the page's links carry up to date: the header's links to the other views, and what
+        js/boot.js says when a link is copied. The link brings the default in place of a choice only this tab
+        has,"""
         self.link_views()
-        # js/boot.js says so when a link is copied: the link brings the default in place of these,
-        labels = ", ".join(_lower_first(self.controls[name].label) for name in here_only)
+        labels = ", ".join(_lower_first(self.controls[name].label) for name in self.here_only())
         link_caveat("here only", labels and f"Your own choice of {labels} stays in this browser: the link opens "
                                            f"with the default instead.")
         # and leaves out code too long for a link, whose key finds it only in this tab.
-        in_tab = [name for name, value in shared.items() if not controls.fits_in_url(self.controls[name], value)]
+        in_tab = [name for name, value in self.shared().items()
+                  if not controls.fits_in_url(self.controls[name], value)]
         js.document.body.dataset.tabOnly = ",".join(in_tab)
         link_caveat("in tab", " ".join(f"Your {_lower_first(self.controls[name].label)} is too long for a link: "
                                        f"it stays in this tab, and the link opens with the original."

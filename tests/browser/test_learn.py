@@ -350,14 +350,7 @@ def test_code_from_a_link_waits_for_run_and_long_code_stays_in_its_tab(watched, 
     assert "too long to share" in page.inner_text("#hook-status")
     expect(page).to_have_url(re.compile(r"[?&]t=300(&|$)"))
     assert f"hook={controls.tab_key(long_code)}" in page.url and len(page.url) < 200
-    # What is copied leaves the key out (it finds nothing elsewhere), and says so.
-    for button, what in (("Copy link", "Link"), ("Copy embed code", "Embed code")):
-        page.get_by_role("button", name=button).click()
-        expect(page.locator("#share-status")).to_contain_text(f"{what} copied to the clipboard.")
-        expect(page.locator("#share-status")).to_contain_text(
-            "Your code of betas(T) is too long for a link: it stays in this tab, and the link opens with the original.")
-        copied = page.input_value("#share-text")
-        assert "t=300" in copied and "hook=" not in copied
+    copies_leave_the_key_out(page)
     assert_same_image(canvas_gray(page, "frame"), forward.q_sample(x0, 299, noise_of(0), CONSTANT_SCHEDULE))
 
     # A reload keeps it in use: the tab kept it.
@@ -367,6 +360,7 @@ def test_code_from_a_link_waits_for_run_and_long_code_stays_in_its_tab(watched, 
     assert "In use: your betas(T)" in page.inner_text("#hook-status")
     assert_same_image(canvas_gray(page, "frame"), forward.q_sample(x0, 299, noise_of(0), CONSTANT_SCHEDULE))
     assert page.locator("#notices li").count() == 0
+    copies_leave_the_key_out(page)  # after a reload too (the key went into copies without a word; QA30)
 
     # The same link in another tab: the code stayed behind, and the page says so.
     other = Watched(shared_context.new_page())
@@ -377,6 +371,17 @@ def test_code_from_a_link_waits_for_run_and_long_code_stays_in_its_tab(watched, 
         assert other.errors == []
     finally:
         other.page.close()
+
+
+def copies_leave_the_key_out(page) -> None:
+    """What is copied leaves the key to code kept in the tab out (it finds nothing elsewhere), and says so."""
+    for button, what in (("Copy link", "Link"), ("Copy embed code", "Embed code")):
+        page.get_by_role("button", name=button).click()
+        expect(page.locator("#share-status")).to_contain_text(f"{what} copied to the clipboard.")
+        expect(page.locator("#share-status")).to_contain_text(
+            "Your code of betas(T) is too long for a link: it stays in this tab, and the link opens with the original.")
+        copied = page.input_value("#share-text")
+        assert "t=300" in copied and "hook=" not in copied
 
 
 def test_the_reverse_chain_runs_with_the_students_schedule(watched, base_url):
