@@ -158,8 +158,8 @@
     const arrived = arrivedCharacters(), expected = manifest.embeddedLength; // one byte per character
     if (arrived < expected) {
       fail("This file is incomplete.",
-        `Only ${megabytes(arrived)} of its ${megabytes(expected)} arrived, so Python cannot start. ` +
-          "Download the offline edition again and open the new copy.");
+        `Only ${megabytes(arrived)} of the ${megabytes(expected)} of Python and data it carries arrived, so ` +
+          "Python cannot start. Download the offline edition again and open the new copy.");
       return;
     }
     status("Unpacking Python…");
