@@ -354,6 +354,27 @@ def test_reduced_motion_plays_fewer_frames_of_more_steps(browser, base_url):
     assert reduced_t >= t / 2  # yet not much slower: each frame is more steps
 
 
+def test_in_forced_colours_the_equation_in_use_and_an_error_still_stand_out(browser, base_url):
+    """Windows High Contrast replaces the colours that marked them (QA29 F3): shapes tell them apart."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, forced_colors="active")
+    try:
+        page = context.new_page()
+        page.goto(f"{base_url}/forward.html?t=300")
+        page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+        bars = page.locator("#equation .equation-line").evaluate_all(
+            "lines => lines.map(l => [l.classList.contains('active'), getComputedStyle(l).borderLeftWidth])")
+        assert sorted(map(tuple, bars)) == [(False, "3px"), (False, "3px"), (True, "6px")]
+        page.get_by_label("Code of betas(T)").fill("def betas(T):\n    print('trying 2')\n    return np.full(T, 2.0)\n")
+        page.get_by_role("button", name="Run", exact=True).click()
+        error, printed = page.locator("#hook-error"), page.locator("#hook-output")
+        expect(error).to_be_visible()
+        expect(printed).to_have_text("trying 2")
+        assert error.evaluate("e => getComputedStyle(e).borderTopStyle") == "double"
+        assert printed.evaluate("e => getComputedStyle(e).borderTopStyle") == "solid"
+    finally:
+        context.close()
+
+
 def test_no_autoplay_and_no_csp_violation(watched, base_url):
     page = watched.page
     page.add_init_script("""window.__violations = [];
