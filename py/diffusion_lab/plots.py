@@ -34,6 +34,7 @@ ROUND_TOPS = (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)  # times a
 
 
 MIN_FIGURE_PX = 50  # a figure's least width and height
+XLABEL_PX = 42  # under the axes: tick labels (8 pt) and the x label (9 pt), with their pads, at DPI 100
 
 
 def _figure(width_px: int, height_px: int, scale: float = 1.0) -> Figure:
@@ -186,7 +187,8 @@ class ScheduleFigure:
         self.axes[0].yaxis.set_major_formatter(FuncFormatter(_power_of_ten))
         self.axes[0].yaxis.set_minor_formatter(NullFormatter())  # powers of ten only
         if stacked:
-            self.figure.subplots_adjust(left=0.2, right=0.94, bottom=0.1, top=0.94, hspace=0.45)
+            self.figure.subplots_adjust(left=0.2, right=0.94, bottom=max(0.1, XLABEL_PX / height_px), top=0.94,
+                                        hspace=0.45)
         else:
             self.figure.subplots_adjust(left=0.08, right=0.965, bottom=0.2, top=0.86, wspace=0.4)  # room for "1000"
         self.t = 0
@@ -305,7 +307,8 @@ class HistogramFigure:
         self.legend = self.ax.legend(fontsize=8, loc="upper right")
         self.title = self.ax.set_title("", fontsize=9 if compact else 10)
         left = max(0.16, 48 / width_px) if compact else 0.14  # the density label and its ticks: 48 px at least
-        self.figure.subplots_adjust(left=left, right=0.97, bottom=0.2 if compact else 0.16, top=0.88)
+        bottom = max(0.2 if compact else 0.16, XLABEL_PX / height_px)
+        self.figure.subplots_adjust(left=left, right=0.97, bottom=bottom, top=0.88)
         legend_bottom = self.legend.get_window_extent(self.figure.canvas.get_renderer()).y0
         legend_bottom = self.ax.transAxes.inverted().transform((0.0, legend_bottom))[1]  # about 0.75-0.8
         self.headroom = 1.0 / (legend_bottom - LEGEND_GAP)  # the y-range over the highest bar, at least

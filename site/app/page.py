@@ -264,22 +264,39 @@ def import_core():
 
 NARROWEST_FIGURE_PX = 120  # a figure's text fits down to this width
 MAX_FIGURE_SCALE = 2.0  # figure pixels per CSS pixel at most on a dense screen: drawing costs their square
+MAX_TEXT_SCALE = 2.0  # the figures' text grows with the reader's font size up to twice (plots allow a scale of 4),
+ROOMY_FIGURE_PX = 280  # as long as the figure is made this wide at least, where its text has room (on a phone)
 NARROW_FIGURE_PX = 420  # below this, the schedule's panels stack and the histogram leaves its legend room
 STRIP_FRAMES = ((560, 8), (320, 5), (240, 4), (0, 3))  # (from this width in CSS pixels, pictures in the strip of
 # evenly spaced steps): their labels ("t = 1000") keep 12 px apart, down to a 288-px course frame on a 320-px phone
 
 
 def figure_fit(canvas_id: str, widest: int) -> tuple[int, float]:
-    """The width in CSS pixels a figure's canvas shows at (at most `widest`, its width on a wide screen) and
-    the scale to draw it at: its text then shows at the size it was made for, neither shrunk onto a phone nor
-    stretched across a wide frame."""
+    """The width a figure is made at (at most `widest`, its width on a wide screen) and the scale to draw it at,
+    so that its text shows at the size it was made for, neither shrunk onto a phone nor stretched across a wide
+    frame. Its text follows the reader's font size, as the page's does (Chromium's "Very large" is 24 px, 1.5
+    times 16), as far as the figure keeps room for it: the figure is made that many times narrower than it
+    shows, and drawn that many times larger."""
     canvas = element(canvas_id)
-    canvas.style.maxWidth = f"{widest}px"
+    text = text_scale()
+    canvas.style.maxWidth = f"{round(widest * text)}px"
     box = int(canvas.parentElement.clientWidth)
-    # 0: hidden by a hide= flag, drawn as on a wide screen; narrower than the least a figure's text fits in,
-    # drawn at that and shrunk
-    width = min(widest, max(box, NARROWEST_FIGURE_PX)) if box > 0 else widest
-    return width, min(MAX_FIGURE_SCALE, max(1.0, float(js.window.devicePixelRatio or 1)))
+    screen = min(MAX_FIGURE_SCALE, max(1.0, float(js.window.devicePixelRatio or 1)))
+    if box <= 0:  # hidden by a hide= flag: drawn as on a wide screen
+        return widest, screen * text
+    shown = min(widest * text, box)
+    text = max(1.0, min(text, shown / ROOMY_FIGURE_PX))
+    # narrower than the least a figure's text fits in: drawn at that and shrunk
+    return max(round(shown / text), NARROWEST_FIGURE_PX), screen * text
+
+
+def text_scale() -> float:
+    """The reader's font size against the 16 px the figures' text was made for, from 1 to MAX_TEXT_SCALE."""
+    root = js.window.getComputedStyle(js.document.documentElement).fontSize  # "24px"
+    try:
+        return min(MAX_TEXT_SCALE, max(1.0, float(root.removesuffix("px")) / 16))
+    except ValueError:
+        return 1.0
 
 
 STRIP_WIDEST = 800  # the strip's width on a wide screen

@@ -332,6 +332,29 @@ def test_usable_at_200_percent_zoom(browser, base_url):
         assert page.evaluate("document.documentElement.scrollWidth") <= 640
 
 
+def test_the_figures_text_follows_the_readers_font_size(browser, base_url):
+    """A reader's "Very large" font (24 px) enlarges the figures' text with the page's (it stayed 11-15 px, under
+    half the page's: QA29 F2): the figures are made narrower and drawn larger, so the strip has room for fewer
+    steps and the schedule's panels stack, and each figure is still drawn at its canvas's own pixels."""
+    seen = {}
+    for font in ("16px", "24px"):
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        try:
+            page = context.new_page()
+            page.add_init_script("document.addEventListener('DOMContentLoaded', () => "
+                                 f"document.documentElement.style.fontSize = '{font}')")
+            page.goto(f"{base_url}/forward.html?t=300")
+            page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+            sharp = page.locator(".plot canvas").evaluate_all("cs => cs.map(c => c.width - c.clientWidth)")
+            assert all(abs(difference) <= 2 for difference in sharp)  # a figure pixel per CSS pixel
+            seen[font] = (page.get_attribute("#strip", "aria-label"),
+                          page.locator("#schedule-plot").evaluate("c => c.height / c.width"))
+        finally:
+            context.close()
+    assert "t = 0, 143, 286" in seen["16px"][0] and "t = 0, 250, 500, 750 and 1000" in seen["24px"][0]
+    assert seen["16px"][1] == pytest.approx(0.625, abs=0.01) and seen["24px"][1] == pytest.approx(1.3, abs=0.01)
+
+
 def test_reduced_motion_plays_fewer_frames_of_more_steps(browser, base_url):
     """prefers-reduced-motion: the picture changes a few times a second, not 30, and Play keeps its pace."""
     seen = {}

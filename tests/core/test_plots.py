@@ -297,9 +297,15 @@ def test_a_narrow_screens_figures_keep_their_text_size():
     sideways.update(q_sample(x0, 999, np.zeros_like(x0), schedule), x0, 999, schedule)
     rendered(sideways, 488, 366)
     renderer = sideways.figure.canvas.get_renderer()
-    for text in (sideways.title, sideways.ax.yaxis.label):  # the title and "density" were cut at the edges
+    # The title and "density" were cut at the edges, and "pixel value" under 250 px (made narrower for a large
+    # font, QA29 F2), as was the stacked schedule's "step t".
+    for text in (sideways.title, sideways.ax.yaxis.label, sideways.ax.xaxis.label):
         box = text.get_window_extent(renderer)
         assert 0 <= box.x0 and box.x1 <= 488 and 0 <= box.y0 and box.y1 <= 366, text.get_text()
+    narrow = plots.ScheduleFigure(schedule, width_px=244, height_px=317, scale=2, stacked=True)
+    rendered(narrow, 488, 634)
+    box = narrow.axes[-1].xaxis.label.get_window_extent(narrow.figure.canvas.get_renderer())
+    assert 0 <= box.y0 and box.y1 <= 634
     with pytest.raises(ValueError):
         plots.StripFigure(5, width_px=328, height_px=98, scale=0.5)
 
