@@ -283,7 +283,7 @@ def figure_fit(canvas_id: str, widest: int) -> tuple[int, float]:
     box = int(canvas.parentElement.clientWidth)
     screen = min(MAX_FIGURE_SCALE, max(1.0, float(js.window.devicePixelRatio or 1)))
     if box <= 0:  # hidden by a hide= flag: drawn as on a wide screen
-        return widest, screen * text
+        return widest, screen
     shown = min(widest * text, box)
     text = max(1.0, min(text, shown / ROOMY_FIGURE_PX))
     # narrower than the least a figure's text fits in: drawn at that and shrunk
