@@ -763,13 +763,12 @@ class Settings:
 
     def describe_links(self) -> None:
         """Keep what the page's links carry up to date: the header's links to the other views, and what
-        js/boot.js says when a link is copied. The link brings the default in place of a choice only this tab
-        has,"""
+        js/boot.js says when a link is copied: that the link brings the default in place of a choice only this
+        tab has, and leaves out code too long for a link, whose key finds it only in this tab."""
         self.link_views()
         labels = ", ".join(_lower_first(self.controls[name].label) for name in self.here_only())
         link_caveat("here only", labels and f"Your own choice of {labels} stays in this browser: the link opens "
                                            f"with the default instead.")
-        # and leaves out code too long for a link, whose key finds it only in this tab.
         in_tab = [name for name, value in self.shared().items()
                   if not controls.fits_in_url(self.controls[name], value)]
         js.document.body.dataset.tabOnly = ",".join(in_tab)
