@@ -158,7 +158,7 @@
     const arrived = arrivedCharacters(), expected = manifest.embeddedLength; // one byte per character
     if (arrived < expected) {
       fail("This file is incomplete.",
-        `Only ${megabytes(arrived)} of the ${megabytes(expected)} of Python and data it carries arrived, so ` +
+        `Only ${Math.floor(arrived / 1e6)} MB of the ${megabytes(expected)} of Python and data it carries arrived, so ` +
           "Python cannot start. Download the offline edition again and open the new copy.");
       return;
     }

@@ -271,7 +271,7 @@ def test_the_picture_and_its_slider_fit_on_one_screen(browser, base_url, path, w
 
 # A laptop at 150% (1280x720, 1366x768) beside the settings, a phone, a desktop: where the three do not fit in a
 # row, the target wrapped alone and grew past x_t, and on a short screen the time controls covered it (QA29 F1).
-@pytest.mark.parametrize("width, height", [(853, 480), (911, 512), (360, 640), (1280, 900)])
+@pytest.mark.parametrize("width, height", [(853, 480), (911, 512), (900, 320), (480, 320), (360, 640), (1280, 900)])
 def test_the_reverse_views_pictures_are_never_larger_than_x_t_nor_hidden_by_its_controls(browser, base_url,
                                                                                         width, height):
     with opened_at(browser, f"{base_url}/reverse.html?denoiser=ideal", width, height) as page:
@@ -353,6 +353,22 @@ def test_the_figures_text_follows_the_readers_font_size(browser, base_url):
             context.close()
     assert "t = 0, 143, 286" in seen["16px"][0] and "t = 0, 250, 500, 750 and 1000" in seen["24px"][0]
     assert seen["16px"][1] == pytest.approx(0.625, abs=0.01) and seen["24px"][1] == pytest.approx(1.3, abs=0.01)
+
+
+def test_with_a_large_font_beside_the_settings_the_figures_keep_room_for_their_text(browser, base_url):
+    """A laptop at 150% (900 px) with a 24 px font: the settings take 18rem, and the schedule and histogram, side
+    by side, had 184 px each, their titles cut (QA31): they go one under the other where two do not fit."""
+    context = browser.new_context(viewport={"width": 900, "height": 900})
+    try:
+        page = context.new_page()
+        page.add_init_script("document.addEventListener('DOMContentLoaded', () => "
+                             "document.documentElement.style.fontSize = '24px')")
+        page.goto(f"{base_url}/forward.html?t=500")
+        page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+        widths = page.locator(".plot canvas").evaluate_all("cs => cs.map(c => c.clientWidth)")
+        assert min(widths) >= 280
+    finally:
+        context.close()
 
 
 def test_reduced_motion_plays_fewer_frames_of_more_steps(browser, base_url):
