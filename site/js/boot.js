@@ -403,7 +403,7 @@
         for (const id of ["play", "step-button", "reset"]) $(id).disabled = true;
         const note = document.createElement("p");  // say why Play does nothing
         note.className = "help";
-        note.textContent = "The link that opened this page fixes the time at this step, so Play and Step are off.";
+        note.textContent = "The link that opened this page fixes the time at this step, so Play, Step and Reset are off.";
         control.closest(".field").append(note);
       }
     }

@@ -173,7 +173,8 @@ def test_a_locked_time_looks_locked_and_says_why_play_does_nothing(watched, base
         button = page.get_by_role("button", name=name, exact=True)
         expect(button).to_be_disabled()
         assert float(button.evaluate("b => getComputedStyle(b).opacity")) < 0.7  # touch shows no cursor
-    expect(page.get_by_text("The link that opened this page fixes the time at this step")).to_be_visible()
+    expect(page.get_by_text(  # each button it turned off (Reset went unsaid; QA30)
+        "The link that opened this page fixes the time at this step, so Play, Step and Reset are off.")).to_be_visible()
     expect(page.get_by_label("Timestep")).to_be_disabled()
     assert page.inner_text("#readout").startswith("t = 300")
 
