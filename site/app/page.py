@@ -765,12 +765,12 @@ class Settings:
         """Keep what the page's links carry up to date: the header's links to the other views, and what
         js/boot.js says when a link is copied: that the link brings the default in place of a choice only this
         tab has, and leaves out code too long for a link, whose key finds it only in this tab."""
-        self.link_views()
-        labels = ", ".join(_lower_first(self.controls[name].label) for name in self.here_only())
+        here_only, shared = self.here_only(), self.shared()
+        self.link_views(shared)
+        labels = ", ".join(_lower_first(self.controls[name].label) for name in here_only)
         link_caveat("here only", labels and f"Your own choice of {labels} stays in this browser: the link opens "
                                            f"with the default instead.")
-        in_tab = [name for name, value in self.shared().items()
-                  if not controls.fits_in_url(self.controls[name], value)]
+        in_tab = [name for name, value in shared.items() if not controls.fits_in_url(self.controls[name], value)]
         js.document.body.dataset.tabOnly = ",".join(in_tab)
         link_caveat("in tab", " ".join(f"Your {_lower_first(self.controls[name].label)} is too long for a link: "
                                        f"it stays in this tab, and the link opens with the original."
@@ -784,9 +784,8 @@ class Settings:
         """The settings as a link gives them: the default in place of what only this tab has."""
         return {**self.state, **{name: self.controls[name].default for name in self.here_only()}}
 
-    def link_views(self) -> None:
+    def link_views(self, shared: dict) -> None:
         """The header's links to the other views carry the settings they share (see controls.carried_query)."""
-        shared = self.shared()
         for link in js.document.querySelectorAll(".site-header a[data-view]"):
             if link.dataset.view != self.view:
                 url = js.URL.new(link.href)  # reverse.html, or the offline edition's file.html#reverse
