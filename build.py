@@ -349,6 +349,25 @@ PARTIAL = re.compile(r"<!-- partial:([a-z-]+) -->\n")  # the parts the views sha
 CONTROLS_MARK = re.compile(r"<!-- controls:(?P<view>[a-z]+):(?P<groups>[a-z,]+) -->")  # fieldsets of controls.py
 
 
+VIEW_LINK = re.compile(r'<a href="[^"]*" data-view="(?P<view>[a-z]+)"')  # the header's link to a view
+PAGE_VIEW = re.compile(r'<body data-view="(?P<view>[a-z]+)"')
+
+
+def carry_between_views(text: str) -> str:
+    """Name on a view's links to the other views the settings they carry (controls.carried_names): boot.js
+    copies them from the address until Python takes over, so a link clicked while Python starts keeps them."""
+    here = PAGE_VIEW.search(text)
+    if not here or here["view"] not in controls.VIEWS:
+        return text
+
+    def carry(link: re.Match) -> str:
+        if link["view"] == here["view"] or link["view"] not in controls.VIEWS:
+            return link[0]
+        return f'{link[0]} data-carries="{" ".join(controls.carried_names(here["view"], link["view"]))}"'
+
+    return VIEW_LINK.sub(carry, text)
+
+
 def render_pages(out: Path) -> None:
     """Copy site/, filling each page's controls from the one table in diffusion_lab.controls and its partials."""
     partials = ROOT / "site" / "partials"
@@ -364,6 +383,7 @@ def render_pages(out: Path) -> None:
                                                 f'content="{CONTENT_SECURITY_POLICY}">')
             text = CONTROLS_MARK.sub(lambda mark: controls.form_html(
                 mark["view"], escape=html.escape, groups=tuple(mark["groups"].split(","))), text)
+            text = carry_between_views(text)
             destination.write_text(text)
         else:
             shutil.copyfile(path, destination)

@@ -323,11 +323,16 @@ def to_query(state: dict[str, object], view: str, *, keep_flags_from: str = "") 
     return urlencode(pairs + flags, safe=",")  # lists (hide=a,b) and code read as typed
 
 
-def carried_query(state: dict[str, object], view: str, to_view: str) -> str:
-    """The query of a link from `view` to `to_view`: the settings both views have (the picture, the schedule,
-    T, the seed), as `state` has them. Not the code: each view has its own editor."""
+def carried_names(view: str, to_view: str) -> list[str]:
+    """The settings a link from `view` to `to_view` carries: those both views have (the picture, its size, the
+    schedule, T, the seed). Not the code: each view has its own editor."""
     here = {control.name for control in controls_for(view)}
-    carried = {control.name for control in controls_for(to_view) if control.kind != "code" and control.name in here}
+    return [control.name for control in controls_for(to_view) if control.kind != "code" and control.name in here]
+
+
+def carried_query(state: dict[str, object], view: str, to_view: str) -> str:
+    """The query of a link from `view` to `to_view`: its carried_names, as `state` has them."""
+    carried = set(carried_names(view, to_view))
     return to_query({name: value for name, value in state.items() if name in carried}, to_view)
 
 

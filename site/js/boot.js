@@ -421,6 +421,20 @@
     if (url.href !== location.href) history.replaceState(history.state, "", url.href);
   }
 
+  // The header's link to the other view carries the settings both have (build.py names them on the link), as
+  // the address gives them: Python writes them there as it starts, and again on each change.
+  function carrySettings() {
+    for (const link of document.querySelectorAll(".site-header a[data-carries]")) {
+      const url = new URL(link.href);
+      const carried = new URLSearchParams();
+      for (const name of link.dataset.carries.split(" ")) {
+        for (const value of params.getAll(name)) carried.append(name, value);
+      }
+      url.search = carried.toString();
+      link.href = url.href;
+    }
+  }
+
   function reportHeight() {
     if (window.parent === window) return;
     const height = Math.ceil(document.documentElement.getBoundingClientRect().height);
@@ -540,6 +554,7 @@
   document.addEventListener("DOMContentLoaded", () => {
     if (opaqueFrame) showSandboxed();
     applyFlags();
+    carrySettings();
     const notices = $("notices");
     if (notices) notices.addEventListener("click", dismissNotice);
     const error = $("error");

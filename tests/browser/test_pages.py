@@ -392,6 +392,17 @@ def test_the_header_link_to_the_other_view_carries_the_settings_both_have(watche
     expect(page.locator("#readout")).to_contain_text("t = 0")
 
 
+def test_the_header_link_carries_the_settings_while_python_starts(watched, base_url):
+    """A click on Reverse before Python has started (seconds, cold) keeps the schedule, T and seed (QA31 F3)."""
+    page = watched.page
+    page.add_init_script("WebAssembly.instantiateStreaming = WebAssembly.instantiate = () => new Promise(() => {})")
+    watched.open(f"{base_url}/forward.html?schedule=cosine&steps=500&t=300&seed=7", ready=False)
+    page.wait_for_load_state()
+    assert page.evaluate("document.body.dataset.phase") == "runtime"  # Python never starts here
+    page.get_by_role("navigation", name="Views").get_by_role("link", name="Reverse").click()
+    expect(page).to_have_url(f"{base_url}/reverse.html?schedule=cosine&steps=500&seed=7")
+
+
 def test_the_trained_network_makes_a_new_digit(watched, base_url):
     """DDIM with the shipped network: the same digit as CPython, and judged new against the training set."""
     from diffusion_lab import network
