@@ -11,7 +11,7 @@ shared code only after the student has read it and pressed Run.)
 
 A page runs the student's code on its only thread, so an endless loop would
 freeze the tab for good. While their code runs, a trace function watches the
-lines of <your code> only and stops it after TIME_LIMIT_S with a HookError.
+lines of the student's code only and stops it after TIME_LIMIT_S with a HookError.
 (A single numpy or built-in call cannot be stopped this way: it is stopped
 once it returns, and the message says how long it ran.)
 """
@@ -32,7 +32,7 @@ import numpy as np
 
 from . import denoisers, samplers, schedules
 
-FILENAME = "<your code>"  # what tracebacks call the student's code
+FILENAME = "<your {hook}>"  # what tracebacks call the student's code of a hook: each has its own, as its lines
 SCHEDULE_HOOK = "betas"
 STEP_HOOK = "step"
 DDIM_HOOK = "ddim_step"
@@ -90,10 +90,11 @@ def load(source: str, hook_name: str, module, **helpers):
     ``helpers`` are functions of ``module`` its original calls (the DDIM step's ddim_coefficients)."""
     if not source.strip():
         raise HookError(f"The code is empty: write a function {hook_name}(…), or press Reset")
-    linecache.cache[FILENAME] = (len(source), None, source.splitlines(True), FILENAME)  # lines in tracebacks
+    filename = FILENAME.format(hook=hook_name)
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # lines in tracebacks
     scope = {**namespace(module), **helpers}
     try:
-        code = compile(source, FILENAME, "exec")
+        code = compile(source, filename, "exec")
     except Exception as error:  # noqa: BLE001  (any error in their code is reported, never raised)
         raise _explain(error) from None
     call(exec, code, scope)  # the student's own code, see the docstring
@@ -114,7 +115,7 @@ def call(function, *args):
     running = {}  # frame -> the line of the student's code it is running (the one before a new line event)
 
     def watch(frame, event, arg):  # called at each new frame: follow the lines of the student's frames only
-        return watch_lines if frame.f_code.co_filename == FILENAME else None
+        return watch_lines if _is_students(frame.f_code.co_filename) else None
 
     def watch_lines(frame, event, arg):
         if time.monotonic() > deadline:  # the line that took the time is the one that ran before this event
@@ -131,9 +132,9 @@ def call(function, *args):
         raise HookError("RecursionError: the function calls itself without end") from None
     except TooLong as error:
         line = error.args[0]
-        frames = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename == FILENAME]
+        frames = [frame for frame in traceback.extract_tb(error.__traceback__) if _is_students(frame.filename)]
         if frames:  # the innermost frame stands at the next line: show the one that was running
-            frames[-1] = traceback.FrameSummary(FILENAME, line, frames[-1].name)
+            frames[-1] = traceback.FrameSummary(frames[-1].filename, line, frames[-1].name)
         ran = time.monotonic() - started
         if ran < TIME_LIMIT_S + ONE_CALL_S:
             summary = f"Line {line}: stopped after {TIME_LIMIT_S:g} s; is it an endless loop?"
@@ -151,15 +152,20 @@ def call(function, *args):
         sys.settrace(previous)
 
 
+def _is_students(filename: str) -> bool:
+    prefix, suffix = FILENAME.split("{hook}")
+    return filename.startswith(prefix) and filename.endswith(suffix)
+
+
 def _explain(error: BaseException) -> HookError:
-    if isinstance(error, SyntaxError) and error.filename == FILENAME:
+    if isinstance(error, SyntaxError) and _is_students(error.filename or ""):
         where = f"Line {error.lineno}: " if error.lineno else ""
         curly = re.search(r"invalid character '[“”‘’]'", error.msg or "")  # a phone's keyboard "corrected" a quote
         hint = " (a curly quote: Python needs straight ones, \" or ')" if curly else ""
         return HookError(f"{where}{type(error).__name__}: {error.msg}{hint}",
                          "".join(traceback.format_exception_only(error)).rstrip() + hint)
     report = traceback.TracebackException.from_exception(error)
-    frames = [frame for frame in report.stack if frame.filename == FILENAME]
+    frames = [frame for frame in report.stack if _is_students(frame.filename)]
     where = f"Line {frames[-1].lineno}: " if frames else ""
     lines = ["Traceback (your code only):\n"] if frames else []
     lines += traceback.StackSummary.from_list(frames).format()

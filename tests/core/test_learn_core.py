@@ -114,6 +114,19 @@ def test_bad_code_gets_a_message_naming_the_problem(source, words):
     assert not caught.value.summary.endswith(".")  # the page puts it in a sentence of its own
 
 
+def test_a_traceback_shows_the_lines_of_the_code_that_failed_though_other_code_loaded_since():
+    """The reverse view loads the student's predict_noise, then their betas(T), and runs the chain (QA35 F1)."""
+    failing = hooks.noise_template().replace("    return", "    if t == 500:\n        return 1 / 0\n    return", 1)
+    predict = hooks.noise_from_source(failing)
+    hooks.schedule_from_source("def betas(T):\n    b = np.full(T, 0.01)\n    return b\n", 1000)
+    schedule, x0 = get_schedule("linear", 1000), np.zeros((4, 4))
+    with pytest.raises(hooks.HookError) as caught:
+        predict(np.zeros((4, 4)), 500, x0, schedule)
+    line = failing.splitlines().index("        return 1 / 0") + 1
+    assert caught.value.summary == f"Line {line}: ZeroDivisionError: division by zero"
+    assert f'line {line}, in predict_noise\n    return 1 / 0\n' in caught.value.detail
+
+
 def test_the_time_limit_names_the_slow_line_not_the_next():
     """A single slow call cannot be stopped; the limit names it once it returns, not the line after it."""
     source = "import time\ndef betas(T):\n    b = np.full(T, 0.01)\n    time.sleep(2.2)\n    return b * 1.0\n"
