@@ -19,6 +19,7 @@ class ForwardView:
         self.uploaded = None  # pixels of a picture the student chose; never leaves the tab
         self.uploads = 0  # files chosen so far: only the last one chosen is shown, however long each takes
         self.uploads_read = 0  # of which decoded or refused
+        self.pictures_chosen = 0  # changes of the Image setting: one made while a file decodes outdates the file
         self.figures = None
         self.chain = None  # (t, x_t, rng) of the iterative chain while it runs
         self.player = page.Player("play", self.advance, frames_per_s=1 / PLAY_INTERVAL_S)
@@ -56,6 +57,8 @@ class ForwardView:
         return self.core.forward.q_sample(self.x0, t - 1, self.noise, self.schedule)
 
     def changed(self, names: set) -> None:
+        if "image" in names:
+            self.pictures_chosen += 1
         if names - {"t"}:
             self.player.stop()
             self.rebuild()
@@ -141,7 +144,7 @@ class ForwardView:
         if not files.length:
             return
         self.uploads += 1
-        ticket, status = self.uploads, element("upload-status")
+        ticket, chosen, status = self.uploads, self.pictures_chosen, element("upload-status")
         status.textContent = f"Reading “{files.item(0).name}”…"  # a big photo takes seconds to decode
         pixels, refusal = None, ""
         try:
@@ -155,6 +158,9 @@ class ForwardView:
             page.js.document.body.dataset.uploadsRead = self.uploads_read  # lets tests wait for every file
         if ticket != self.uploads:
             return  # another file was chosen meanwhile: it alone counts
+        if chosen != self.pictures_chosen:  # so was another picture, which stays: the file is let go
+            event.target.value = ""
+            return
         if refusal:  # said at the top (spoken there) and by the control, which lets the file go: it was not taken
             page.show_notice(refusal, "upload")
             status.setAttribute("role", "none")  # shown here too, spoken once

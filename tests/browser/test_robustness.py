@@ -164,6 +164,20 @@ def test_the_last_picture_chosen_is_shown_however_long_the_first_takes(watched, 
     assert_still_working(page)
 
 
+def test_a_picture_chosen_while_a_file_decodes_stays(watched, base_url):
+    """The student picks Disc while a big file decodes: Disc stays, the file is let go (QA35 F2)."""
+    page = watched.open(f"{base_url}/forward.html?size=32")
+    upload(page, "big.png", "image/png", png_bytes(np.full((8000, 8000), 255, np.uint8), compress_level=1))
+    expect(page.locator("#upload-status")).to_have_text("Reading “big.png”…")
+    page.get_by_label("Image", exact=True).select_option("disc")
+    page.wait_for_function("document.body.dataset.uploadsRead === '1'", timeout=60_000)
+    assert page.get_by_label("Image", exact=True).input_value() == "disc"
+    expect(page).to_have_url(re.compile(r"\?image=disc&size=32$"))
+    assert canvas_gray(page, "frame").min() < 100  # the disc on its dark ground, not the white file
+    assert page.input_value("#upload") == "" and page.inner_text("#upload-status") == ""
+    assert_still_working(page)
+
+
 def enter(page, label: str, value: str) -> None:
     """Type a value into a number box and press Enter, as a student sets it."""
     page.get_by_label(label).fill(value)
