@@ -342,6 +342,31 @@ def test_reverse_view_says_when_the_trained_network_cannot_be_loaded(browser, ba
         context.close()
 
 
+def test_settings_changed_while_the_network_loads_ask_for_it_once(browser, base_url):
+    """Seeds changed during a slow load: one request per file, and the chain of the last seed (QA35 F5, F6)."""
+    context = browser.new_context(service_workers="block")
+    try:
+        watched = Watched(context.new_page())
+        page = watched.open(f"{base_url}/reverse.html")
+        network = context.new_cdp_session(page)
+        network.send("Network.enable")
+        network.send("Network.emulateNetworkConditions", {"offline": False, "latency": 200, "uploadThroughput": -1,
+                                                          "downloadThroughput": 400_000})  # 2 MB: 5 s
+        asked = []
+        page.on("request", lambda request: "/models/" in request.url and asked.append(request.url.split("/")[-1]))
+        page.get_by_label("Denoiser").select_option("trained")
+        for seed in "123":
+            page.get_by_label("Seed").fill(seed)
+            page.get_by_label("Seed").press("Enter")
+        expect(page.locator("#readout")).to_contain_text("Loading the trained network")
+        wait_for_result(page)
+        assert sorted(asked) == ["digits-train.npz", "digits.npz"]
+        expect(page).to_have_url(re.compile(r"\?seed=3&denoiser=trained$"))
+        assert not watched.errors
+    finally:
+        context.close()
+
+
 def test_controls_are_disabled_until_python_is_ready(watched, base_url):
     page = watched.open(f"{base_url}/forward.html", ready=False)
     assert page.get_by_label("Schedule").is_disabled()
