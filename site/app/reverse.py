@@ -80,6 +80,9 @@ class ReverseView:
             else:
                 denoiser = core.denoisers.IdealDenoiser(self.training, self.schedule)
         self.learn.new_chain(denoiser)
+        strip = element("strip")  # the last chain's until this one is done: dimmed, and said so
+        strip.classList.add("outdated")
+        strip.setAttribute("aria-label", "Pictures of the last chain, until this one is done")
         self.target_shown = core.images.as_shown(self.target)  # what x̂_0 is told against, once per chain
         if self.training is None:
             self.show_target(self.target, "Target (the image the oracle knows)")
@@ -285,6 +288,7 @@ class ReverseView:
         element("frame").setAttribute("aria-label", "Noisy picture x_t: none yet")
         element("x0-frame").setAttribute("aria-label", "Predicted clean picture: none yet")
         element("strip").setAttribute("aria-label", "Pictures of the reverse chain: none yet")
+        element("strip").classList.remove("outdated")
         self.show_target()
         element("readout").textContent = text
         element("step-value").textContent = "t = –"
@@ -340,6 +344,7 @@ class ReverseView:
         self.strip.update(frames, [f"t = {self.times[k]}" for k in ks])
         page.blit(element("strip"), self.plots.to_rgba(self.strip.figure))
         element("strip").setAttribute("aria-label", page.strip_words("reverse chain", [self.times[k] for k in ks]))
+        element("strip").classList.remove("outdated")
 
     # -- playing -------------------------------------------------------------
     def step(self) -> bool:

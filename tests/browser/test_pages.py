@@ -289,12 +289,19 @@ def test_reverse_view_shows_how_far_a_long_chain_has_come(watched, base_url):
     wait_for_result(page)
     assert "computing" not in readout(page)
 
+    strip = page.locator("#strip")
+    expect(strip).not_to_have_class(re.compile("outdated"))
+    expect(strip).to_have_attribute("aria-label", re.compile(r"^Pictures of the reverse chain at t = 300, "))
     seed = page.get_by_label("Seed", exact=True)
     seed.fill("5")
     seed.press("Enter")
     assert page.inner_text("#result") == ""  # no result of the last seed beside the new chain
     assert "computing:" in readout(page)
+    assert "outdated" in strip.get_attribute("class")  # nor its strip, but dimmed and said to be the last one's
+    assert strip.get_attribute("aria-label") == "Pictures of the last chain, until this one is done"
     wait_for_result(page)
+    expect(strip).not_to_have_class(re.compile("outdated"))
+    expect(strip).to_have_attribute("aria-label", re.compile(r"^Pictures of the reverse chain at t = 300, "))
 
     page.get_by_label("Denoiser").select_option("ideal")
     assert page.inner_text("#target-caption") == "Nearest training image: once the chain is done"
