@@ -572,8 +572,8 @@ class Panel:
         element("code-listing").replaceChildren(*[self.figures[title] for title, _ in functions])
 
     def schedule_function(self) -> list[tuple[str, object]]:
-        if self.betas.in_use:
-            return []  # the student's own is in the editor below
+        if self.students_schedule:
+            return []  # the student's own is in the editor below (in use: it works with this T)
         function = self.core.schedules.BETAS[self.settings["schedule"]]
         return [(f"schedules.{function.__name__}", function)]
 

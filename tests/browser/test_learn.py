@@ -305,13 +305,17 @@ def test_a_betas_that_works_again_with_a_new_t_says_so(watched, base_url):
     # The status kept "does not work with T = 600" once T = 400 worked again (QA28).
     page = watched.open(f"{base_url}/forward.html?t=5&steps=400")
     run_code(page, "def betas(T):\n    assert T <= 500\n    return np.full(T, 0.01)\n")
+    titles = settled(page).locator("#code-listing figcaption code")
+    assert "schedules.linear_betas" not in titles.all_inner_texts()  # the student's computes, in the editor
     page.get_by_label("Steps T").fill("600")
     page.get_by_label("Steps T").press("Enter")
     expect(page.locator("#hook-status")).to_contain_text("does not work with T = 600")
+    assert "schedules.linear_betas" in settled(page).locator("#code-listing figcaption code").all_inner_texts()
     page.get_by_label("Steps T").fill("400")
     page.get_by_label("Steps T").press("Enter")
     expect(page.locator("#hook-status")).to_contain_text("In use: your betas(T)")
     expect(page.locator("#hook-error")).to_be_hidden()
+    assert "schedules.linear_betas" not in settled(page).locator("#code-listing figcaption code").all_inner_texts()
 
 
 def test_what_the_code_prints_on_run_is_shown_under_it(watched, base_url):
