@@ -54,9 +54,10 @@ class ReverseView:
         if missing:
             self.frames, self.final, self.times = [], None, [0]  # nothing to show or play until the chain starts
             self.show_waiting("Loading the trained network and its digits…")
-            for path in set(missing) - self.loading:
-                self.loading.add(path)
-                task = asyncio.ensure_future(self.load_asset(path))
+            asked = [path for path in missing if path not in self.loading]
+            if asked:
+                self.loading.update(asked)
+                task = asyncio.ensure_future(self.load_assets(asked))
                 task.add_done_callback(page._report_task_error)
             return
         self.schedule = self.learn.schedule()  # the Schedule setting's, or the student's betas(T)
@@ -133,31 +134,33 @@ class ReverseView:
         return ([WEIGHTS] if self.settings["denoiser"] == "trained" else []) + \
                ([DIGITS] if self.uses_digits() else [])
 
-    async def load_asset(self, path: str) -> None:
-        """Fetch the network or the digits the first time a setting needs them; once the settings of the moment
-        have all they need, start their chain. A failure is said while they need the file, and the next
-        setting that needs it asks again."""
+    async def load_assets(self, paths: list[str]) -> None:
+        """Fetch the network or the digits the first time a setting needs them, in turn; once the settings of
+        the moment have all they need, start their chain. A failure is said while they need that file (the
+        rest is not asked for), and the next setting that needs it asks again."""
         try:
-            data = await page.site_file(path)
-        except Exception as error:  # noqa: BLE001  (offline, or the site is incomplete: say so, keep working)
-            if path in self.assets_needed():
-                what = "The trained network" if path == WEIGHTS else "The handwritten digits"
-                setting = "denoiser" if self.settings["denoiser"] == "trained" else "training set"
-                self.show_waiting(f"{what} could not be loaded: {error}." if isinstance(error, page.Outdated)
-                                  else f"{what} could not be loaded ({error}). "
-                                       f"Choose another {setting}, then this one again to retry.")
-            return
-        finally:
-            self.loading.discard(path)
-        if path == WEIGHTS:
-            from diffusion_lab import network
+            for path in paths:
+                try:
+                    data = await page.site_file(path)
+                except Exception as error:  # noqa: BLE001  (offline, or the site is incomplete: say so, keep working)
+                    if path in self.assets_needed():
+                        what = "The trained network" if path == WEIGHTS else "The handwritten digits"
+                        setting = "denoiser" if self.settings["denoiser"] == "trained" else "training set"
+                        self.show_waiting(f"{what} could not be loaded: {error}." if isinstance(error, page.Outdated)
+                                          else f"{what} could not be loaded ({error}). "
+                                               f"Choose another {setting}, then this one again to retry.")
+                    return
+                if path == WEIGHTS:
+                    from diffusion_lab import network
 
-            self.core.network = network
-            self.assets[path] = network.load_weights(data)
-        else:
-            self.assets[path] = self.core.images.load_image_set(data)
+                    self.core.network = network
+                    self.assets[path] = network.load_weights(data)
+                else:
+                    self.assets[path] = self.core.images.load_image_set(data)
+        finally:
+            self.loading.difference_update(paths)
         needed = self.assets_needed()
-        if path in needed and all(name in self.assets for name in needed):
+        if set(paths) & set(needed) and all(path in self.assets for path in needed):
             self.rebuild()
 
     async def compute(self, chain, generation: int) -> None:
