@@ -8,6 +8,7 @@ from app import learn, page
 from app.page import element
 
 PLAY_INTERVAL_S = 0.03
+PLAY_FRAMES = 250  # frames of Play from t = 0 to T, long chain or short: about eight seconds
 FIGURE_DELAY_S = 0.04
 PLOT_WIDEST = 480  # the schedule and histogram plots on a wide screen: 480 x 300
 
@@ -22,6 +23,7 @@ class ForwardView:
         self.pictures_chosen = 0  # changes of the Image setting: one made while a file decodes outdates the file
         self.figures = None
         self.chain = None  # (t, x_t, rng) of the iterative chain while it runs
+        self.play_share = 0.0  # steps of Play owed to the frames since it started, less those taken
         self.player = page.Player("play", self.advance, frames_per_s=1 / PLAY_INTERVAL_S)
         self.learn = learn.ForwardPanel(self)  # equations, code, the student's schedule, downloads
         self.rebuild()
@@ -109,8 +111,9 @@ class ForwardView:
         return f"{abar:.4g}" if abar < 0.9995 else f"1 − {self.schedule.one_minus_alpha_bars[t - 1]:.3g}"
 
     # -- the iterative chain -------------------------------------------------
-    def step(self) -> bool:
-        """One step of x_t = sqrt(1 - beta_t) x_{t-1} + sqrt(beta_t) eps; False at the end."""
+    def step(self, count: int = 1) -> bool:
+        """`count` steps of x_t = sqrt(1 - beta_t) x_{t-1} + sqrt(beta_t) eps (at most to T), drawn once; False
+        at the end."""
         t = self.settings["t"]
         if t >= self.schedule.num_steps:
             return False
@@ -118,19 +121,25 @@ class ForwardView:
             rng = self.core.np.random.default_rng([self.settings["seed"], 1])
             self.chain = (t, self.closed_form(t), rng)
         _, x, rng = self.chain
-        x = self.core.forward.q_step(x, t, rng.standard_normal(x.shape), self.schedule)
-        self.chain = (t + 1, x, rng)
-        self.settings.set("t", t + 1)
+        for index in range(t, min(t + count, self.schedule.num_steps)):  # the core's index of step t + 1 is t
+            x = self.core.forward.q_step(x, index, rng.standard_normal(x.shape), self.schedule)
+        self.chain = (index + 1, x, rng)
+        self.settings.set("t", index + 1)
         self.draw(x, "iterated chain q(x_t | x_t−1)")
         return True
 
     def advance(self, scale: int) -> bool:
-        """One frame of Play: a few chain steps (`scale` times as many), so any T plays in about eight seconds."""
-        return all(self.step() for _ in range(scale * max(1, self.schedule.num_steps // 250)))
+        """One frame of Play: 1/PLAY_FRAMES of the chain (`scale` times as much), so any T plays in about eight
+        seconds; a short chain takes a step every few frames."""
+        self.play_share += scale * self.schedule.num_steps / PLAY_FRAMES
+        steps, self.play_share = int(self.play_share), self.play_share % 1
+        return self.settings["t"] < self.schedule.num_steps and (steps == 0 or self.step(steps))
 
     def toggle_play(self) -> None:
-        if not self.player.playing and self.settings["t"] >= self.schedule.num_steps:
-            self.settings.set("t", 0)
+        if not self.player.playing:
+            self.play_share = 1.0  # the first step at once
+            if self.settings["t"] >= self.schedule.num_steps:
+                self.settings.set("t", 0)
         self.player.toggle()
 
     def reset(self) -> None:

@@ -27,7 +27,6 @@ URL_DELAY_S, URL_MAX_WAIT_S = 0.25, 1.0
 KEPT_CODE_KEY = "diffusion-lab:code-too-long-for-links"  # sessionStorage: {controls.tab_key(code): code}
 MAX_KEPT_CODE = 8  # the last codes too long for links run in this tab
 PHASES = ("runtime", "numpy", "first frame", "matplotlib", "figures", "ready")  # #progress counts them
-_started = time.perf_counter()
 _proxies = []  # event handlers must outlive the call that made them
 
 
@@ -426,10 +425,6 @@ def blit(canvas, rgba) -> None:
 def clear(canvas) -> None:
     """Blank a canvas (transparent: the page shows through) until there is a picture for it."""
     canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height)
-
-
-def elapsed() -> float:
-    return time.perf_counter() - _started
 
 
 class Later:

@@ -627,6 +627,18 @@ def test_on_a_slow_device_start_up_says_what_it_does_and_the_page_answers_while_
     assert seen[moved][2] != "true" and seen[moved][0] == "Drawing the figures…"  # the key was answered at once
 
 
+def test_play_takes_about_as_long_for_any_t(watched, base_url):
+    """T = 50 played in 1.5 s and T = 499 in 17 (QA35 F7): each covers the same share of its chain in 2 s."""
+    shares = {}
+    for steps in (50, 499, 1000):
+        page = watched.open(f"{base_url}/forward.html?steps={steps}")
+        page.get_by_role("button", name="Play").click()
+        page.wait_for_timeout(2000)
+        page.get_by_role("button", name="Pause").click()
+        shares[steps] = int(page.get_by_label("Timestep").input_value()) / steps
+    assert max(shares.values()) < 2 * min(shares.values()) and 0 < shares[50] < 1, shares
+
+
 def test_play_keeps_its_pace_on_a_slow_device(browser, base_url):
     """An old phone (CPU 6x slower) draws fewer frames, but Play covers the chain at about the same pace."""
     progress = {}
