@@ -855,8 +855,8 @@ class ReversePanel(Panel):
             c = core.samplers.ddpm_coefficients(t - 1, schedule, s["variance"])
             sigma = c.sigma if t > 1 else 0.0
         predict = line("Predicted clean image (Ho et al. eq. 15)",
-                       row(X0_HAT, mo("="), frac(row(x(t), mo("−"), sqrt(mn(1), mo("−"), abar(t)), EPS_HAT),
-                                                  sqrt(abar(t)))),
+                       (row(X0_HAT, mo("="), frac(mn(1), sqrt(abar(t)))),  # two parts: on a phone at t = 1000
+                        row(mo("("), x(t), mo("−"), sqrt(mn(1), mo("−"), abar(t)), EPS_HAT, mo(")"))),  # they wrap
                        row(mo("="), frac(row(x(t), term(-c.eps_scale, EPS_HAT)), mn(c.x0_scale))))
         noise = [term(sigma, Z)] if sigma > 0 else []
         if ddim:
