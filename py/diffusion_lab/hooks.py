@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import itertools
 import linecache
 import math
 import re
@@ -125,10 +126,16 @@ def call(function, *args):
         return watch_lines
 
     previous = sys.gettrace()  # a debugger's or coverage's, put back afterwards
+    depth = sys.getrecursionlimit()  # and the page's depth, which their code may change (and could not undo)
     sys.settrace(watch)
     try:
         return function(*args)
-    except RecursionError:
+    except RecursionError as error:
+        if sys.getrecursionlimit() < depth:
+            raise HookError(f"RecursionError: the code set sys.setrecursionlimit({sys.getrecursionlimit()}), "
+                            "too low for the page") from None
+        if "recursion limit" in str(error):  # "cannot set the recursion limit to 10 at the recursion depth 40"
+            raise _explain(error) from None
         raise HookError("RecursionError: the function calls itself without end") from None
     except TooLong as error:
         line = error.args[0]
@@ -150,6 +157,7 @@ def call(function, *args):
         raise _explain(error) from None
     finally:
         sys.settrace(previous)
+        sys.setrecursionlimit(depth)
 
 
 def _is_students(filename: str) -> bool:
@@ -191,6 +199,9 @@ def schedule_from_source(source: str, num_steps: int) -> schedules.Schedule:
         return schedules.from_betas(schedules.check_betas(betas, num_steps), name="custom")
     except ValueError as error:
         raise HookError(f"{SCHEDULE_HOOK}({num_steps}) returned something unusable: {error}") from None
+    except Exception as error:  # noqa: BLE001  (the returned object's own code, its __array__ or __iter__, failed)
+        raise HookError(f"{SCHEDULE_HOOK}({num_steps}) returned something unusable: reading it raised "
+                        f"{type(error).__name__}: {error}") from None
 
 
 # -- the step hooks: the DDPM and DDIM updates -------------------------------------------------------
@@ -219,9 +230,9 @@ def step_from_source(source: str, hook_name: str = STEP_HOOK):
     @blamed(hook_name)
     def step(x_t, t, *rest):
         result = call(function, x_t, t, *rest)
-        try:
-            pair = None if isinstance(result, (str, bytes, dict)) else tuple(result)
-        except TypeError:
+        try:  # three at most: an endless iterator would never end
+            pair = None if isinstance(result, (str, bytes, dict)) else tuple(itertools.islice(result, 3))
+        except Exception:  # noqa: BLE001  (not iterable, or its own __iter__ failed)
             pair = None
         if isinstance(result, np.ndarray) or pair is None or len(pair) != 2:
             got = (f"one array of shape {result.shape}" if isinstance(result, np.ndarray) else

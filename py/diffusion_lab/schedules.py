@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -169,6 +170,11 @@ def check_betas(betas, T: int) -> np.ndarray:
         array = raw.astype(np.float64)
     except (TypeError, ValueError):
         raise ValueError(f"betas must be numbers; got {type(betas).__name__} {_short(betas)}") from None
+    except OverflowError:  # Python's integers have no limit, float64's do
+        items = raw.ravel().tolist()
+        index = next((k for k, value in enumerate(items) if abs(value) > sys.float_info.max), 0)
+        raise ValueError(f"every beta must lie between 0 and 1 (both excluded); beta at t = {index + 1} is "
+                         f"{_short(items[index])}, too large even for a float") from None
     if array.shape != (T,):
         raise ValueError(f"betas must be T = {T} numbers, one per step (shape ({T},)); got shape {array.shape}")
     bad = np.flatnonzero(~np.isfinite(array))

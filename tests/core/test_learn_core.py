@@ -127,6 +127,41 @@ def test_a_traceback_shows_the_lines_of_the_code_that_failed_though_other_code_l
     assert f'line {line}, in predict_noise\n    return 1 / 0\n' in caught.value.detail
 
 
+@pytest.mark.parametrize("returned, words", [
+    ("[10**(10 * t) for t in range(T)]", "beta at t = 32 is 1000000"),  # past float64: OverflowError (QA33 F1)
+    ("[0.01] * (T - 1) + [10**400]", "beta at t = 50 is 1000000"),
+    ("Broken()", "reading it raised KeyError: 'its own bug'"),  # the object's own __array__ fails
+])
+def test_betas_that_no_float_can_hold_or_that_fail_to_be_read_get_the_panels_message(returned, words):
+    source = (f"class Broken:\n    def __array__(self, *args, **kwargs):\n        raise KeyError('its own bug')\n"
+              f"def betas(T):\n    return {returned}\n")
+    with pytest.raises(hooks.HookError) as caught:
+        hooks.schedule_from_source(source, 50)
+    assert caught.value.summary.startswith("betas(50) returned something unusable") and words in caught.value.summary
+
+
+def test_code_that_lowers_the_recursion_limit_is_told_so_and_leaves_the_limit_as_it_was():
+    """The page's own calls need their depth: a limit of 10 left behind broke every later change (QA33 F5)."""
+    limit, low = sys.getrecursionlimit(), len(inspect.stack()) + 20  # room for their code to start, not to run
+    with pytest.raises(hooks.HookError) as caught:
+        hooks.schedule_from_source(f"import sys\ndef betas(T):\n    sys.setrecursionlimit({low})\n"
+                                   "    return np.full(T, 0.01) + (0 if T < 2 else 0 * betas(T - 1).sum())\n", 50)
+    assert caught.value.summary == f"RecursionError: the code set sys.setrecursionlimit({low}), too low for the page"
+    assert sys.getrecursionlimit() == limit
+
+    hooks.schedule_from_source("import sys\nsys.setrecursionlimit(5000)\ndef betas(T):\n    return np.full(T, 0.01)\n", 50)
+    assert sys.getrecursionlimit() == limit
+
+
+def test_a_step_returning_an_endless_iterator_is_refused_not_run_for_ever():
+    step = hooks.step_from_source("import itertools\ndef step(x_t, t, eps, schedule, sigma, noise, clip):\n"
+                                  "    return itertools.repeat(x_t)\n")
+    x = np.zeros((4, 4))
+    with pytest.raises(hooks.HookError) as caught:
+        step(x, 5, x, get_schedule("linear", 10), 0.1, None, False)
+    assert "must return two arrays" in caught.value.summary
+
+
 def test_the_time_limit_names_the_slow_line_not_the_next():
     """A single slow call cannot be stopped; the limit names it once it returns, not the line after it."""
     source = "import time\ndef betas(T):\n    b = np.full(T, 0.01)\n    time.sleep(2.2)\n    return b * 1.0\n"
