@@ -651,11 +651,13 @@ class Settings:
         if control.kind == "code":
             return  # the code panel shows it
         widget = element(name)
+        before = widget.value
         if control.widget == "range":
             widget.max = self.limit(name)  # first: a browser clamps a slider's value to its current max
         widget.value = controls._show(value)
-        if control.widget == "range":
-            element(f"{name}-value").textContent = widget.value
+        output = element(f"{name}-value") if control.widget == "range" else None
+        if output is not None and (widget.value != before or not output.textContent):
+            output.textContent = widget.value  # a view may say it its own way ("t = 700" for step 300): kept
 
     def limit(self, name: str) -> int:
         """The upper end of a slider, which depends on other settings."""
@@ -674,9 +676,10 @@ class Settings:
             return self._on_change({name})
         try:
             value = controls.coerce(control, raw)
-        except ValueError:
-            show_notice(f"{control.label}: “{controls._short(raw)}” is not valid, kept {controls._show(self.state[name])}",
-                        name)
+        except ValueError:  # a number box gives "" for text it cannot read ("--1", "1e"): say what it held
+            said = "that is not a number" if raw == "" and element(name).validity.badInput else \
+                f"“{controls._short(raw)}” is not valid"
+            show_notice(f"{control.label}: {said}, kept {controls._show(self.state[name])}", name)
             self.write(name)
             return None
         if controls.is_number(control) and controls.clamp(control, value) != value:

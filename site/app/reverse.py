@@ -33,6 +33,7 @@ class ReverseView:
         self.player = page.Player("play", self.advance, frames_per_s=PLAY_FRAMES_PER_S)
         self.play_share = 0.0  # steps of Play owed to the frames since it started, less those taken
         self.frames, self.final, self.times = [], None, [0]
+        self.shown_step = None  # the chain's step the pictures show
         self.assets = {}  # site files loaded on demand: the network's weights, the digits
         self.loading = set()  # those on their way: one request each, however many settings change meanwhile
         self.strip_later = page.Later(0, self.draw_strip)  # a figure: drawn once the result is on screen
@@ -181,8 +182,8 @@ class ReverseView:
                 self.learn.chain_failed(error)
                 self.rebuild()
                 return
-            if self.settings["step"] >= len(self.frames) - 2:
-                self.draw()
+            if min(self.settings["step"], len(self.frames) - 1) != self.shown_step:
+                self.draw()  # the slider's step, or the last computed short of it
             elif time.perf_counter() > progress_at:
                 self.show_readout()  # how far the chain has come
                 progress_at = time.perf_counter() + PROGRESS_S
@@ -229,7 +230,7 @@ class ReverseView:
         if not self.frames:
             return  # still loading what the chain needs
         images = self.core.images
-        k = self.show_readout()
+        k = self.shown_step = self.show_readout()
         t, total = self.times[k], len(self.times) - 1
         page.blit(element("frame"), images.to_rgba(self.frames[k]))
         if k < len(self.predictions):

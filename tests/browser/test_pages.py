@@ -310,6 +310,22 @@ def test_reverse_view_shows_how_far_a_long_chain_has_come(watched, base_url):
     assert page.inner_text("#target-caption").startswith("Nearest training image (#")
 
 
+def test_the_picture_at_the_slider_shows_as_soon_as_the_chain_has_computed_it(watched, base_url):
+    """With the slider ahead of a long chain, its picture and t waited for the whole chain (QA33 F2)."""
+    page = watched.open(f"{base_url}/reverse.html?size=256&step=300", ready=False)
+    past = """() => { const done = /computing: (\\d+) of 1000/.exec(document.getElementById('readout').textContent);
+                     return done !== null && Number(done[1]) >= 330; }"""
+    page.wait_for_function(past, timeout=60_000)
+    assert "computing:" in readout(page)  # still computing: the picture at step 300 is there already
+    assert page.inner_text("#step-value") == "t = 700"
+    assert page.get_attribute("#frame", "aria-label") == "Noisy picture x_t at t = 700, reverse step 300 of 1000"
+    wait_for_result(page)
+    # "Skip to the demo" (an entry of the same settings) left the step's bare number, 300, beside it (QA33 F3).
+    page.get_by_role("link", name="Skip to the demo").press("Enter")
+    page.wait_for_timeout(300)
+    assert page.inner_text("#step-value") == "t = 700"
+
+
 def test_reverse_view_says_when_the_trained_network_cannot_be_loaded(browser, base_url):
     context = browser.new_context(service_workers="block")  # a worker would answer from its cache, past the route
     try:

@@ -178,6 +178,30 @@ def test_a_picture_chosen_while_a_file_decodes_stays(watched, base_url):
     assert_still_working(page)
 
 
+def test_text_a_number_box_cannot_read_is_called_not_a_number(watched, base_url):
+    """A number box hands the page "" for "--1": the notice quoted “” (QA33 F4)."""
+    page = watched.open(f"{base_url}/forward.html")
+    seed = page.get_by_label("Seed")
+    seed.select_text()
+    seed.press_sequentially("--1")
+    seed.press("Tab")
+    expect(page.locator("#notices")).to_contain_text("Seed: that is not a number, kept 0")
+    assert "“”" not in notices(page) and seed.input_value() == "0"
+    assert_still_working(page)
+
+
+def test_code_that_lowers_the_recursion_limit_leaves_the_page_working(watched, base_url):
+    """sys.setrecursionlimit(10) in a schedule's code broke every later change until a reload (QA33 F5)."""
+    page = watched.open(f"{base_url}/forward.html")
+    page.get_by_label("Code of betas(T)").fill("import sys\nsys.setrecursionlimit(10)\n\ndef betas(T):\n"
+                                               "    return np.full(T, 0.01)\n")
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.locator("#hook-status")).to_contain_text("In use: your betas(T)")
+    page.get_by_role("button", name="Reset code").click()
+    page.get_by_label("Image", exact=True).select_option("stripes")
+    assert_still_working(page)
+
+
 def enter(page, label: str, value: str) -> None:
     """Type a value into a number box and press Enter, as a student sets it."""
     page.get_by_label(label).fill(value)
