@@ -9,6 +9,8 @@ classroom names as thin wrappers and draws one strip of frames.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from pathlib import Path
 
@@ -91,22 +93,42 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     if not folder.is_dir():
         parser.error(f"--out {args.out!r}: the folder {str(folder)!r} does not exist")
     existed = out.exists()
-    try:  # the one sure test that the file can be written: open it, without changing what it holds
+    try:  # the one sure test: open the file without changing what it holds, and make the one `write` fills first
         with open(out, "ab"):
             pass
+        partial = partial_path(out)
+        with open(partial, "wb"):
+            pass
+        partial.unlink()
     except OSError as error:
         parser.error(f"--out {args.out!r}: cannot write there ({error.strerror or error})")
-    if not existed:
-        out.unlink()
+    finally:
+        if not existed:
+            out.unlink(missing_ok=True)
+
+
+def partial_path(out) -> Path:
+    """The temporary file beside ``out`` (through a symbolic link, where the PNG goes) that `write` fills first."""
+    target = Path(os.path.realpath(out))
+    return target.with_name(f".{target.stem}.{os.getpid()}.part{target.suffix}")
 
 
 def write(fig, out: str, show: bool) -> int:
-    """Save the figure as PNG; the exit status (1 with a one-line message if the file cannot be written)."""
+    """Save the figure as PNG; the exit status (1 with a one-line message if the file cannot be written).
+
+    The PNG goes to a temporary file beside ``out``, moved into place only once complete: a failed or interrupted
+    save (a full disk, Ctrl-C) leaves the file that was at ``out`` as it was, and no partial file.
+    """
+    partial = partial_path(out)
     try:
-        plots.save_png(fig, out)
+        plots.save_png(fig, partial)
+        os.replace(partial, os.path.realpath(out))
     except OSError as error:
         print(f"error: could not write {out}: {error.strerror or error}", file=sys.stderr)
         return 1
+    finally:
+        with contextlib.suppress(OSError):  # gone after os.replace; else what was written of it
+            partial.unlink(missing_ok=True)
     print(f"wrote {Path(out).resolve()}")
     if show:
         from PIL import Image

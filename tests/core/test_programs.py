@@ -1,5 +1,6 @@
 """The classroom programs run as scripts, write a PNG, and reverse diffusion ends on the image."""
 
+import errno
 import subprocess
 import sys
 from pathlib import Path
@@ -62,12 +63,32 @@ def test_program_rejects_bad_options_in_one_line_before_any_work(tmp_path, scrip
     assert sorted(path.name for path in tmp_path.iterdir()) == ["folder.png", "notes.txt"]  # nothing written
 
 
+@pytest.mark.parametrize("program", [forward_diffusion, reverse_diffusion])
+@pytest.mark.parametrize("before", [b"the previous figure", None])
+def test_a_failed_save_leaves_the_previous_file_and_no_partial_one(monkeypatch, tmp_path, capsys, program, before):
+    out = tmp_path / "lesson.png"
+    if before is not None:
+        out.write_bytes(before)
+
+    def disk_full_halfway(figure, path):
+        Path(path).write_bytes(b"\x89PNG, the first half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(program.plots, "save_png", disk_full_halfway)
+    assert program.main(["--steps", "10", "--size", "16", "--out", str(out)]) == 1
+    assert capsys.readouterr().err == f"error: could not write {out}: No space left on device\n"
+    if before is None:
+        assert list(tmp_path.iterdir()) == []
+    else:
+        assert list(tmp_path.iterdir()) == [out] and out.read_bytes() == before
+
+
 def test_programs_count_t_as_the_paper_and_the_pages(monkeypatch, tmp_path):
     """t = 0 is the clean image and t = T pure noise; the last frame shown is the last step."""
     drawn = []
     monkeypatch.setattr(forward_diffusion.plots, "strip_figure",
                         lambda frames, labels, title: drawn.append(labels) or forward_diffusion.plots.Figure())
-    monkeypatch.setattr(forward_diffusion.plots, "save_png", lambda figure, out: None)
+    monkeypatch.setattr(forward_diffusion.plots, "save_png", lambda figure, out: Path(out).write_bytes(b""))
     assert forward_diffusion.main(["--steps", "2", "--out", str(tmp_path / "f.png")]) == 0
     assert forward_diffusion.main(["--steps", "100", "--shown", "1", "--out", str(tmp_path / "f.png")]) == 0
     assert reverse_diffusion.main(["--steps", "2", "--out", str(tmp_path / "r.png")]) == 0
