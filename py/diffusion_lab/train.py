@@ -28,6 +28,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -45,6 +46,9 @@ DEFAULT_OUT = Path(__file__).resolve().parents[2] / "site" / "models" / "digits.
 DEFAULTS = dict(steps=12000, batch=256, lr=2e-3, hidden=256, blocks=3, embed=128, dropout=0.1, shift=0.0, ema=0.999, warmup=200)
 QUICK = dict(steps=150, batch=128)  # --quick: a smoke run for tests
 QUICK_OUT = Path(tempfile.gettempdir()) / "diffusion-lab-quick" / "digits.npz"  # never over the site's network
+# --shift's limit: past the width of the trained log-SNR range the noise levels drawn no longer change, and past
+# about 65 sample_log_snr's floats fail.
+MAX_SHIFT = LOG_SNR_MAX - LOG_SNR_MIN
 
 
 # ---- data -------------------------------------------------------------------------------------
@@ -254,22 +258,79 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a few steps, for tests (seconds); its weights "
                                                              "never replace the site's unless --out says so")
     args = parser.parse_args(argv)
-    steps = args.steps or (QUICK if args.quick else DEFAULTS)["steps"]
-    batch = args.batch or (QUICK if args.quick else DEFAULTS)["batch"]
-    if steps < 1 or batch < 1:
-        parser.error("--steps and --batch must be positive")
+    preset = QUICK if args.quick else DEFAULTS
+    steps = preset["steps"] if args.steps is None else args.steps  # 0 is a value, not "not given"
+    batch = preset["batch"] if args.batch is None else args.batch
+    check_options(parser, args, steps, batch)
+    out = args.out or (QUICK_OUT if args.quick else DEFAULT_OUT)
+    check_out(parser, out)
     config = dict(DEFAULTS, steps=steps, batch=batch, lr=args.lr, hidden=args.hidden, blocks=args.blocks,
                   dropout=args.dropout, shift=args.shift)
     print(f"training {config} seed {args.seed}", flush=True)
     log_every = max(1, min(500, steps // 10))
     params, meta, _ = train(seed=args.seed, log_every=log_every, log=lambda s: print(s, flush=True), **config)
-    out = args.out or (QUICK_OUT if args.quick else DEFAULT_OUT)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    network.save(out, params, meta)
-    save_training_set(training_set_path(out))
-    print(f"final loss {meta['final_loss']:.4f}, held-out {meta['held_out_loss']:.4f}, "
-          f"{meta['train_seconds']} s; wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
+    losses = f"final loss {meta['final_loss']:.4f}, held-out {meta['held_out_loss']:.4f}"
+    if not (math.isfinite(meta["final_loss"]) and math.isfinite(meta["held_out_loss"])
+            and all(np.isfinite(value).all() for value in params.values())):
+        print(f"error: training diverged ({losses}): nothing written to {out}; try a smaller --lr", file=sys.stderr)
+        return 1
+    saves = ((out, lambda partial: network.save(partial, params, meta)), (training_set_path(out), save_training_set))
+    for path, save in saves:
+        try:
+            write_whole(path, save)
+        except OSError as error:
+            print(f"error: could not write {path}: {error.strerror or error}", file=sys.stderr)
+            return 1
+    print(f"{losses}, {meta['train_seconds']} s; wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
     return 0
+
+
+def check_options(parser: argparse.ArgumentParser, args: argparse.Namespace, steps: int, batch: int) -> None:
+    """Refuse impossible hyper-parameters before any work, as argparse does: a one-line message and exit status 2."""
+    if steps < 1 or batch < 1:
+        parser.error("--steps and --batch must be positive")
+    if not 0 < args.lr < math.inf:  # also refuses nan
+        parser.error("--lr must be a positive number")
+    if not 0 <= args.dropout < 1:
+        parser.error("--dropout must be at least 0 and below 1 (the share of hidden units zeroed)")
+    if args.hidden < 1 or args.blocks < 1:
+        parser.error("--hidden and --blocks must be positive")
+    if not -MAX_SHIFT <= args.shift <= MAX_SHIFT:
+        parser.error(f"--shift must be between {-MAX_SHIFT:g} and {MAX_SHIFT:g} (the trained log-SNR range's width)")
+    if args.seed < 0:
+        parser.error("--seed must be 0 or more")
+    available = len(load_digits_split()[0])
+    if batch > available:  # a step never takes an image twice: a bigger batch would silently be all of them
+        parser.error(f"--batch must be at most {available}, the number of training images")
+
+
+def check_out(parser: argparse.ArgumentParser, out: Path) -> None:
+    """Refuse an --out that cannot take the weights now, not after minutes of training; make its folder."""
+    if out.suffix != ".npz":  # numpy would add .npz to the name, and the page and evaluate look for this one
+        parser.error(f"--out {str(out)!r}: the weights are an .npz archive, so the file name must end in .npz")
+    if out.is_dir():
+        parser.error(f"--out {str(out)!r} is a folder; give a file name ending in .npz")
+    if out.parent.exists() and not out.parent.is_dir():
+        parser.error(f"--out {str(out)!r}: {str(out.parent)!r} is a file, not a folder")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out.parent):  # the folder takes new files (write_whole makes one)
+            pass
+    except OSError as error:
+        parser.error(f"--out {str(out)!r}: cannot write in {str(out.parent)!r} ({error.strerror or error})")
+
+
+def write_whole(path: Path, write) -> None:
+    """write(a temporary path beside ``path``), then move that file into place: a failed or interrupted write
+    leaves the file that was at ``path`` as it was, and no partial file. The name keeps its suffix (numpy would
+    add .npz)."""
+    partial = path.with_name(f".{path.stem}.{os.getpid()}.part{path.suffix}")
+    try:
+        write(partial)
+        os.replace(partial, path)
+    finally:
+        with contextlib.suppress(OSError):  # gone after os.replace; else what was written of it
+            partial.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

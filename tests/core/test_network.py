@@ -99,6 +99,52 @@ def test_a_quick_run_never_replaces_the_sites_network(tmp_path, monkeypatch, cap
     assert f"wrote {tmp_path / 'quick' / 'digits.npz'}" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("options, words", [
+    (["--steps", "0"], "--steps and --batch must be positive"),  # 0 is not "not given": not the 12000 steps
+    (["--quick", "--batch", "0"], "--steps and --batch must be positive"),
+    (["--batch", "1439"], "--batch must be at most 1438, the number of training images"),
+    (["--lr", "0"], "--lr must be a positive number"),
+    (["--lr", "nan"], "--lr must be a positive number"),
+    (["--lr", "inf"], "--lr must be a positive number"),
+    (["--dropout", "1"], "--dropout must be at least 0 and below 1"),
+    (["--dropout", "-0.5"], "--dropout must be at least 0 and below 1"),
+    (["--hidden", "0"], "--hidden and --blocks must be positive"),
+    (["--blocks", "0"], "--hidden and --blocks must be positive"),
+    (["--shift", "nan"], "--shift must be between -30 and 30"),
+    (["--shift", "31"], "--shift must be between -30 and 30"),
+    (["--seed", "-1"], "--seed must be 0 or more"),
+    (["--out", "weights.bin"], "the file name must end in .npz"),  # numpy would write weights.bin.npz
+    (["--out", "folder.npz"], "is a folder"),
+    (["--out", "notes.txt/d.npz"], "'notes.txt' is a file, not a folder"),
+    (["--out", "/proc/nope/d.npz"], "cannot write in '/proc/nope'"),
+])
+def test_train_refuses_impossible_options_in_one_line_before_training(tmp_path, monkeypatch, capsys, options, words):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder.npz").mkdir()
+    (tmp_path / "notes.txt").write_text("")
+    monkeypatch.setattr(train, "train", lambda **config: pytest.fail(f"trained with {config}"))
+    with pytest.raises(SystemExit) as stop:
+        train.main(["--out", str(tmp_path / "d.npz"), *options])  # a later --out wins
+    assert stop.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # argparse's usage, then one line
+    assert last.startswith("python -m diffusion_lab.train: error: ") and words in last
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["folder.npz", "notes.txt"]  # nothing written
+
+
+def test_training_that_diverges_writes_nothing_and_says_so(tmp_path, capsys):
+    out = tmp_path / "digits.npz"
+    out.write_bytes(b"the previous weights")
+    train.training_set_path(out).write_bytes(b"the previous digits")
+    with np.errstate(all="ignore"):  # the overflow is the point
+        assert train.main(["--quick", "--steps", "3", "--lr", "1e30", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: training diverged (final loss nan, held-out nan): nothing written to ")
+    assert err.count("\n") == 1
+    assert out.read_bytes() == b"the previous weights"
+    assert train.training_set_path(out).read_bytes() == b"the previous digits"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["digits-train.npz", "digits.npz"]
+
+
 def test_training_is_reproducible():
     config = dict(train.DEFAULTS, steps=15, batch=32, hidden=32, embed=16)
     a, meta_a, _ = train.train(seed=3, log=lambda s: None, **config)
