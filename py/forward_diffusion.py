@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import numbers
 import os
 import sys
 from pathlib import Path
@@ -32,18 +33,37 @@ def variance_schedule_beta(num_steps: int, schedule: str = "linear") -> np.ndarr
     return schedules.get_schedule(schedule, num_steps).betas
 
 
+def step_index(t, schedule: schedules.Schedule) -> int:
+    """``t`` as the core's index, refused unless an integer from 0 to T-1 (numpy would take -1 for the last step)."""
+    last = schedule.num_steps - 1
+    if isinstance(t, bool) or not isinstance(t, numbers.Integral) or not 0 <= t <= last:
+        raise ValueError(f"t must be an integer from 0 to {last} (the core's index: the paper's step t + 1), got {t!r}")
+    return int(t)
+
+
 def add_gaussian_noise(image: np.ndarray, t: int, betas_or_schedule, *, rng: np.random.Generator) -> np.ndarray:
-    """Jump straight to x_t ~ q(x_t | x0) (Ho et al. 2020, eq. 4)."""
+    """Jump straight to the paper's x_{t+1} ~ q(x_{t+1} | x0) (Ho et al. 2020, eq. 4).
+
+    ``t`` is the core's index, 0 .. T-1, not the paper's t: t = 0 is one noising step (x_1, not the clean image)
+    and t = T-1 the last (x_T), so ``for t in range(T)`` visits every step. The figure labels this t + 1.
+    """
+    schedule = _as_schedule(betas_or_schedule)
+    t = step_index(t, schedule)
     noise = rng.standard_normal(np.shape(image))
-    return forward.q_sample(image, t, noise, _as_schedule(betas_or_schedule))
+    return forward.q_sample(image, t, noise, schedule)
 
 
 def add_gaussian_noise_for_forward_sim(
     x_prev: np.ndarray, t: int, betas_or_schedule, *, rng: np.random.Generator
 ) -> np.ndarray:
-    """One step x_{t-1} -> x_t of the Markov chain (Ho et al. 2020, eq. 2)."""
+    """One step of the Markov chain (Ho et al. 2020, eq. 2): the paper's x_t from ``x_prev`` = x_{t-1}.
+
+    ``t`` is the core's index, 0 .. T-1, the paper's step t + 1: t = 0 takes x0 to x_1, t = T-1 gives x_T.
+    """
+    schedule = _as_schedule(betas_or_schedule)
+    t = step_index(t, schedule)
     noise = rng.standard_normal(np.shape(x_prev))
-    return forward.q_step(x_prev, t, noise, _as_schedule(betas_or_schedule))
+    return forward.q_step(x_prev, t, noise, schedule)
 
 
 MAX_SHOWN = 40  # frames in one figure (130 px each)
@@ -58,7 +78,8 @@ def common_parser(description: str) -> argparse.ArgumentParser:
     """The options both classroom programs share."""
     parser = argparse.ArgumentParser(
         description=description,
-        epilog="Timesteps count as in the DDPM paper and the pages: t = 0 is the clean image, t = T the noisiest step.")
+        epilog="The figure labels t as the DDPM paper and the pages count it: t = 0 is the clean image, t = T the "
+               "noisiest step.")
     parser.add_argument("--schedule", choices=schedules.SCHEDULE_NAMES, default="linear")
     parser.add_argument("--steps", type=int, default=1000,
                         help=f"number of diffusion steps T (2..{schedules.REFERENCE_STEPS})")

@@ -16,12 +16,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 from diffusion_lab import denoisers, forward, images, plots, samplers, schedules  # noqa: E402
-from forward_diffusion import check_args, common_parser, shown_steps, write  # noqa: E402
+from forward_diffusion import check_args, common_parser, shown_steps, step_index, write  # noqa: E402
 
 
 def simulate_noise_predictor(x_t: np.ndarray, t: int, x0: np.ndarray, schedule: schedules.Schedule) -> np.ndarray:
-    """The oracle's eps = (x_t - sqrt(alpha_bar_t) x0) / sqrt(1 - alpha_bar_t) (Ho et al. 2020, eq. 4)."""
-    return denoisers.Oracle(x0, schedule).predict_noise(x_t, t)
+    """The oracle's eps = (x_t - sqrt(alpha_bar_t) x0) / sqrt(1 - alpha_bar_t) (Ho et al. 2020, eq. 4).
+
+    ``t`` is the core's index, 0 .. T-1, as in add_gaussian_noise: ``x_t`` is the paper's x_{t+1}.
+    """
+    return denoisers.Oracle(x0, schedule).predict_noise(x_t, step_index(t, schedule))
 
 
 def reverse_diffusion(

@@ -126,3 +126,28 @@ def test_classroom_wrappers():
     eps = np.random.default_rng(1).standard_normal(x.shape)
     x_t = np.sqrt(s.alpha_bars[30]) * x + np.sqrt(1 - s.alpha_bars[30]) * eps
     np.testing.assert_allclose(reverse_diffusion.simulate_noise_predictor(x_t, 30, x, s), eps, atol=1e-12)
+
+
+def test_wrappers_take_t_as_the_cores_index():
+    """t = 0 is the paper's first step (x_1, not the clean image), t = T-1 the last; numpy integers are fine."""
+    s = get_schedule("linear", 100)
+    x = make_image("disc", 16)
+    eps = np.random.default_rng(0).standard_normal(x.shape)
+    first = forward_diffusion.add_gaussian_noise(x, 0, s, rng=np.random.default_rng(0))
+    np.testing.assert_allclose(first, np.sqrt(1 - s.betas[0]) * x + np.sqrt(s.betas[0]) * eps, rtol=1e-12)
+    last = forward_diffusion.add_gaussian_noise(x, np.int64(99), s, rng=np.random.default_rng(0))
+    np.testing.assert_allclose(last, s.sqrt_alpha_bars[-1] * x + s.sqrt_one_minus_alpha_bars[-1] * eps, rtol=1e-12)
+
+
+@pytest.mark.parametrize("t", [-1, 100, 2.5, 3.0, True, "1", None])
+def test_wrappers_refuse_a_t_outside_0_to_T_minus_1_naming_the_range(t):
+    s = get_schedule("linear", 100)
+    x = make_image("disc", 16)
+    calls = [
+        lambda: forward_diffusion.add_gaussian_noise(x, t, s, rng=np.random.default_rng(0)),
+        lambda: forward_diffusion.add_gaussian_noise_for_forward_sim(x, t, s.betas, rng=np.random.default_rng(0)),
+        lambda: reverse_diffusion.simulate_noise_predictor(x, t, x, s),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match=r"^t must be an integer from 0 to 99 \(the core's index"):
+            call()
