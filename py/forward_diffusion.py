@@ -22,9 +22,14 @@ import numpy as np  # noqa: E402
 from diffusion_lab import controls, forward, images, plots, schedules  # noqa: E402
 
 
-def _as_schedule(betas_or_schedule) -> schedules.Schedule:
+def as_schedule(betas_or_schedule) -> schedules.Schedule:
+    """A Schedule as it is, or the one of these betas (what variance_schedule_beta returns): every function here
+    takes either."""
     if isinstance(betas_or_schedule, schedules.Schedule):
         return betas_or_schedule
+    if np.ndim(betas_or_schedule) != 1:  # from_betas would flatten a table of numbers into one schedule
+        raise ValueError(f"betas must be a 1-D sequence of T numbers in (0, 1) or a Schedule, got "
+                         f"{type(betas_or_schedule).__name__} of shape {np.shape(betas_or_schedule)}")
     return schedules.from_betas(betas_or_schedule)
 
 
@@ -47,9 +52,10 @@ def add_gaussian_noise(image: np.ndarray, t: int, betas_or_schedule, *, rng: np.
     ``t`` is the core's index, 0 .. T-1, not the paper's t: t = 0 is one noising step (x_1, not the clean image)
     and t = T-1 the last (x_T), so ``for t in range(T)`` visits every step. The figure labels this t + 1.
     """
-    schedule = _as_schedule(betas_or_schedule)
+    schedule = as_schedule(betas_or_schedule)
     t = step_index(t, schedule)
-    noise = rng.standard_normal(np.shape(image))
+    image = np.asarray(image, dtype=np.float64)  # a nested list works too
+    noise = rng.standard_normal(image.shape)
     return forward.q_sample(image, t, noise, schedule)
 
 
@@ -60,9 +66,10 @@ def add_gaussian_noise_for_forward_sim(
 
     ``t`` is the core's index, 0 .. T-1, the paper's step t + 1: t = 0 takes x0 to x_1, t = T-1 gives x_T.
     """
-    schedule = _as_schedule(betas_or_schedule)
+    schedule = as_schedule(betas_or_schedule)
     t = step_index(t, schedule)
-    noise = rng.standard_normal(np.shape(x_prev))
+    x_prev = np.asarray(x_prev, dtype=np.float64)
+    noise = rng.standard_normal(x_prev.shape)
     return forward.q_step(x_prev, t, noise, schedule)
 
 

@@ -16,20 +16,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 from diffusion_lab import denoisers, forward, images, plots, samplers, schedules  # noqa: E402
-from forward_diffusion import check_args, common_parser, shown_steps, step_index, write  # noqa: E402
+from forward_diffusion import as_schedule, check_args, common_parser, shown_steps, step_index, write  # noqa: E402
 
 
-def simulate_noise_predictor(x_t: np.ndarray, t: int, x0: np.ndarray, schedule: schedules.Schedule) -> np.ndarray:
+def simulate_noise_predictor(x_t: np.ndarray, t: int, x0: np.ndarray, betas_or_schedule) -> np.ndarray:
     """The oracle's eps = (x_t - sqrt(alpha_bar_t) x0) / sqrt(1 - alpha_bar_t) (Ho et al. 2020, eq. 4).
 
     ``t`` is the core's index, 0 .. T-1, as in add_gaussian_noise: ``x_t`` is the paper's x_{t+1}.
     """
+    schedule = as_schedule(betas_or_schedule)
+    x_t, x0 = np.asarray(x_t, dtype=np.float64), np.asarray(x0, dtype=np.float64)
+    if x_t.shape != x0.shape:
+        raise ValueError(f"x_t and x0 must have the same shape, got {x_t.shape} and {x0.shape}")
     return denoisers.Oracle(x0, schedule).predict_noise(x_t, step_index(t, schedule))
 
 
 def reverse_diffusion(
     image: np.ndarray,
-    schedule: schedules.Schedule,
+    betas_or_schedule,
     rng: np.random.Generator,
     *,
     sampler: str = "ddpm",
@@ -41,6 +45,8 @@ def reverse_diffusion(
 
     Returns x_T and the list of (t, x_t) after each step, t counted as in the paper: the last is (0, the clean end).
     """
+    schedule = as_schedule(betas_or_schedule)
+    image = np.asarray(image, dtype=np.float64)
     x_T = forward.q_sample(image, schedule.num_steps - 1, rng.standard_normal(np.shape(image)), schedule)
     oracle = denoisers.Oracle(image, schedule)
     steps = samplers.sample(

@@ -128,6 +128,31 @@ def test_classroom_wrappers():
     np.testing.assert_allclose(reverse_diffusion.simulate_noise_predictor(x_t, 30, x, s), eps, atol=1e-12)
 
 
+def test_every_classroom_function_takes_betas_or_a_schedule():
+    """As variance_schedule_beta returns betas, the functions that take a schedule take betas too (and lists)."""
+    s = get_schedule("linear", 100)
+    x = make_image("disc", 16)
+    x_t = forward_diffusion.add_gaussian_noise(x.tolist(), 30, s.betas.tolist(), rng=np.random.default_rng(1))
+    np.testing.assert_allclose(x_t, forward_diffusion.add_gaussian_noise(x, 30, s, rng=np.random.default_rng(1)))
+    np.testing.assert_allclose(reverse_diffusion.simulate_noise_predictor(x_t.tolist(), 30, x, s.betas),
+                               reverse_diffusion.simulate_noise_predictor(x_t, 30, x, s), rtol=1e-12, atol=1e-12)
+    for kwargs in (dict(), dict(sampler="ddim", ddim_steps=10)):
+        x_T, states = reverse_diffusion.reverse_diffusion(x, s.betas, np.random.default_rng(2), **kwargs)
+        again_T, again = reverse_diffusion.reverse_diffusion(x, s, np.random.default_rng(2), **kwargs)
+        np.testing.assert_allclose(x_T, again_T, rtol=1e-12)
+        assert [t for t, _ in states] == [t for t, _ in again]
+        np.testing.assert_allclose(states[-1][1], x, atol=1e-9)
+
+
+def test_classroom_functions_name_the_argument_that_is_wrong():
+    s = get_schedule("linear", 100)
+    x = make_image("disc", 16)
+    with pytest.raises(ValueError, match=r"^betas must be a 1-D sequence of T numbers in \(0, 1\) or a Schedule"):
+        forward_diffusion.add_gaussian_noise(x, 3, s.betas.reshape(10, 10), rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"^x_t and x0 must have the same shape, got \(16, 16\) and \(8, 8\)"):
+        reverse_diffusion.simulate_noise_predictor(x, 3, np.zeros((8, 8)), s)
+
+
 def test_wrappers_take_t_as_the_cores_index():
     """t = 0 is the paper's first step (x_1, not the clean image), t = T-1 the last; numpy integers are fine."""
     s = get_schedule("linear", 100)
