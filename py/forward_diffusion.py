@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import numbers
 import os
 import sys
@@ -165,6 +166,27 @@ def write(fig, out: str, show: bool) -> int:
     return 0
 
 
+INTERRUPTED = 130  # the exit status a shell gives a program stopped by Ctrl-C (128 + SIGINT)
+
+
+def interruptible(main):
+    """``main`` with Ctrl-C said in one line ("interrupted", on stderr) and exit status 130, not a traceback.
+
+    The same as train.py's, which the classroom programs do not import.
+    """
+
+    @functools.wraps(main)
+    def run(argv: list[str] | None = None) -> int:
+        try:
+            return main(argv)
+        except KeyboardInterrupt:  # the finally blocks (a partial file's removal) have run on the way here
+            print("interrupted", file=sys.stderr)
+            return INTERRUPTED
+
+    return run
+
+
+@interruptible
 def main(argv: list[str] | None = None) -> int:
     parser = common_parser("Noise an image with the DDPM forward process and plot the steps.")
     parser.add_argument("--out", default="forward_diffusion.png", help="PNG file to write")

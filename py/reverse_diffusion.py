@@ -16,7 +16,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 from diffusion_lab import denoisers, forward, images, plots, samplers, schedules  # noqa: E402
-from forward_diffusion import as_schedule, check_args, common_parser, shown_steps, step_index, write  # noqa: E402
+from forward_diffusion import (  # noqa: E402
+    as_schedule, check_args, common_parser, interruptible, shown_steps, step_index, write
+)
 
 
 def simulate_noise_predictor(x_t: np.ndarray, t: int, x0: np.ndarray, betas_or_schedule) -> np.ndarray:
@@ -60,6 +62,7 @@ def reverse_diffusion(
     return x_T, [(time, x) for time, (_, x, _) in zip(times, steps)]
 
 
+@interruptible
 def main(argv: list[str] | None = None) -> int:
     parser = common_parser("Noise an image to x_T, then undo it with exact DDPM or DDIM steps (oracle noise).")
     parser.add_argument("--sampler", choices=samplers.SAMPLERS, default="ddpm")

@@ -38,7 +38,7 @@ from .denoisers import IdealDenoiser  # noqa: E402
 from .network import TrainedDenoiser  # noqa: E402
 from .samplers import sample  # noqa: E402
 from .schedules import SCHEDULE_NAMES, get_schedule  # noqa: E402
-from .train import DEFAULT_OUT, load_digits_split  # noqa: E402
+from .train import DEFAULT_OUT, interruptible, load_digits_split  # noqa: E402
 
 CONFIDENCE = 0.9
 COPY_PERCENTILE = 5.0  # near-copy: nearer to the training set than this percentile of held-out images
@@ -150,6 +150,7 @@ def time_ddim(denoiser, schedule, steps: int = 50, repeats: int = 5) -> float:
     return best
 
 
+@interruptible
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m diffusion_lab.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("--weights", type=Path, default=DEFAULT_OUT, help=f"weights file (default {DEFAULT_OUT})")

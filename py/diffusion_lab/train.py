@@ -29,6 +29,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
+import functools  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -243,6 +244,24 @@ def train(*, seed: int = 0, steps: int, batch: int, lr: float, hidden: int, bloc
     return averaged, meta, history
 
 
+INTERRUPTED = 130  # the exit status a shell gives a program stopped by Ctrl-C (128 + SIGINT)
+
+
+def interruptible(main):
+    """``main`` with Ctrl-C said in one line ("interrupted", on stderr) and exit status 130, not a traceback."""
+
+    @functools.wraps(main)
+    def run(argv: list[str] | None = None) -> int:
+        try:
+            return main(argv)
+        except KeyboardInterrupt:  # the finally blocks (a partial file's removal) have run on the way here
+            print("interrupted", file=sys.stderr)
+            return INTERRUPTED
+
+    return run
+
+
+@interruptible
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m diffusion_lab.train", description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=0, help="seed of weights, batches and noise (default 0)")

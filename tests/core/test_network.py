@@ -145,6 +145,30 @@ def test_training_that_diverges_writes_nothing_and_says_so(tmp_path, capsys):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["digits-train.npz", "digits.npz"]
 
 
+def not_interrupted(main, argv):
+    """main(argv); a KeyboardInterrupt that escapes it fails the test (it would stop the whole run)."""
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped main: the user gets a traceback")
+
+
+def test_ctrl_c_in_train_and_evaluate_says_interrupted_in_one_line(tmp_path, monkeypatch, capsys):
+    from diffusion_lab import evaluate
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "digits.npz"
+    out.write_bytes(b"the previous weights")
+    monkeypatch.setattr(train, "train", interrupted)
+    assert not_interrupted(train.main, ["--quick", "--out", str(out)]) == 130
+    assert capsys.readouterr().err == "interrupted\n" and out.read_bytes() == b"the previous weights"
+    monkeypatch.setattr(evaluate, "Judge", interrupted)
+    assert not_interrupted(evaluate.main, ["--samples", "10", "--no-ddpm"]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
+
+
 def test_training_is_reproducible():
     config = dict(train.DEFAULTS, steps=15, batch=32, hidden=32, embed=16)
     a, meta_a, _ = train.train(seed=3, log=lambda s: None, **config)

@@ -83,6 +83,36 @@ def test_a_failed_save_leaves_the_previous_file_and_no_partial_one(monkeypatch, 
         assert list(tmp_path.iterdir()) == [out] and out.read_bytes() == before
 
 
+def not_interrupted(main, argv):
+    """main(argv); a KeyboardInterrupt that escapes it fails the test (it would stop the whole run)."""
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped main: the user gets a traceback")
+
+
+def test_ctrl_c_says_interrupted_in_one_line_and_leaves_the_previous_file(monkeypatch, tmp_path, capsys):
+    out = tmp_path / "lesson.png"
+    out.write_bytes(b"the previous figure")
+
+    def interrupted_halfway(figure, path):
+        Path(path).write_bytes(b"\x89PNG, the first half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(forward_diffusion.plots, "save_png", interrupted_halfway)
+    assert not_interrupted(forward_diffusion.main, ["--steps", "10", "--size", "16", "--out", str(out)]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
+    assert list(tmp_path.iterdir()) == [out] and out.read_bytes() == b"the previous figure"
+
+    def interrupted_sampler(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(reverse_diffusion.samplers, "sample", interrupted_sampler)
+    assert not_interrupted(reverse_diffusion.main, ["--steps", "10", "--size", "16", "--out", str(out)]) == 130
+    assert capsys.readouterr().err == "interrupted\n"
+    assert out.read_bytes() == b"the previous figure"
+
+
 def test_programs_count_t_as_the_paper_and_the_pages(monkeypatch, tmp_path):
     """t = 0 is the clean image and t = T pure noise; the last frame shown is the last step."""
     drawn = []
