@@ -85,14 +85,17 @@ def shown_steps(count: int, shown: int) -> list[int]:
 def common_parser(description: str) -> argparse.ArgumentParser:
     """The options both classroom programs share."""
     parser = argparse.ArgumentParser(
-        description=description,
+        description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         epilog="The figure labels t as the DDPM paper and the pages count it: t = 0 is the clean image, t = T the "
                "noisiest step.")
-    parser.add_argument("--schedule", choices=schedules.SCHEDULE_NAMES, default="linear")
+    parser.add_argument("--schedule", choices=schedules.SCHEDULE_NAMES, default="linear",
+                        help="noise schedule beta_t: linear (DDPM), scaled_linear (Stable Diffusion), cosine "
+                             "(improved DDPM) or sigmoid")
     parser.add_argument("--steps", type=int, default=1000,
                         help=f"number of diffusion steps T (2..{schedules.REFERENCE_STEPS})")
     parser.add_argument("--seed", type=int, default=0, help=f"random seed (0..{controls.MAX_SEED})")
-    parser.add_argument("--image", choices=images.IMAGE_NAMES, default="gradient")
+    parser.add_argument("--image", choices=images.IMAGE_NAMES, default="gradient",
+                        help="which of the built-in pictures to noise (a file cannot be given)")
     parser.add_argument("--size", type=int, default=64,
                         help=f"image side in pixels ({images.MIN_SIZE}..{images.MAX_SIZE})")
     parser.add_argument("--shown", type=int, default=10,
@@ -189,7 +192,7 @@ def interruptible(main):
 @interruptible
 def main(argv: list[str] | None = None) -> int:
     parser = common_parser("Noise an image with the DDPM forward process and plot the steps.")
-    parser.add_argument("--out", default="forward_diffusion.png", help="PNG file to write")
+    parser.add_argument("--out", default="forward_diffusion.png", help="PNG file to write (its folder must exist)")
     args = parser.parse_args(argv)
     check_args(parser, args)
 

@@ -65,13 +65,18 @@ def reverse_diffusion(
 @interruptible
 def main(argv: list[str] | None = None) -> int:
     parser = common_parser("Noise an image to x_T, then undo it with exact DDPM or DDIM steps (oracle noise).")
-    parser.add_argument("--sampler", choices=samplers.SAMPLERS, default="ddpm")
-    parser.add_argument("--ddim-steps", type=int, default=50, help="DDIM steps (ignored for DDPM)")
+    parser.add_argument("--sampler", choices=samplers.SAMPLERS, default="ddpm",
+                        help="ddpm: all T steps, each adding fresh noise (Ho et al. 2020); ddim: fewer, larger steps "
+                             "(Song et al. 2021)")
+    parser.add_argument("--ddim-steps", type=int, default=50, help="DDIM steps, 1..T (ignored for DDPM)")
     parser.add_argument("--eta", type=float, default=0.0,
                         help="DDIM eta: 0 deterministic, 1 DDPM-like (ignored for DDPM)")
     parser.add_argument("--spacing", choices=samplers.SPACINGS, default="leading",
-                        help="DDIM timestep spacing (ignored for DDPM)")
-    parser.add_argument("--out", default="reverse_diffusion.png", help="PNG file to write")
+                        help="which of the T steps DDIM visits (ignored for DDPM). With n = --ddim-steps: leading, "
+                             "every (T // n)-th from t = 1, so it starts below T (at 981 of 1000 for 50); trailing, "
+                             "every (T / n)-th back from t = T, so it starts at T; linspace, n evenly spaced from "
+                             "t = 1 to T, rounded")
+    parser.add_argument("--out", default="reverse_diffusion.png", help="PNG file to write (its folder must exist)")
     args = parser.parse_args(argv)
     check_args(parser, args)
     if args.sampler == "ddim" and not 1 <= args.ddim_steps <= args.steps:

@@ -266,12 +266,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m diffusion_lab.train", description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=0, help="seed of weights, batches and noise (default 0)")
     parser.add_argument("--steps", type=int, help=f"optimiser steps (default {DEFAULTS['steps']}, --quick {QUICK['steps']})")
-    parser.add_argument("--batch", type=int, help=f"images per step (default {DEFAULTS['batch']})")
-    parser.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="peak Adam learning rate")
-    parser.add_argument("--hidden", type=int, default=DEFAULTS["hidden"], help="width of the residual MLP")
-    parser.add_argument("--blocks", type=int, default=DEFAULTS["blocks"], help="residual blocks")
-    parser.add_argument("--dropout", type=float, default=DEFAULTS["dropout"], help="dropout in the residual blocks")
-    parser.add_argument("--shift", type=float, default=DEFAULTS["shift"], help="shift of the training log-SNR")
+    parser.add_argument("--batch", type=int, help=f"images per step, at most the 1438 training images "
+                                                  f"(default {DEFAULTS['batch']}, --quick {QUICK['batch']})")
+    parser.add_argument("--lr", type=float, default=DEFAULTS["lr"],
+                        help="peak Adam learning rate, above 0 (default %(default)s)")
+    parser.add_argument("--hidden", type=int, default=DEFAULTS["hidden"],
+                        help="width of the residual MLP, 1 or more (default %(default)s)")
+    parser.add_argument("--blocks", type=int, default=DEFAULTS["blocks"],
+                        help="residual blocks, 1 or more (default %(default)s)")
+    parser.add_argument("--dropout", type=float, default=DEFAULTS["dropout"],
+                        help="share of hidden units dropped in the residual blocks, 0 <= p < 1 (default %(default)s)")
+    parser.add_argument("--shift", type=float, default=DEFAULTS["shift"],
+                        help=f"shift of the training log-SNR, {-MAX_SHIFT:g}..{MAX_SHIFT:g}: above 0 it trains more "
+                             "on low noise (default %(default)s)")
     parser.add_argument("--out", type=Path, help=f"weights file (default {DEFAULT_OUT}, the site's; "
                                                  f"with --quick {QUICK_OUT})")
     parser.add_argument("--quick", action="store_true", help="a few steps, for tests (seconds); its weights "

@@ -169,6 +169,15 @@ def test_ctrl_c_in_train_and_evaluate_says_interrupted_in_one_line(tmp_path, mon
     assert capsys.readouterr().err == "interrupted\n"
 
 
+def test_train_help_gives_every_hyper_parameters_default(capsys):
+    with pytest.raises(SystemExit):
+        train.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines where it likes
+    for option, default in (("--lr", "0.002"), ("--hidden", "256"), ("--blocks", "3"), ("--dropout", "0.1"),
+                            ("--shift", "0.0"), ("--steps", "12000"), ("--batch", "256")):
+        assert re.search(f"{option} [A-Z]+ [^()]*\\(default {default}[,)]", text), option
+
+
 def test_training_is_reproducible():
     config = dict(train.DEFAULTS, steps=15, batch=32, hidden=32, embed=16)
     a, meta_a, _ = train.train(seed=3, log=lambda s: None, **config)

@@ -113,6 +113,43 @@ def test_ctrl_c_says_interrupted_in_one_line_and_leaves_the_previous_file(monkey
     assert out.read_bytes() == b"the previous figure"
 
 
+def help_entries(main, capsys) -> dict:
+    """{option: what --help says of it, on one line} from argparse's help."""
+    with pytest.raises(SystemExit) as stop:
+        main(["--help"])
+    assert stop.value.code == 0
+    entries, name = {}, None
+    for line in capsys.readouterr().out.split("\noptions:\n")[1].split("\n\n")[0].splitlines():
+        if line.startswith("  -"):
+            name = line.split()[0].rstrip(",")
+            entries[name] = line.strip()
+        else:
+            entries[name] += " " + line.strip()
+    return entries
+
+
+SHARED_DEFAULTS = {"--schedule": "linear", "--steps": "1000", "--seed": "0", "--image": "gradient", "--size": "64",
+                   "--shown": "10", "--show": "False"}
+
+
+@pytest.mark.parametrize("program, defaults", [
+    (forward_diffusion, dict(SHARED_DEFAULTS, **{"--out": "forward_diffusion.png"})),
+    (reverse_diffusion, dict(SHARED_DEFAULTS, **{"--sampler": "ddpm", "--ddim-steps": "50", "--eta": "0.0",
+                                                 "--spacing": "leading", "--out": "reverse_diffusion.png"})),
+])
+def test_help_explains_every_option_with_its_default(capsys, program, defaults):
+    entries = help_entries(program.main, capsys)
+    assert sorted(entries) == sorted(["-h", *defaults])
+    for option, default in defaults.items():
+        words = entries[option].split(" (default: ")[0].split()
+        assert len(words) >= 4 and entries[option].endswith(f"(default: {default})"), entries[option]
+    assert "built-in pictures" in entries["--image"]
+    if program is reverse_diffusion:
+        for meaning in ("leading, every (T // n)-th from t = 1", "trailing, every (T / n)-th back from t = T",
+                        "linspace, n evenly spaced from t = 1 to T"):
+            assert meaning in entries["--spacing"]
+
+
 def test_programs_count_t_as_the_paper_and_the_pages(monkeypatch, tmp_path):
     """t = 0 is the clean image and t = T pure noise; the last frame shown is the last step."""
     drawn = []
