@@ -97,7 +97,8 @@ def common_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--image", choices=images.IMAGE_NAMES, default="gradient",
                         help="which of the built-in pictures to noise (a file cannot be given)")
     parser.add_argument("--size", type=int, default=64,
-                        help=f"image side in pixels ({images.MIN_SIZE}..{images.MAX_SIZE})")
+                        help=f"image side in pixels, any from {images.MIN_SIZE} to {images.MAX_SIZE}; the pages take "
+                             f"it in steps of 16 (16, 32, .., 256), so use one of those to compare with them")
     parser.add_argument("--shown", type=int, default=10,
                         help=f"number of noisy frames in the figure, evenly spaced up to the last (1..{MAX_SHOWN})")
     parser.add_argument("--show", action="store_true", help="also open the PNG in an image viewer")

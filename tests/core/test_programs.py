@@ -144,6 +144,7 @@ def test_help_explains_every_option_with_its_default(capsys, program, defaults):
         words = entries[option].split(" (default: ")[0].split()
         assert len(words) >= 4 and entries[option].endswith(f"(default: {default})"), entries[option]
     assert "built-in pictures" in entries["--image"]
+    assert "any from 16 to 256; the pages take it in steps of 16" in entries["--size"]  # the programs allow more
     if program is reverse_diffusion:
         for meaning in ("leading, every (T // n)-th from t = 1", "trailing, every (T / n)-th back from t = T",
                         "linspace, n evenly spaced from t = 1 to T"):
