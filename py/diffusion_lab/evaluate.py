@@ -30,6 +30,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import argparse  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+import zipfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -37,7 +38,7 @@ import numpy as np  # noqa: E402
 from .denoisers import IdealDenoiser  # noqa: E402
 from .network import TrainedDenoiser  # noqa: E402
 from .samplers import sample  # noqa: E402
-from .schedules import SCHEDULE_NAMES, get_schedule  # noqa: E402
+from .schedules import REFERENCE_STEPS, SCHEDULE_NAMES, get_schedule  # noqa: E402
 from .train import DEFAULT_OUT, interruptible, load_digits_split  # noqa: E402
 
 CONFIDENCE = 0.9
@@ -150,6 +151,18 @@ def time_ddim(denoiser, schedule, steps: int = 50, repeats: int = 5) -> float:
     return best
 
 
+def check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse bad numbers before any work, as argparse does: a one-line message and exit status 2."""
+    if args.samples < 2:  # FD fits a covariance to them
+        parser.error("--samples must be at least 2")
+    if not 2 <= args.T <= REFERENCE_STEPS:
+        parser.error(f"--T must be between 2 and {REFERENCE_STEPS}")
+    if not 1 <= args.ddim_steps <= args.T:
+        parser.error("--ddim-steps must be between 1 and --T")
+    if args.seed < 0:
+        parser.error("--seed must be 0 or more")
+
+
 @interruptible
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m diffusion_lab.evaluate", description=__doc__.split("\n")[0])
@@ -161,9 +174,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ddim-steps", type=int, default=50, help="DDIM steps (default 50)")
     parser.add_argument("--no-ddpm", action="store_true", help="skip the (slower) DDPM row")
     args = parser.parse_args(argv)
+    check_options(parser, args)
     schedule = get_schedule(args.schedule, args.T)
+    if args.weights.is_dir():
+        parser.error(f"--weights {str(args.weights)!r} is a folder; give the weights file")
+    if not args.weights.exists():
+        parser.error(f"--weights {str(args.weights)!r}: no such file")
+    try:
+        net = TrainedDenoiser.load(args.weights, schedule)
+    except OSError as error:
+        parser.error(f"--weights {str(args.weights)!r}: cannot read it ({error.strerror or error})")
+    except (EOFError, KeyError, ValueError, zipfile.BadZipFile):  # numpy's words (pickle, zip) would mislead
+        parser.error(f"--weights {str(args.weights)!r} is not a Diffusion Lab weights file (an .npz that "
+                     f"python -m diffusion_lab.train writes)")
     judge = Judge()
-    net = TrainedDenoiser.load(args.weights, schedule)
     n, k = args.samples, args.ddim_steps
     rows = []
     start = time.perf_counter()

@@ -178,6 +178,36 @@ def test_train_help_gives_every_hyper_parameters_default(capsys):
         assert re.search(f"{option} [A-Z]+ [^()]*\\(default {default}[,)]", text), option
 
 
+@pytest.mark.parametrize("options, words", [
+    (["--samples", "1"], "--samples must be at least 2"),
+    (["--samples", "-3"], "--samples must be at least 2"),
+    (["--T", "1"], "--T must be between 2 and 1000"),
+    (["--T", "1001"], "--T must be between 2 and 1000"),
+    (["--ddim-steps", "0"], "--ddim-steps must be between 1 and --T"),
+    (["--T", "20", "--ddim-steps", "21"], "--ddim-steps must be between 1 and --T"),
+    (["--seed", "-1"], "--seed must be 0 or more"),
+    (["--weights", "missing.npz"], "--weights 'missing.npz': no such file"),
+    (["--weights", "folder.npz"], "--weights 'folder.npz' is a folder"),
+    (["--weights", "notes.txt"], "--weights 'notes.txt' is not a Diffusion Lab weights file"),  # not "pickled data"
+    (["--weights", "other.npz"], "--weights 'other.npz' is not a Diffusion Lab weights file"),
+    (["--weights", "empty.npz"], "--weights 'empty.npz' is not a Diffusion Lab weights file"),
+])
+def test_evaluate_refuses_bad_options_in_one_line_before_any_work(tmp_path, monkeypatch, capsys, options, words):
+    from diffusion_lab import evaluate
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "folder.npz").mkdir()
+    (tmp_path / "notes.txt").write_text("# not weights\n")
+    np.savez(tmp_path / "other.npz", w=np.zeros(3))
+    (tmp_path / "empty.npz").write_bytes(b"")
+    monkeypatch.setattr(evaluate, "Judge", lambda: pytest.fail("started the evaluation"))
+    with pytest.raises(SystemExit) as stop:
+        evaluate.main(["--no-ddpm", *options])
+    assert stop.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # argparse's usage, then one line
+    assert last.startswith("python -m diffusion_lab.evaluate: error: ") and words in last
+
+
 def test_training_is_reproducible():
     config = dict(train.DEFAULTS, steps=15, batch=32, hidden=32, embed=16)
     a, meta_a, _ = train.train(seed=3, log=lambda s: None, **config)
