@@ -13,6 +13,8 @@ import contextlib
 import functools
 import numbers
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -101,7 +103,8 @@ def common_parser(description: str) -> argparse.ArgumentParser:
                              f"it in steps of 16 (16, 32, .., 256), so use one of those to compare with them")
     parser.add_argument("--shown", type=int, default=10,
                         help=f"number of noisy frames in the figure, evenly spaced up to the last (1..{MAX_SHOWN})")
-    parser.add_argument("--show", action="store_true", help="also open the PNG in an image viewer")
+    parser.add_argument("--show", action="store_true",
+                        help="also open the PNG with the system's viewer (xdg-open, macOS's open or Windows')")
     return parser
 
 
@@ -162,12 +165,34 @@ def write(fig, out: str, show: bool) -> int:
     finally:
         with contextlib.suppress(OSError):  # gone after os.replace; else what was written of it
             partial.unlink(missing_ok=True)
-    print(f"wrote {Path(out).resolve()}")
-    if show:
-        from PIL import Image
-
-        Image.open(out).show()
+    written = Path(out).resolve()
+    print(f"wrote {written}")
+    if show and not open_in_viewer(written):
+        print(f"note: no image viewer could be opened; the PNG is at {written}", file=sys.stderr)
     return 0
+
+
+OPENER_WAIT_S = 5.0  # an opener still running by then has started a viewer (some run it until it is closed)
+
+
+def open_in_viewer(path: Path) -> bool:
+    """Open ``path`` itself (no copy) with the platform's opener, whose own messages are silenced; False if there
+    is none or it failed."""
+    try:
+        if sys.platform == "win32":
+            os.startfile(path)
+            return True
+        opener = shutil.which("open" if sys.platform == "darwin" else "xdg-open")
+        if opener is None:
+            return False
+        process = subprocess.Popen([opener, str(path)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            return process.wait(OPENER_WAIT_S) == 0
+        except subprocess.TimeoutExpired:
+            return True
+    except OSError:
+        return False
 
 
 INTERRUPTED = 130  # the exit status a shell gives a program stopped by Ctrl-C (128 + SIGINT)

@@ -1,6 +1,7 @@
 """The classroom programs run as scripts, write a PNG, and reverse diffusion ends on the image."""
 
 import errno
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -111,6 +112,36 @@ def test_ctrl_c_says_interrupted_in_one_line_and_leaves_the_previous_file(monkey
     assert not_interrupted(reverse_diffusion.main, ["--steps", "10", "--size", "16", "--out", str(out)]) == 130
     assert capsys.readouterr().err == "interrupted\n"
     assert out.read_bytes() == b"the previous figure"
+
+
+OPENERS = {
+    "fails": "#!/bin/sh\necho 'www-browser: not found' >&2\necho 'no method available'\nexit 3\n",
+    "opens": "#!/bin/sh\nprintf '%s' \"$1\" > \"${0%/*}/opened\"\n",  # PATH has no dirname
+    "missing": None,
+}
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="xdg-open is the opener on Linux")
+@pytest.mark.parametrize("opener", OPENERS)
+def test_show_opens_the_written_png_or_says_in_one_line_where_it_is(tmp_path, opener):
+    bin_dir, temp = tmp_path / "bin", tmp_path / "temp"
+    bin_dir.mkdir()
+    temp.mkdir()
+    if OPENERS[opener] is not None:
+        (bin_dir / "xdg-open").write_text(OPENERS[opener])
+        (bin_dir / "xdg-open").chmod(0o755)
+    out = tmp_path / "shown.png"
+    command = [sys.executable, str(PY / "forward_diffusion.py"), "--steps", "10", "--size", "16", "--show"]
+    result = subprocess.run(
+        [*command, "--out", str(out)], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env=dict(os.environ, PATH=str(bin_dir), TMPDIR=str(temp)),  # only the fake opener, or none
+    )
+    assert result.returncode == 0 and result.stdout == f"wrote {out}\n"
+    if opener == "opens":
+        assert result.stderr == "" and (bin_dir / "opened").read_text() == str(out)  # the file itself, not a copy
+    else:
+        assert result.stderr == f"note: no image viewer could be opened; the PNG is at {out}\n"
+    assert list(temp.iterdir()) == []  # no copy left behind
 
 
 def help_entries(main, capsys) -> dict:
