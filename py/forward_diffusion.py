@@ -20,9 +20,27 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
+REQUIRED = {"numpy": "numpy", "matplotlib": "matplotlib", "PIL": "Pillow"}  # module: package (requirements.txt)
 
-from diffusion_lab import controls, forward, images, plots, schedules  # noqa: E402
+
+def missing_package(error: ModuleNotFoundError) -> str:
+    """One line for a student who skipped the install: which package, and README's command to get it."""
+    requirements = Path(__file__).resolve().parents[1] / "requirements.txt"
+    try:
+        requirements = os.path.relpath(requirements)  # requirements.txt from the repository's folder, as in README
+    except ValueError:  # on another drive (Windows)
+        pass
+    return f"error: {REQUIRED[error.name]} is not installed; run: pip install -r {requirements}"
+
+
+try:
+    import numpy as np
+
+    from diffusion_lab import controls, forward, images, plots, schedules
+except ModuleNotFoundError as error:
+    if error.name not in REQUIRED:
+        raise
+    sys.exit(missing_package(error))
 
 
 def as_schedule(betas_or_schedule) -> schedules.Schedule:

@@ -13,12 +13,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-
-from diffusion_lab import denoisers, forward, images, plots, samplers, schedules  # noqa: E402
+# First: without numpy or matplotlib it stops with one line that says what to install.
 from forward_diffusion import (  # noqa: E402
     as_schedule, check_args, common_parser, interruptible, shown_steps, step_index, write
 )
+
+import numpy as np  # noqa: E402
+
+from diffusion_lab import denoisers, forward, images, plots, samplers, schedules  # noqa: E402
 
 
 def simulate_noise_predictor(x_t: np.ndarray, t: int, x0: np.ndarray, betas_or_schedule) -> np.ndarray:

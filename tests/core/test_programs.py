@@ -15,7 +15,8 @@ import reverse_diffusion
 from diffusion_lab.images import make_image
 from diffusion_lab.schedules import get_schedule
 
-PY = Path(__file__).resolve().parents[2] / "py"
+ROOT = Path(__file__).resolve().parents[2]
+PY = ROOT / "py"
 
 
 @pytest.mark.parametrize(
@@ -142,6 +143,18 @@ def test_show_opens_the_written_png_or_says_in_one_line_where_it_is(tmp_path, op
     else:
         assert result.stderr == f"note: no image viewer could be opened; the PNG is at {out}\n"
     assert list(temp.iterdir()) == []  # no copy left behind
+
+
+@pytest.mark.parametrize("script", ["forward_diffusion.py", "reverse_diffusion.py"])
+@pytest.mark.parametrize("package, where, requirements", [
+    ("numpy", ROOT, "requirements.txt"), ("matplotlib", ROOT, "requirements.txt"), ("numpy", PY, "../requirements.txt"),
+])
+def test_without_numpy_the_programs_say_in_one_line_what_to_install(script, package, where, requirements):
+    hidden = (f"import runpy, sys; sys.modules[{package!r}] = None; sys.argv = [{script!r}, '--help']; "
+              f"runpy.run_path({str(PY / script)!r}, run_name='__main__')")  # as if it were not installed
+    result = subprocess.run([sys.executable, "-c", hidden], cwd=where, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr == f"error: {package} is not installed; run: pip install -r {requirements}\n"
 
 
 def help_entries(main, capsys) -> dict:
