@@ -179,6 +179,28 @@ def test_oracle_reverse_chain_recovers_x0(run, name, T, seed, eta):
     assert out[0][0] == timesteps(T, len(out), spacing)[0]
 
 
+def test_one_ddim_jump_from_x_T_misses_x0_by_the_rounding_of_x_T_over_sqrt_alpha_bar_T():
+    """README's bound: within 1e-9, or about 4e-16 / sqrt(alpha_bar_T) where that is more (alpha_bar_T below
+    about 2e-13: linear T = 7..18, sigmoid T = 9..20), at most 1.6e-5 (sigmoid, T = 18)."""
+    from diffusion_lab.images import make_image
+
+    x0 = make_image("gradient", 64)
+    worst = {}
+    for name in SCHEDULE_NAMES:
+        for T in range(2, 41):
+            s = get_schedule(name, T)
+            for seed in range(3):
+                x_T = np.random.default_rng(seed).standard_normal(x0.shape)  # the reverse page's start
+                *_, (_, final, _) = sample(x_T, Oracle(x0, s), s, np.random.default_rng(seed), sampler="ddim",
+                                           steps=1, spacing="trailing")
+                error = float(np.abs(final - x0).max())
+                assert error <= max(1e-9, 5e-16 / math.sqrt(s.alpha_bars[-1])), (name, T, seed)
+                worst[name, T] = max(worst.get((name, T), 0.0), error)
+    assert {key for key, error in worst.items() if error > 1e-9} <= {
+        *(("linear", T) for T in range(7, 19)), *(("sigmoid", T) for T in range(9, 21))}
+    assert max(worst.values()) < 2e-5
+
+
 @pytest.mark.parametrize("beta", [6e-17, 1e-16, 1e-12])
 def test_tiny_betas_keep_the_oracle_exact(beta):
     # 1 - (1 - beta) is not beta in float64 (6e-17 comes back as 1.1e-16): computed so, the last DDPM step
