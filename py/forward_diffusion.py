@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
 
     schedule = schedules.get_schedule(args.schedule, args.steps)
     image = images.make_image(args.image, args.size)
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng([args.seed, 1])  # the forward page's Play and Step: its pictures at these t
     wanted = set(shown_steps(args.steps, args.shown))
     frames, labels = [image], ["x0 (t=0)"]
     x = image

@@ -12,6 +12,9 @@ from PIL import Image
 
 import forward_diffusion
 import reverse_diffusion
+from diffusion_lab import plots, samplers
+from diffusion_lab.denoisers import Oracle
+from diffusion_lab.forward import q_step
 from diffusion_lab.images import make_image
 from diffusion_lab.schedules import get_schedule
 
@@ -213,6 +216,38 @@ def test_programs_count_t_as_the_paper_and_the_pages(monkeypatch, tmp_path):
     assert drawn == [["x0 (t=0)", "t=1", "t=2"], ["x0 (t=0)", "t=100"], ["x_T (t=2)", "t=1", "t=0"],
                      ["x_T (t=100)", "t=80", "t=60", "t=40", "t=20", "t=0"], ["x_T (as t=981)", "t=0"],
                      ["x_T (t=10)", "t=0"]]
+
+
+def test_the_forward_programs_frames_are_the_pictures_the_pages_play_reaches(monkeypatch, tmp_path):
+    drawn = []
+    monkeypatch.setattr(forward_diffusion.plots, "strip_figure",
+                        lambda frames, labels, title: drawn.append((frames, labels)) or plots.Figure())
+    monkeypatch.setattr(forward_diffusion.plots, "save_png", lambda figure, out: Path(out).write_bytes(b""))
+    assert forward_diffusion.main(["--schedule", "cosine", "--seed", "7", "--steps", "50", "--image", "disc",
+                                   "--size", "32", "--shown", "6", "--out", str(tmp_path / "f.png")]) == 0
+    # site/app/forward.py, ForwardView.step from t = 0: x0, then eq. 2 with noise from default_rng([seed, 1])
+    s, x = get_schedule("cosine", 50), make_image("disc", 32)
+    rng, page = np.random.default_rng([7, 1]), [x]
+    for index in range(50):
+        page.append(q_step(page[-1], index, rng.standard_normal(x.shape), s))
+    frames, labels = drawn[0]
+    assert labels == ["x0 (t=0)", "t=1", "t=11", "t=21", "t=30", "t=40", "t=50"]
+    for frame, label in zip(frames, labels):
+        np.testing.assert_array_equal(frame, page[int(label.split("t=")[1].rstrip(")"))])
+
+
+def test_the_reverse_program_starts_from_the_pages_noise_with_the_image_in_it():
+    """The reverse page's x_T is eps = default_rng(seed).standard_normal (site/app/reverse.py); the program's is
+    sqrt(alpha_bar_T) x0 + sqrt(1 - alpha_bar_T) eps, and the later draws of the chain are the page's."""
+    s, x0 = get_schedule("linear", 100), make_image("gradient", 32)
+    x_T, states = reverse_diffusion.reverse_diffusion(x0, s, np.random.default_rng(7))
+    rng = np.random.default_rng(7)
+    eps = rng.standard_normal(x0.shape)
+    np.testing.assert_allclose(x_T, s.sqrt_alpha_bars[-1] * x0 + s.sqrt_one_minus_alpha_bars[-1] * eps, rtol=1e-12)
+    page_steps = list(samplers.sample(x_T, Oracle(x0, s), s, rng))  # the page's chain, from the program's x_T
+    assert len(page_steps) == len(states)
+    for (_, page_x, _), (_, x) in zip(page_steps, states):
+        np.testing.assert_array_equal(page_x, x)
 
 
 @pytest.mark.parametrize(
