@@ -5,6 +5,7 @@ import json
 import math
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,7 +60,7 @@ def test_ddim_coefficients_give_the_step(t, t_prev, eta):
 def test_each_template_is_the_schedules_own_code_and_gives_the_same_betas(name):
     source = hooks.schedule_template(name)
     assert source.startswith("def betas(T: int) -> np.ndarray:\n")
-    assert source.split("\n", 1)[1] in open(schedules.__file__).read()  # the body, as schedules.py has it
+    assert source.split("\n", 1)[1] in Path(schedules.__file__).read_text()  # the body, as schedules.py has it
     for T in (2, 3, 10, 999, 1000):
         np.testing.assert_array_equal(hooks.schedule_from_source(source, T).betas, get_schedule(name, T).betas)
 
