@@ -134,7 +134,9 @@ PYODIDE_EXCLUDE = [
         "test_training_is_reproducible",
         "test_data_split_is_fixed_and_disjoint", "test_denoises_held_out_digits",
         "test_the_shipped_training_digits_are_the_split_and_say_how_far_unseen_digits_lie",
-        "test_shipped_weights_make_new_digits")),
+        "test_shipped_weights_make_new_digits", "test_train_refuses_impossible_options_in_one_line_before_training",
+        "test_training_that_diverges_writes_nothing_and_says_so",
+        "test_ctrl_c_in_train_and_evaluate_says_interrupted_in_one_line")),
 ]
 
 
