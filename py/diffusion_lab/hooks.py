@@ -33,7 +33,9 @@ import numpy as np
 
 from . import denoisers, samplers, schedules
 
-FILENAME = "<your {hook}>"  # what tracebacks call the student's code of a hook: each has its own, as its lines
+FILENAME = "<your {hook}>"  # what tracebacks call the student's code of a hook
+_versions = itertools.count(1)  # each load's code is compiled under a name of its own ("<your betas>#3"), so a
+# traceback quotes that code's lines, not those of code loaded since; tracebacks show the name without the number
 SCHEDULE_HOOK = "betas"
 STEP_HOOK = "step"
 DDIM_HOOK = "ddim_step"
@@ -91,7 +93,7 @@ def load(source: str, hook_name: str, module, **helpers):
     ``helpers`` are functions of ``module`` its original calls (the DDIM step's ddim_coefficients)."""
     if not source.strip():
         raise HookError(f"The code is empty: write a function {hook_name}(…), or press Reset")
-    filename = FILENAME.format(hook=hook_name)
+    filename = f"{FILENAME.format(hook=hook_name)}#{next(_versions)}"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # lines in tracebacks
     scope = {**namespace(module), **helpers}
     try:
@@ -142,6 +144,7 @@ def call(function, *args):
         frames = [frame for frame in traceback.extract_tb(error.__traceback__) if _is_students(frame.filename)]
         if frames:  # the innermost frame stands at the next line: show the one that was running
             frames[-1] = traceback.FrameSummary(frames[-1].filename, line, frames[-1].name)
+        frames = _as_shown(frames)
         ran = time.monotonic() - started
         if ran < TIME_LIMIT_S + ONE_CALL_S:
             summary = f"Line {line}: stopped after {TIME_LIMIT_S:g} s; is it an endless loop?"
@@ -162,18 +165,38 @@ def call(function, *args):
 
 def _is_students(filename: str) -> bool:
     prefix, suffix = FILENAME.split("{hook}")
-    return filename.startswith(prefix) and filename.endswith(suffix)
+    return filename.startswith(prefix) and f"{suffix}#" in filename
+
+
+def _shown_name(filename: str) -> str:
+    return filename.partition("#")[0]
+
+
+def _as_shown(frames) -> list[traceback.FrameSummary]:
+    """The student's frames with their lines, under the name the student knows (without the version)."""
+    return [traceback.FrameSummary(_shown_name(frame.filename), frame.lineno, frame.name, line=frame.line)
+            for frame in frames]
+
+
+def _read(read, *args):
+    """``read(*args)``, or the TypeError or ValueError it raised, returned: run it through call(), for reading
+    what the student's code returned runs their own __array__ or __iter__, which may loop or fail too."""
+    try:
+        return read(*args)
+    except (TypeError, ValueError) as error:
+        return error
 
 
 def _explain(error: BaseException) -> HookError:
     if isinstance(error, SyntaxError) and _is_students(error.filename or ""):
+        error.filename = _shown_name(error.filename)
         where = f"Line {error.lineno}: " if error.lineno else ""
         curly = re.search(r"invalid character '[“”‘’]'", error.msg or "")  # a phone's keyboard "corrected" a quote
         hint = " (a curly quote: Python needs straight ones, \" or ')" if curly else ""
         return HookError(f"{where}{type(error).__name__}: {error.msg}{hint}",
                          "".join(traceback.format_exception_only(error)).rstrip() + hint)
     report = traceback.TracebackException.from_exception(error)
-    frames = [frame for frame in report.stack if _is_students(frame.filename)]
+    frames = _as_shown(frame for frame in report.stack if _is_students(frame.filename))
     where = f"Line {frames[-1].lineno}: " if frames else ""
     lines = ["Traceback (your code only):\n"] if frames else []
     lines += traceback.StackSummary.from_list(frames).format()
@@ -196,12 +219,12 @@ def schedule_from_source(source: str, num_steps: int) -> schedules.Schedule:
     if betas is None:
         raise HookError(f"{SCHEDULE_HOOK}({num_steps}) returned nothing: end it with return and the T numbers")
     try:
-        return schedules.from_betas(schedules.check_betas(betas, num_steps), name="custom")
+        checked = call(_read, schedules.check_betas, betas, num_steps)
+        if isinstance(checked, Exception):
+            raise checked
+        return schedules.from_betas(checked, name="custom")
     except ValueError as error:
         raise HookError(f"{SCHEDULE_HOOK}({num_steps}) returned something unusable: {error}") from None
-    except Exception as error:  # noqa: BLE001  (the returned object's own code, its __array__ or __iter__, failed)
-        raise HookError(f"{SCHEDULE_HOOK}({num_steps}) returned something unusable: reading it raised "
-                        f"{type(error).__name__}: {error}") from None
 
 
 # -- the step hooks: the DDPM and DDIM updates -------------------------------------------------------
@@ -230,10 +253,10 @@ def step_from_source(source: str, hook_name: str = STEP_HOOK):
     @blamed(hook_name)
     def step(x_t, t, *rest):
         result = call(function, x_t, t, *rest)
-        try:  # three at most: an endless iterator would never end
-            pair = None if isinstance(result, (str, bytes, dict)) else tuple(itertools.islice(result, 3))
-        except Exception:  # noqa: BLE001  (not iterable, or its own __iter__ failed)
-            pair = None
+        pair = None  # up to three of what it returned (an endless iterator would never end), read as their code
+        if not isinstance(result, (str, bytes, dict)):
+            pair = call(_read, lambda: tuple(itertools.islice(result, 3)))
+            pair = None if isinstance(pair, Exception) else pair  # not iterable
         if isinstance(result, np.ndarray) or pair is None or len(pair) != 2:
             got = (f"one array of shape {result.shape}" if isinstance(result, np.ndarray) else
                    type(result).__name__ + ("" if pair is None else f" of {len(pair)}"))
@@ -277,9 +300,8 @@ def _returned(item, hook: str, name: str, t: int, shape: tuple, limit: float = m
 
 def _numbers(item, hook: str, name: str, t: int) -> np.ndarray:
     """What the hook returned as `name`, as float64, or HookError naming what it is instead."""
-    try:
-        array = np.asarray(item)
-    except (TypeError, ValueError):  # a ragged list
+    array = call(_read, np.asarray, item)  # a ragged list gives a ValueError
+    if isinstance(array, Exception):
         array = None
     if array is None or array.dtype.kind not in "biufc":
         raise HookError(f"{hook}(…) at t = {t + 1} returned {name} as {type(item).__name__} "

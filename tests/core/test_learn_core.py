@@ -131,7 +131,6 @@ def test_a_traceback_shows_the_lines_of_the_code_that_failed_though_other_code_l
 @pytest.mark.parametrize("returned, words", [
     ("[10**(10 * t) for t in range(T)]", "beta at t = 32 is 1000000"),  # past float64: OverflowError (QA33 F1)
     ("[0.01] * (T - 1) + [10**400]", "beta at t = 50 is 1000000"),
-    ("Broken()", "reading it raised KeyError: 'its own bug'"),  # the object's own __array__ fails
 ])
 def test_betas_that_no_float_can_hold_or_that_fail_to_be_read_get_the_panels_message(returned, words):
     source = (f"class Broken:\n    def __array__(self, *args, **kwargs):\n        raise KeyError('its own bug')\n"
@@ -139,6 +138,46 @@ def test_betas_that_no_float_can_hold_or_that_fail_to_be_read_get_the_panels_mes
     with pytest.raises(hooks.HookError) as caught:
         hooks.schedule_from_source(source, 50)
     assert caught.value.summary.startswith("betas(50) returned something unusable") and words in caught.value.summary
+
+
+BROKEN = ("class Broken:\n    def __array__(self, *args, **kwargs):\n        raise KeyError('its own bug')\n"
+          "    def __iter__(self):\n        raise KeyError('its own bug')\n"
+          "class Endless:\n    def __array__(self, *args, **kwargs):\n        while True:\n            pass\n"
+          "    def __iter__(self):\n        while True:\n            pass\n")
+
+
+@pytest.mark.parametrize("hook", ["betas", "predict_noise", "step"])
+@pytest.mark.parametrize("returned, summary, lines", [  # the lines of its __array__ or its __iter__
+    ("Broken()", "KeyError: 'its own bug'", {3, 5}),
+    ("Endless()", f"stopped after {hooks.TIME_LIMIT_S:g} s; is it an endless loop?", {8, 9, 11, 12}),
+])
+def test_what_the_code_returned_is_read_as_the_code_itself_runs(hook, returned, summary, lines):
+    """Reading a result runs its own __array__ or __iter__: a failure there is the student's, with its line, and a
+    loop there is stopped, not the tab frozen (QA36 F4, F6)."""
+    schedule, x = get_schedule("linear", 10), np.zeros((4, 4))
+    with pytest.raises(hooks.HookError) as caught:
+        if hook == "betas":
+            hooks.schedule_from_source(f"{BROKEN}def betas(T):\n    return {returned}\n", 10)
+        elif hook == "predict_noise":
+            hooks.noise_from_source(f"{BROKEN}def predict_noise(x_t, t, x0, schedule):\n    return {returned}\n")(
+                x, 5, x, schedule)
+        else:
+            hooks.step_from_source(f"{BROKEN}def step(x_t, t, eps, schedule, sigma, noise, clip):\n"
+                                   f"    return {returned}\n")(x, 5, x, schedule, 0.1, None, False)
+    line, said = caught.value.summary.removeprefix("Line ").split(": ", 1)
+    assert said == summary and int(line) in lines
+    assert f'File "<your {hook}>", line {line}' in caught.value.detail
+
+
+def test_a_traceback_quotes_the_code_in_use_not_a_later_run_that_failed():
+    """An editor's later Run of other code that failed left its lines under the name of the code in use (QA36 F2)."""
+    failing = hooks.noise_template().replace("    return", "    if t == 500:\n        return 1 / 0\n    return", 1)
+    predict = hooks.noise_from_source(failing)
+    with pytest.raises(hooks.HookError):
+        hooks.noise_from_source("# first\n# second\n# third\n# fourth\n# fifth\n# sixth\n# seventh\n" * 2 + "x = y\n")
+    with pytest.raises(hooks.HookError) as caught:
+        predict(np.zeros((4, 4)), 500, np.zeros((4, 4)), get_schedule("linear", 1000))
+    assert "return 1 / 0" in caught.value.detail and "seventh" not in caught.value.detail
 
 
 def test_code_that_lowers_the_recursion_limit_is_told_so_and_leaves_the_limit_as_it_was():
