@@ -651,13 +651,11 @@ class Settings:
         if control.kind == "code":
             return  # the code panel shows it
         widget = element(name)
-        before = widget.value
         if control.widget == "range":
             widget.max = self.limit(name)  # first: a browser clamps a slider's value to its current max
         widget.value = controls._show(value)
-        output = element(f"{name}-value") if control.widget == "range" else None
-        if output is not None and (widget.value != before or not output.textContent):
-            output.textContent = widget.value  # a view may say it its own way ("t = 700" for step 300): kept
+        if control.widget == "range":
+            element(f"{name}-value").textContent = widget.value
 
     def limit(self, name: str) -> int:
         """The upper end of a slider, which depends on other settings."""
@@ -678,7 +676,7 @@ class Settings:
             value = controls.coerce(control, raw)
         except ValueError:  # a number box gives "" for text it cannot read ("--1", "1e"): say what it held
             said = "that is not a number" if raw == "" and element(name).validity.badInput else \
-                f"“{controls._short(raw)}” is not valid"
+                "no number given" if not raw.strip() else f"“{controls._short(raw)}” is not valid"
             show_notice(f"{control.label}: {said}, kept {controls._show(self.state[name])}", name)
             self.write(name)
             return None
@@ -729,8 +727,9 @@ class Settings:
             self.sync_url()
         else:
             self.describe_links()
-        for name in self.controls:
-            self.write(name)
+        for name, control in self.controls.items():  # with nothing changed, only a box holding what it did not
+            if changed or (control.kind != "code" and element(name).value != controls._show(self.state[name])):
+                self.write(name)  # take (the view says "t = 700" beside the slider its own way: kept)
         if not changed:
             return None
         self.restoring = True

@@ -338,14 +338,16 @@
   // ---- Embedding: presentation flags (not state; the settings themselves are Python's) ----
   // ?embed=1 drops the site chrome, ?hide=group,group hides control groups,
   // ?lock=name,name fixes settings so a course page can show a chosen view.
-  const params = new URLSearchParams(location.search);
-  const embedded = /^(1|true|yes)$/i.test(params.get("embed") || "");
+  // The address as it is now: the offline edition's loader turns file.html#forward?t=300 into ?t=300#forward
+  // after this script has run.
+  const params = () => new URLSearchParams(location.search);
+  const embedded = /^(1|true|yes)$/i.test(params().get("embed") || "");
   if (embedded) document.documentElement.classList.add("embed");
   // lock=t&lock=seed is lock=t,seed: each of the flag's values counts (the first alone did, without a word).
-  const list = (key) => params.getAll(key).join(",").split(",").map((name) => name.trim()).filter(Boolean);
+  const list = (key) => params().getAll(key).join(",").split(",").map((name) => name.trim()).filter(Boolean);
 
   function applyFlags() {
-    const embed = params.get("embed");
+    const embed = params().get("embed");
     const badEmbed = embed !== null && !/^(1|true|yes|0|false|no|)$/i.test(embed);
     if (badEmbed) notice(`embed: ignored “${embed.slice(0, 40)}”, not a valid value (embed=1 drops the site's header)`);
     const groups = [...new Set([...document.querySelectorAll("[data-group]")].map((part) => part.dataset.group))];
@@ -427,8 +429,9 @@
     for (const link of document.querySelectorAll(".site-header a[data-carries]")) {
       const url = new URL(link.href);
       const carried = new URLSearchParams();
+      const address = params();
       for (const name of link.dataset.carries.split(" ")) {
-        for (const value of params.getAll(name)) carried.append(name, value);
+        for (const value of address.getAll(name)) carried.append(name, value);
       }
       url.search = carried.toString();
       link.href = url.href;

@@ -199,10 +199,12 @@ def test_settings_written_after_the_view_open_that_view_with_them(offline, offli
     expect(page).to_have_url(re.compile(r"\?t=300&seed=2#forward$"))
 
 
-def test_the_header_link_carries_the_settings_while_python_starts(offline, offline_url):
+@pytest.mark.parametrize("address", ["?schedule=cosine&steps=500&t=300&seed=7#forward",
+                                     "#forward?schedule=cosine&steps=500&t=300&seed=7"])  # the hosted way round
+def test_the_header_link_carries_the_settings_while_python_starts(offline, offline_url, address):
     page = offline.page
     page.add_init_script("WebAssembly.instantiateStreaming = WebAssembly.instantiate = () => new Promise(() => {})")
-    page.goto(f"{offline_url}?schedule=cosine&steps=500&t=300&seed=7#forward")
+    page.goto(f"{offline_url}{address}")
     expect(page.locator("#phase")).to_have_text("Starting Python…", timeout=READY_TIMEOUT_MS)
     page.get_by_role("navigation", name="Views").get_by_role("link", name="Reverse").click()
     expect(page).to_have_url(re.compile(r"\?schedule=cosine&steps=500&seed=7#reverse$"))

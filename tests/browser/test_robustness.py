@@ -187,6 +187,9 @@ def test_text_a_number_box_cannot_read_is_called_not_a_number(watched, base_url)
     seed.press("Tab")
     expect(page.locator("#notices")).to_contain_text("Seed: that is not a number, kept 0")
     assert "“”" not in notices(page) and seed.input_value() == "0"
+    page.get_by_label("Steps T").fill("")  # emptied: said so, not quoted either (QA36 F9)
+    page.get_by_label("Steps T").press("Enter")
+    expect(page.locator("#notices")).to_contain_text("Steps T: no number given, kept 1000")
     assert_still_working(page)
 
 
