@@ -857,7 +857,8 @@ class ReversePanel(Panel):
         predict = line("Predicted clean image (Ho et al. eq. 15)",
                        (row(X0_HAT, mo("="), frac(mn(1), sqrt(abar(t)))),  # two parts: on a phone at t = 1000
                         row(mo("("), x(t), mo("−"), sqrt(mn(1), mo("−"), abar(t)), EPS_HAT, mo(")"))),  # they wrap
-                       row(mo("="), frac(row(x(t), term(-c.eps_scale, EPS_HAT)), mn(c.x0_scale))))
+                       (row(mo("="), frac(mn(1), mn(c.x0_scale))), row(mo("("), x(t)),
+                        row(term(-c.eps_scale, EPS_HAT), mo(")"))))  # 1 − 1.21×10⁻⁹ near ᾱ = 0 (cosine)
         noise = [term(sigma, Z)] if sigma > 0 else []
         if ddim:
             sigma_symbol = sub(mi("σ"), t)

@@ -34,6 +34,7 @@ class ReverseView:
         self.play_share = 0.0  # steps of Play owed to the frames since it started, less those taken
         self.frames, self.final, self.times = [], None, [0]
         self.shown_step = None  # the chain's step the pictures show
+        self.strip_drawn = False  # whether the strip shows a chain (until a new one is done, the last one's)
         self.assets = {}  # site files loaded on demand: the network's weights, the digits
         self.loading = set()  # those on their way: one request each, however many settings change meanwhile
         self.strip_later = page.Later(0, self.draw_strip)  # a figure: drawn once the result is on screen
@@ -82,9 +83,9 @@ class ReverseView:
             else:
                 denoiser = core.denoisers.IdealDenoiser(self.training, self.schedule)
         self.learn.new_chain(denoiser)
-        strip = element("strip")  # the last chain's until this one is done: dimmed, and said so
-        strip.classList.add("outdated")
-        strip.setAttribute("aria-label", "Pictures of the last chain, until this one is done")
+        if self.strip_drawn:  # the last chain's until this one is done: dimmed, and said so
+            element("strip").classList.add("outdated")
+            element("strip").setAttribute("aria-label", "Pictures of the last chain, until this one is done")
         self.target_shown = core.images.as_shown(self.target)  # what x̂_0 is told against, once per chain
         if self.training is None:
             self.show_target(self.target, "Target (the image the oracle knows)")
@@ -139,18 +140,20 @@ class ReverseView:
         """Fetch the network or the digits the first time a setting needs them, in turn; once the settings of
         the moment have all they need, start their chain. A failure is said while they need that file (the
         rest is not asked for), and the next setting that needs it asks again."""
+        failed = None
         try:
             for path in paths:
                 try:
                     data = await page.site_file(path)
                 except Exception as error:  # noqa: BLE001  (offline, or the site is incomplete: say so, keep working)
+                    failed = path
                     if path in self.assets_needed():
                         what = "The trained network" if path == WEIGHTS else "The handwritten digits"
                         setting = "denoiser" if self.settings["denoiser"] == "trained" else "training set"
                         self.show_waiting(f"{what} could not be loaded: {error}." if isinstance(error, page.Outdated)
                                           else f"{what} could not be loaded ({error}). "
                                                f"Choose another {setting}, then this one again to retry.")
-                    return
+                    break
                 if path == WEIGHTS:
                     from diffusion_lab import network
 
@@ -161,8 +164,11 @@ class ReverseView:
         finally:
             self.loading.difference_update(paths)
         needed = self.assets_needed()
-        if set(paths) & set(needed) and all(path in self.assets for path in needed):
-            self.rebuild()
+        if failed in needed:
+            return  # said; the next setting that needs it asks again
+        if all(path in self.assets for path in needed) and set(paths) & set(needed) or \
+                failed is not None and any(path not in self.assets for path in needed):
+            self.rebuild()  # their chain, or a request for what they need, which waited behind the file that failed
 
     async def compute(self, chain, generation: int) -> None:
         x = None
@@ -293,6 +299,7 @@ class ReverseView:
         element("x0-frame").setAttribute("aria-label", "Predicted clean picture: none yet")
         element("strip").setAttribute("aria-label", "Pictures of the reverse chain: none yet")
         element("strip").classList.remove("outdated")
+        self.strip_drawn = False
         self.show_target()
         element("readout").textContent = text
         element("step-value").textContent = "t = –"
@@ -349,6 +356,7 @@ class ReverseView:
         page.blit(element("strip"), self.plots.to_rgba(self.strip.figure))
         element("strip").setAttribute("aria-label", page.strip_words("reverse chain", [self.times[k] for k in ks]))
         element("strip").classList.remove("outdated")
+        self.strip_drawn = True
 
     # -- playing -------------------------------------------------------------
     def step(self) -> bool:

@@ -295,7 +295,7 @@ def uncovered_share(page, selector: str) -> float:
 
 @pytest.mark.parametrize("width", [320, 360])
 @pytest.mark.parametrize("path", ["forward.html?t=300", "reverse.html?steps=1000&step=500", "reverse.html",
-                                  "reverse.html?sampler=ddim&eta=0.5&step=25"])
+                                  "reverse.html?schedule=cosine", "reverse.html?sampler=ddim&eta=0.5&step=25"])
 def test_with_a_very_large_font_on_a_phone_every_equation_fits_its_box(browser, base_url, path, width):
     # Chrome's "Very large" font (24 px) on a phone: an equation too wide for its box was cut off mid-number
     # ("0.39" for 0.396), with no cue on a touch screen that the box scrolls.

@@ -131,7 +131,7 @@ def test_reverse_equations_carry_the_ddpm_and_ddim_coefficients_of_the_step(watc
     c = samplers.ddpm_coefficients(149, schedule, "fixed_large")  # step 50 starts from t = 150
     text = equation(page)
     assert f"x149={small(c.mean_x0)}x^0+{three(c.mean_xt)}x150+{three(c.sigma)}z" in text
-    assert f"=x150−{three(c.eps_scale)}ε^{three(c.x0_scale)}" in text  # x0 = (x_t - 0.xx eps) / 0.xx
+    assert f"=1{three(c.x0_scale)}(x150−{three(c.eps_scale)}ε^)" in text  # x0 = 1/0.xx (x_t - 0.xx eps)
     shown = numbers(page)
     assert shown["t"] == 150 and shown["t_prev"] == 149
     for name in ("mean_x0", "mean_xt", "sigma", "alpha_bar", "beta"):

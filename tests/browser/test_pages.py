@@ -390,6 +390,28 @@ def test_settings_changed_while_the_network_loads_ask_for_it_once(browser, base_
         context.close()
 
 
+def test_a_failed_network_no_longer_needed_leaves_the_digits_asked_for(browser, base_url):
+    """Trained, then the ideal denoiser of the digits while the network loads, and its request fails: the digits
+    waited behind it and were never asked for (QA36 F3)."""
+    context = browser.new_context(service_workers="block")
+    try:
+        watched = Watched(context.new_page())
+        page = watched.open(f"{base_url}/reverse.html?steps=100")
+        held = []
+        page.route("**/models/digits.npz", lambda route: held.append(route))
+        page.get_by_label("Denoiser").select_option("trained")
+        page.wait_for_function("document.getElementById('readout').textContent.includes('Loading')")
+        page.get_by_label("Denoiser").select_option("ideal")
+        page.get_by_label("Training set").select_option("digits")
+        while not held:
+            page.wait_for_timeout(100)
+        held[0].abort()
+        wait_for_result(page)
+        assert "training image" in page.inner_text("#result")
+    finally:
+        context.close()
+
+
 def test_controls_are_disabled_until_python_is_ready(watched, base_url):
     page = watched.open(f"{base_url}/forward.html", ready=False)
     assert page.get_by_label("Schedule").is_disabled()
@@ -641,6 +663,18 @@ def test_on_a_slow_device_start_up_says_what_it_does_and_the_page_answers_while_
                       "Loading matplotlib for the figures…", "Drawing the figures…", "Ready"]
     moved = next(i for i, (_, readout, _) in enumerate(seen) if readout and readout.startswith("t = 1 "))
     assert seen[moved][2] != "true" and seen[moved][0] == "Drawing the figures…"  # the key was answered at once
+
+
+def test_the_number_beside_the_slider_follows_it(watched, base_url):
+    """Moved by the student, the slider's number stayed at 300 (QA36 F1)."""
+    page = watched.open(f"{base_url}/forward.html?t=300")
+    slider = page.get_by_label("Timestep")
+    for key, value in (("ArrowRight", "301"), ("End", "1000"), ("Home", "0")):
+        slider.press(key)
+        expect(page.locator("#t-value")).to_have_text(value)
+    page.get_by_role("link", name="Skip to the demo").press("Enter")  # an entry of the same settings
+    slider.press("PageUp")
+    expect(page.locator("#t-value")).to_have_text(slider.input_value())
 
 
 def test_play_takes_about_as_long_for_any_t(watched, base_url):
