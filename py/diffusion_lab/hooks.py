@@ -33,9 +33,9 @@ import numpy as np
 
 from . import denoisers, samplers, schedules
 
-FILENAME = "<your {hook}>"  # what tracebacks call the student's code of a hook
-_versions = itertools.count(1)  # each load's code is compiled under a name of its own ("<your betas>#3"), so a
-# traceback quotes that code's lines, not those of code loaded since; tracebacks show the name without the number
+FILENAME = "<your {hook}>"  # what tracebacks call the student's code of a hook; each version of it is compiled
+# under a name of its own ("<your betas>#1f3a9c02", from its text), so that a traceback quotes that code's lines, not
+# those of code loaded since (the same code loaded again, at another T, keeps its name); tracebacks leave out the #
 SCHEDULE_HOOK = "betas"
 STEP_HOOK = "step"
 DDIM_HOOK = "ddim_step"
@@ -93,7 +93,7 @@ def load(source: str, hook_name: str, module, **helpers):
     ``helpers`` are functions of ``module`` its original calls (the DDIM step's ddim_coefficients)."""
     if not source.strip():
         raise HookError(f"The code is empty: write a function {hook_name}(…), or press Reset")
-    filename = f"{FILENAME.format(hook=hook_name)}#{next(_versions)}"
+    filename = f"{FILENAME.format(hook=hook_name)}#{hash(source) & 0xFFFFFFFF:08x}"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # lines in tracebacks
     scope = {**namespace(module), **helpers}
     try:
@@ -223,7 +223,7 @@ def schedule_from_source(source: str, num_steps: int) -> schedules.Schedule:
         if isinstance(checked, Exception):
             raise checked
         return schedules.from_betas(checked, name="custom")
-    except ValueError as error:
+    except (TypeError, ValueError) as error:
         raise HookError(f"{SCHEDULE_HOOK}({num_steps}) returned something unusable: {error}") from None
 
 
