@@ -316,7 +316,8 @@ def copy_pyscript(out: Path) -> None:
     drop_source_map_comments((out / "pyscript").glob("*.js"))
 
 
-CPYTHON_ONLY = ("train.py", "evaluate.py")  # need scikit-learn's digits, which the site does not ship
+CPYTHON_ONLY = ("train.py", "evaluate.py", "commands.py")  # scikit-learn's digits, which the site does not ship,
+# and the command line
 
 
 def python_files(out: Path) -> dict[str, str]:

@@ -9,8 +9,6 @@ classroom names as thin wrappers and draws one strip of frames.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import functools
 import numbers
 import os
 import shutil
@@ -36,7 +34,7 @@ def missing_package(error: ModuleNotFoundError) -> str:
 try:
     import numpy as np
 
-    from diffusion_lab import controls, forward, images, plots, schedules
+    from diffusion_lab import commands, controls, forward, images, plots, schedules
 except ModuleNotFoundError as error:
     if error.name not in REQUIRED:
         raise
@@ -150,7 +148,7 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     try:  # the one sure test: open the file without changing what it holds, and make the one `write` fills first
         with open(out, "ab"):
             pass
-        partial = partial_path(out)
+        partial = commands.partial_path(Path(os.path.realpath(out)))
         with open(partial, "wb"):
             pass
         partial.unlink()
@@ -161,28 +159,17 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
             out.unlink(missing_ok=True)
 
 
-def partial_path(out) -> Path:
-    """The temporary file beside ``out`` (through a symbolic link, where the PNG goes) that `write` fills first."""
-    target = Path(os.path.realpath(out))
-    return target.with_name(f".{target.stem}.{os.getpid()}.part{target.suffix}")
-
-
 def write(fig, out: str, show: bool) -> int:
     """Save the figure as PNG; the exit status (1 with a one-line message if the file cannot be written).
 
     The PNG goes to a temporary file beside ``out``, moved into place only once complete: a failed or interrupted
     save (a full disk, Ctrl-C) leaves the file that was at ``out`` as it was, and no partial file.
     """
-    partial = partial_path(out)
-    try:
-        plots.save_png(fig, partial)
-        os.replace(partial, os.path.realpath(out))
+    try:  # through a symbolic link, where the PNG goes
+        commands.write_whole(Path(os.path.realpath(out)), lambda partial: plots.save_png(fig, partial))
     except OSError as error:
         print(f"error: could not write {out}: {error.strerror or error}", file=sys.stderr)
         return 1
-    finally:
-        with contextlib.suppress(OSError):  # gone after os.replace; else what was written of it
-            partial.unlink(missing_ok=True)
     written = Path(out).resolve()
     print(f"wrote {written}")
     if show and not open_in_viewer(written):
@@ -213,27 +200,7 @@ def open_in_viewer(path: Path) -> bool:
         return False
 
 
-INTERRUPTED = 130  # the exit status a shell gives a program stopped by Ctrl-C (128 + SIGINT)
-
-
-def interruptible(main):
-    """``main`` with Ctrl-C said in one line ("interrupted", on stderr) and exit status 130, not a traceback.
-
-    The same as train.py's, which the classroom programs do not import.
-    """
-
-    @functools.wraps(main)
-    def run(argv: list[str] | None = None) -> int:
-        try:
-            return main(argv)
-        except KeyboardInterrupt:  # the finally blocks (a partial file's removal) have run on the way here
-            print("interrupted", file=sys.stderr)
-            return INTERRUPTED
-
-    return run
-
-
-@interruptible
+@commands.interruptible
 def main(argv: list[str] | None = None) -> int:
     parser = common_parser("Noise an image with the DDPM forward process and plot the steps.")
     parser.add_argument("--out", default="forward_diffusion.png", help="PNG file to write (its folder must exist)")

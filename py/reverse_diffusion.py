@@ -15,12 +15,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # First: without numpy or matplotlib it stops with one line that says what to install.
 from forward_diffusion import (  # noqa: E402
-    as_schedule, check_args, common_parser, interruptible, shown_steps, step_index, write
+    as_schedule, check_args, common_parser, shown_steps, step_index, write
 )
 
 import numpy as np  # noqa: E402
 
-from diffusion_lab import denoisers, forward, images, plots, samplers, schedules  # noqa: E402
+from diffusion_lab import commands, denoisers, forward, images, plots, samplers, schedules  # noqa: E402
 
 
 def simulate_noise_predictor(x_t: np.ndarray, t: int, x0: np.ndarray, betas_or_schedule) -> np.ndarray:
@@ -64,7 +64,7 @@ def reverse_diffusion(
     return x_T, [(time, x) for time, (_, x, _) in zip(times, steps)]
 
 
-@interruptible
+@commands.interruptible
 def main(argv: list[str] | None = None) -> int:
     parser = common_parser("Noise an image to x_T, then undo it with exact DDPM or DDIM steps (oracle noise).")
     parser.add_argument("--sampler", choices=samplers.SAMPLERS, default="ddpm",

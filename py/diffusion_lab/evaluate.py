@@ -39,7 +39,8 @@ from .denoisers import IdealDenoiser  # noqa: E402
 from .network import TrainedDenoiser  # noqa: E402
 from .samplers import sample  # noqa: E402
 from .schedules import REFERENCE_STEPS, SCHEDULE_NAMES, get_schedule  # noqa: E402
-from .train import DEFAULT_OUT, interruptible, load_digits_split  # noqa: E402
+from .commands import interruptible  # noqa: E402
+from .train import DEFAULT_OUT, load_digits_split  # noqa: E402
 
 CONFIDENCE = 0.9
 COPY_PERCENTILE = 5.0  # near-copy: nearer to the training set than this percentile of held-out images

@@ -28,8 +28,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import functools  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -39,6 +37,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from . import images, network  # noqa: E402
+from .commands import interruptible, write_whole  # noqa: E402
 from .network import LOG_SNR_MAX, LOG_SNR_MIN, silu, time_embedding  # noqa: E402
 
 SPLIT_SEED = 0  # fixed: evaluate.py and the tests rebuild the same split
@@ -244,23 +243,6 @@ def train(*, seed: int = 0, steps: int, batch: int, lr: float, hidden: int, bloc
     return averaged, meta, history
 
 
-INTERRUPTED = 130  # the exit status a shell gives a program stopped by Ctrl-C (128 + SIGINT)
-
-
-def interruptible(main):
-    """``main`` with Ctrl-C said in one line ("interrupted", on stderr) and exit status 130, not a traceback."""
-
-    @functools.wraps(main)
-    def run(argv: list[str] | None = None) -> int:
-        try:
-            return main(argv)
-        except KeyboardInterrupt:  # the finally blocks (a partial file's removal) have run on the way here
-            print("interrupted", file=sys.stderr)
-            return INTERRUPTED
-
-    return run
-
-
 @interruptible
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m diffusion_lab.train", description=__doc__.split("\n")[0])
@@ -344,19 +326,6 @@ def check_out(parser: argparse.ArgumentParser, out: Path) -> None:
             pass
     except OSError as error:
         parser.error(f"--out {str(out)!r}: cannot write in {str(out.parent)!r} ({error.strerror or error})")
-
-
-def write_whole(path: Path, write) -> None:
-    """write(a temporary path beside ``path``), then move that file into place: a failed or interrupted write
-    leaves the file that was at ``path`` as it was, and no partial file. The name keeps its suffix (numpy would
-    add .npz)."""
-    partial = path.with_name(f".{path.stem}.{os.getpid()}.part{path.suffix}")
-    try:
-        write(partial)
-        os.replace(partial, path)
-    finally:
-        with contextlib.suppress(OSError):  # gone after os.replace; else what was written of it
-            partial.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":
