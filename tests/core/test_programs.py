@@ -125,15 +125,15 @@ OPENERS = {
 }
 
 
-@pytest.mark.skipif(sys.platform != "linux", reason="xdg-open is the opener on Linux")
 @pytest.mark.parametrize("opener", OPENERS)
 def test_show_opens_the_written_png_or_says_in_one_line_where_it_is(tmp_path, opener):
     bin_dir, temp = tmp_path / "bin", tmp_path / "temp"
     bin_dir.mkdir()
     temp.mkdir()
     if OPENERS[opener] is not None:
-        (bin_dir / "xdg-open").write_text(OPENERS[opener])
-        (bin_dir / "xdg-open").chmod(0o755)
+        for name in ("xdg-open", "open"):  # Linux's opener, macOS's
+            (bin_dir / name).write_text(OPENERS[opener])
+            (bin_dir / name).chmod(0o755)
     out = tmp_path / "shown.png"
     command = [sys.executable, str(PY / "forward_diffusion.py"), "--steps", "10", "--size", "16", "--show"]
     result = subprocess.run(
