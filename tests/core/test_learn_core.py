@@ -3,6 +3,7 @@ import inspect
 import io
 import json
 import math
+import re
 import sys
 import time
 from pathlib import Path
@@ -219,7 +220,8 @@ def test_a_single_call_past_the_limit_is_said_to_have_run_that_long(monkeypatch)
     with pytest.raises(hooks.HookError) as caught:
         hooks.schedule_from_source(source, 50)
     summary = caught.value.summary
-    assert summary.startswith("Line 4: stopped after 0.8 s, most of them in one call on that line"), summary
+    said = re.match(r"Line 4: stopped after (\d+\.\d) s, most of them in one call on that line", summary)
+    assert said and 0.8 <= float(said[1]) < 1.6, summary  # the time it took: a busy machine's sleep may overrun
     assert caught.value.timed_out
     with pytest.raises(hooks.HookError) as caught:
         hooks.schedule_from_source("def betas(T):\n    while True:\n        pass\n", 50)
