@@ -31,7 +31,7 @@ class Denoiser:
 def oracle_noise(x_t, t, x0, schedule):
     """The noise in x_t, exact because x0 is known: eq. 4 of Ho et al. 2020 solved for eps.
 
-    t counts from 0 (the paper's t - 1), as the schedule's arrays do.
+    t is the schedule's index, one less than the paper's t: t = 0 is its step 1, from x_0 to x_1.
     """
     return (x_t - schedule.sqrt_alpha_bars[t] * x0) / schedule.sqrt_one_minus_alpha_bars[t]
 

@@ -255,6 +255,16 @@ def _normal_cdf(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.sign(z) * erf)
 
 
+def _decimals(value: float) -> str:
+    """Three decimals, more (up to five) where three would show 1 for a number below it: √ᾱ_1 is 0.9999 (linear),
+    0.99998 (cosine), and the image is scaled already. (Near 0, at large t, 0.000 x0 says what matters.)"""
+    for decimals in range(3, 6):
+        text = f"{value:.{decimals}f}"
+        if value >= 1 or float(text) < 1:
+            return text
+    return f"{value:.3f}"  # 1 − 1e-6: as good as 1
+
+
 def _density(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Share of all pixels of x per unit of value in each bin (pixels outside the edges still count)."""
     counts, _ = np.histogram(np.ravel(x), bins=edges)
@@ -330,7 +340,7 @@ class HistogramFigure:
             self.ax.set_ylim(0.0, new_top)
             self._background = None  # new ticks
         mean, std = (1.0, 0.0) if t < 0 else (schedule.sqrt_alpha_bars[t], schedule.sqrt_one_minus_alpha_bars[t])
-        self.title.set_text(f"t = {t + 1}: {mean:.3f} x0 + {std:.3f} ε")  # t + 1: the paper's step
+        self.title.set_text(f"t = {t + 1}: {_decimals(mean)} x0 + {_decimals(std)} ε")  # t + 1: the paper's step
         # For describe(): the pixels' mean and spread, the mixture's (its variance: mean² Var x0 + std²), and
         # the area the bars and the line share (1 when they match).
         self.numbers = (t + 1, float(np.mean(x_t)), float(np.std(x_t)), mean * float(np.mean(x0)),

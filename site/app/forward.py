@@ -65,7 +65,7 @@ class ForwardView:
             self.player.stop()
             self.rebuild()
             if self.figures is not None:
-                self.figures.new_settings()
+                self.figures.settings_changed()  # redrawn after the picture has painted (draw() below)
         self.chain = None
         self.draw()
 
@@ -101,9 +101,10 @@ class ForwardView:
         if t == 0:
             return "t = 0 (the clean image): ᾱ<sub>t</sub> = 1, SNR = ∞"
         i = t - 1
-        snr = self.schedule.snr[i]
+        snr = float(self.schedule.snr[i])
         return (f"t = {t} of {self.schedule.num_steps}: β<sub>t</sub> = {self.schedule.betas[i]:.4g}, "
-                f"ᾱ<sub>t</sub> = {self.abar_text(t)}, SNR = {snr:.3g} ({10 * self.core.np.log10(snr):.1f} dB)")
+                f"ᾱ<sub>t</sub> = {self.abar_text(t)}, SNR = {learn.number_html(snr, 4)} "
+                f"({10 * self.core.np.log10(snr):.1f} dB)")  # as the equations write it: 9999, not 1e+04
 
     def abar_text(self, t: int) -> str:
         """ᾱ_t for the readout (t > 0): never a bare 1 after t = 0, written exactly near it."""
@@ -196,7 +197,8 @@ class ForwardFigures:
 
     def __init__(self, view: ForwardView, plots) -> None:
         self.plots, self.view = plots, view
-        self.pending = page.Later(FIGURE_DELAY_S, self.draw_t, patient=True)
+        self.stale = False  # the settings changed since the strip and the schedule's curves were drawn
+        self.pending = page.Later(FIGURE_DELAY_S, self.redraw, patient=True)
         self.fit()
         page.refit_on_resize(self.fits, self.refit)
 
@@ -228,8 +230,11 @@ class ForwardFigures:
         self.strip = page.strip_figure(self.plots)
 
     def refit(self) -> None:
+        """New figures at the new width, drawn in a task of their own (in one they froze a slow phone for 1-1.6 s
+        when it turned)."""
         self.fit()
-        self.new_settings()
+        self.stale = True
+        self.pending.schedule()
 
     def new_settings(self) -> None:
         """Redraw what depends on the settings but not on t: the strip and the schedule curves."""
@@ -257,12 +262,24 @@ class ForwardFigures:
     def describe_schedule(self, t: int) -> str:
         """The schedule figure in words: its curves, and their values where it marks t."""
         s = self.view.schedule
-        curves = f"Curves of beta, alpha bar and log SNR against t, T = {s.num_steps}, marked at t = {t}"
+        curves = f"Curves of beta, alpha bar and ln SNR against t, T = {s.num_steps}, marked at t = {t}"
         if t == 0:
             return f"{curves}: the clean image, before the first step"
         i = t - 1
         return (f"{curves}: beta {s.betas[i]:.4g}, alpha bar {self.view.abar_text(t)}, "
-                f"log SNR {float(s.log_snr[i]):.2f}")
+                f"ln SNR {float(s.log_snr[i]):.2f}")
+
+    def settings_changed(self) -> None:
+        """A new schedule, T, picture or seed: every figure is redrawn once the picture has painted (in the
+        input's task they held it back, 0.3 s on a slow phone for a new schedule)."""
+        self.stale = True
+
+    def redraw(self) -> None:
+        if self.stale:
+            self.stale = False
+            self.new_settings()
+        else:
+            self.draw_t()
 
     def later(self) -> None:
         """Debounce: the canvas follows every input, the figures the last one."""

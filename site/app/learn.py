@@ -50,32 +50,46 @@ SHOW_DELAY_S, SHOW_MAX_WAIT_S = 0.05, 0.5
 
 # -- MathML, built as text from numbers and fixed symbols (never from the student's text) ---------------------
 
-def fmt(value: float) -> str:
-    """Three decimals, more when that would show 0 or 1 for a number that is not; tiny numbers in e-notation."""
+def fmt(value: float, significant: int = 3) -> str:
+    """At least three decimals and `significant` digits, more when that would show 0 or 1 for a number that is
+    not; tiny numbers in e-notation."""
     if not math.isfinite(value) or (value == int(value) and abs(value) < 1e6):
         text = str(int(value)) if math.isfinite(value) else str(value)
     elif abs(value) < 0.01 or abs(value) >= 100:
-        text = f"{value:.3g}" if abs(value) < 0.01 else f"{value:.4g}"
-    else:
-        for decimals in range(3, 7):
+        text = f"{value:.{significant}g}" if abs(value) < 0.01 else f"{value:.{max(4, significant)}g}"
+    else:  # 0.0786 and 0.0794, not 0.079 twice
+        for decimals in range(max(3, significant - 1 - math.floor(math.log10(abs(value)))), 7):
             text = f"{value:.{decimals}f}"
             if abs(float(text)) not in (0.0, 1.0):
                 break
     return text.replace("-", "−")  # a minus sign, not a hyphen
 
 
-def mn(value, gap: float | None = None) -> str:
-    """A number; `gap`, if given, is 1 - value as the schedule keeps it (exact where 1 - value, rounded, is not)."""
+def mn(value, gap: float | None = None, near: float = NEAR_ONE, significant: int = 3) -> str:
+    """A number; `gap`, if given, is 1 - value as the schedule keeps it (exact where 1 - value, rounded, is not).
+    Closer to 1 than `near`, it is written 1 − gap."""
     if isinstance(value, int):
         return f"<mn>{value}</mn>"
     gap = 1 - value if gap is None else float(gap)
-    if 0 < abs(gap) < NEAR_ONE:  # six decimals would show 1: say how far from 1 it is
-        return f"<mrow><mo>(</mo><mn>1</mn>{mo('−' if gap > 0 else '+')}{mn(abs(gap))}<mo>)</mo></mrow>"
-    mantissa, _, exponent = fmt(value).partition("e")
-    if not exponent:
+    if 0 < abs(gap) < near:  # its digits would show 1, or hide how far from 1 it is: say that
+        return (f"<mrow><mo>(</mo><mn>1</mn>{mo('−' if gap > 0 else '+')}{mn(abs(gap), significant=significant)}"
+                "<mo>)</mo></mrow>")
+    mantissa, power = scientific(value, significant)
+    if not power:
         return f"<mn>{mantissa}</mn>"
-    power = str(int(exponent.replace("−", "-"))).replace("-", "−")
     return f"<mrow><mn>{mantissa}</mn><mo>×</mo><msup><mn>10</mn><mn>{power}</mn></msup></mrow>"
+
+
+def scientific(value: float, significant: int = 3) -> tuple[str, str]:
+    """fmt's text as its mantissa and its power of ten ("" if none): 4.04e-05 is ("4.04", "−5")."""
+    mantissa, _, exponent = fmt(value, significant).partition("e")
+    return mantissa, str(int(exponent.replace("−", "-"))).replace("-", "−") if exponent else ""
+
+
+def number_html(value: float, significant: int = 3) -> str:
+    """A number in the page's text as the equations write it: 9999, 4.04 × 10<sup>−5</sup> (not 1e+04)."""
+    mantissa, power = scientific(value, significant)
+    return f"{mantissa} × 10<sup>{power}</sup>" if power else mantissa
 
 
 def mi(name: str) -> str:
@@ -117,11 +131,16 @@ def abar(t) -> str:
     return sub(accent(mi("α"), "¯"), t)
 
 
+ABAR_NEAR_ONE = 0.01  # ᾱ above 0.99 is written 1 − (1 − ᾱ): the step between two is 1 − their ratio
+
+
 def abar_value(schedule, t: int) -> str:
-    """ᾱ_t's number at the paper's t (1 at t = 0); near 1, written from 1 - ᾱ_t as the schedule keeps it."""
+    """ᾱ_t's number at the paper's t (1 at t = 0), to four digits: enough to work a step's coefficients out from
+    it (three showed ᾱ_500 = 0.079 = ᾱ_499); near 1 written from 1 - ᾱ_t as the schedule keeps it."""
     if t == 0:
         return mn(1.0)
-    return mn(float(schedule.alpha_bars[t - 1]), schedule.one_minus_alpha_bars[t - 1])
+    return mn(float(schedule.alpha_bars[t - 1]), schedule.one_minus_alpha_bars[t - 1], near=ABAR_NEAR_ONE,
+              significant=4)
 
 
 def beta(t) -> str:
@@ -506,9 +525,10 @@ class Panel:
                 return self.core.schedules.get_schedule(name, steps)
             lost = self.core.schedules.lost_from(schedule)
             remark = "" if lost is None else (
-                f" From t = {lost} on, ᾱ is below {self.core.schedules.ALPHA_BAR_LOST:g}: x_0 is in x_t below "
-                "float64's rounding of the noise, so a step from there straight to t = 0 (DDIM with few steps) "
-                "brings the image back about a grey level off, more the smaller ᾱ; small steps do not.")
+                f" From t = {lost} on, ᾱ is below {self.core.schedules.ALPHA_BAR_LOST:g}: x_0's finest detail (about "
+                "a grey level) is in x_t below float64's rounding of the noise, so a step from there straight to "
+                "t = 0 (DDIM with few steps) brings the image back about a grey level off, more the smaller ᾱ; "
+                "small steps do not.")
             if remark != editor.remark:
                 editor.remark = remark
                 editor.status()
@@ -591,7 +611,8 @@ class Panel:
         from diffusion_lab import export
 
         try:
-            data, name, mime = getattr(self, f"make_{what}")(export)
+            made = getattr(self, f"make_{what}")(export)
+            data, name, mime = (await made) if inspect.isawaitable(made) else made
         except Unavailable as reason:
             status.textContent = str(reason)
             self.unavailable = status.textContent  # gone once what it waited for is there (ready)
@@ -600,6 +621,14 @@ class Panel:
         # The page cannot see a download arrive, and a frame sandboxed without allow-downloads drops it unsaid.
         framed = "" if js.Object.is_(js.window.parent, js.window) else FRAMED_DOWNLOAD
         status.textContent = f"Download of {name} ({size_text(len(data))}) started.{framed}"
+
+    async def npz(self, export, **arrays) -> bytes:
+        """export.npz in pieces, the page answering between them; the status line counts them."""
+        buffer, status = io.BytesIO(), element("export-status")
+        for share in export.npz_written(buffer, self.settings_record(), **arrays):
+            status.textContent = f"Making the arrays… {share:.0%}"
+            await page.next_turn()
+        return buffer.getvalue()
 
     def settings_record(self) -> dict:
         """The settings that made the pictures: code in an editor only if the view computes with it (not code
@@ -656,7 +685,7 @@ class ForwardPanel(Panel):
         return data, f"{self.prefix}-forward-t{self.settings['t']}.png", "image/png"
 
     def make_strip(self, export):
-        if self.view.figures is None:
+        if self.view.figures is None or self.view.figures.stale:
             raise Unavailable("The strip is still being drawn: try again in a moment.")
         from diffusion_lab import plots
 
@@ -672,14 +701,14 @@ class ForwardPanel(Panel):
         _, frames = self.trajectory(export)
         return export.gif([export.enlarged(frame) for frame in frames]), f"{self.prefix}-forward.gif", "image/gif"
 
-    def make_arrays(self, export):
-        view, schedule = self.view, self.view.schedule
-        ts, frames = self.trajectory(export)
-        data = export.npz(self.settings_record(), x0=view.x0, noise=view.noise, betas=schedule.betas,
-                          alpha_bars=schedule.alpha_bars, t=self.settings["t"], x_t=view.x_t,
-                          x_t_from=view.x_t_source,  # after Step or Play the chain's, which the frames are not
-                          frames_t=ts, frames=self.core.np.stack(frames))
-        return data, f"{self.prefix}-forward-t{self.settings['t']}.npz", "application/octet-stream"
+    async def make_arrays(self, export):
+        view, schedule, t = self.view, self.view.schedule, self.settings["t"]  # as they are now: the page
+        ts, frames = self.trajectory(export)  # answers while the file is made
+        data = await self.npz(export, x0=view.x0, noise=view.noise, betas=schedule.betas,
+                              alpha_bars=schedule.alpha_bars, t=t, x_t=view.x_t,
+                              x_t_from=view.x_t_source,  # after Step or Play the chain's, which the frames are not
+                              frames_t=ts, frames=self.core.np.stack(frames))
+        return data, f"{self.prefix}-forward-t{t}.npz", "application/octet-stream"
 
 
 class ReversePanel(Panel):
@@ -867,10 +896,12 @@ class ReversePanel(Panel):
                             EPS_HAT),
                         row(mo("+"), sigma_symbol, Z))
             numeric = (row(mo("="), term(c.signal, X0_HAT, first=True)), row(term(c.direction, EPS_HAT)), *noise)
+            spread = (row(sigma_symbol, mo("="), mi("η"),  # Song et al. eq. 16, in parts that wrap on a phone
+                          sqrt(frac(row(mn(1), mo("−"), abar(t_prev)), row(mn(1), mo("−"), abar(t))))),
+                      row(sqrt(mn(1), mo("−"), frac(abar(t), abar(t_prev)))), row(mo("="), mn(sigma)))
             where = line("where", row(mi("η"), mo("="), mn(float(s["eta"]))),
                          row(abar(t), mo("="), abar_value(schedule, t)),
-                         row(abar(t_prev), mo("="), abar_value(schedule, t_prev)),
-                         row(sigma_symbol, mo("="), mn(sigma)))
+                         row(abar(t_prev), mo("="), abar_value(schedule, t_prev)), spread)
             step = line(f"DDIM step to t = {t_prev} (Song et al. eq. 12)", symbolic, numeric, active=True)
         else:
             mean = sub(accent(mi("μ"), "~"), t)
@@ -885,8 +916,8 @@ class ReversePanel(Panel):
             variance = accent(mi("β"), "~") if s["variance"] == "fixed_small" else mi("β")
             spread = [] if last else [(row(sub(mi("σ"), t), mo("="), sqrt(sub(variance, t))),
                                        row(mo("="), mn(sigma)))]
-            where = line("where", mean_form, *spread,
-                         row(abar(t), mo("="), abar_value(schedule, t)), row(beta(t), mo("="), mn(c.beta)))
+            where = line("where", mean_form, *spread, row(abar(t), mo("="), abar_value(schedule, t)),
+                         row(abar(t - 1), mo("="), abar_value(schedule, t - 1)), row(beta(t), mo("="), mn(c.beta)))
             step = line("DDPM step (Ho et al. eq. 7 for the mean, Algorithm 2)", symbolic, numeric, active=True)
         lines = [predict, step, where]
         if self.students_step is not None:
@@ -933,17 +964,17 @@ class ReversePanel(Panel):
         return export.gif([export.enlarged(frames[k]) for k in export.frame_indices(len(frames))]), \
             f"{self.prefix}-reverse.gif", "image/gif"
 
-    def make_arrays(self, export):
+    async def make_arrays(self, export):
         self._finished()
         view, np = self.view, self.core.np
         frames = view.frames
         ks = export.frame_indices(len(frames), max(export.GIF_MAX_FRAMES, ARRAY_BYTES // frames[0].size))
         exact = {"states": frames.states(ks), "predicted_x0": view.predictions.states(ks)}  # None beyond budget
-        data = export.npz(self.settings_record(), steps_k=ks, frames_t=np.array([view.times[k] for k in ks]),
-                          x_T=view.x_T, frames=np.stack([frames[k] for k in ks]),
-                          x0_predictions=np.stack([view.predictions[k] for k in ks]), final=view.final,
-                          betas=view.schedule.betas, alpha_bars=view.schedule.alpha_bars,
-                          **{name: array for name, array in exact.items() if array is not None})
+        data = await self.npz(export, steps_k=ks, frames_t=np.array([view.times[k] for k in ks]),
+                              x_T=view.x_T, frames=np.stack([frames[k] for k in ks]),
+                              x0_predictions=np.stack([view.predictions[k] for k in ks]), final=view.final,
+                              betas=view.schedule.betas, alpha_bars=view.schedule.alpha_bars,
+                              **{name: array for name, array in exact.items() if array is not None})
         return data, f"{self.prefix}-reverse.npz", "application/octet-stream"
 
 

@@ -288,8 +288,8 @@ class ReverseView:
             return ""  # DDPM's small steps do not depend on x_t's trace of x_0 at large t
         t = self.core.schedules.lost_from(self.schedule)
         return "" if t is None else (f" Your betas(T) takes ᾱ below {self.core.schedules.ALPHA_BAR_LOST:g} from "
-                                     f"t = {t} on, where x_0 is in x_t below float64's rounding of the noise (see "
-                                     "the code panel).")
+                                     f"t = {t} on, where x_0's finest detail (about a grey level) is in x_t below "
+                                     "float64's rounding of the noise (see the code panel).")
 
     def show_waiting(self, text: str) -> None:
         """No chain yet: blank pictures (not the last chain's), the reason in the readout and the equations."""

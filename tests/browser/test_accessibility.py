@@ -87,8 +87,8 @@ def test_the_figures_are_described_in_words_that_follow_t(watched, base_url):
     page.wait_for_selector("body[data-figures-t='1000']")
     linear = schedules.get_schedule("linear", 1000)
     assert page.get_attribute("#schedule-plot", "aria-label") == (
-        f"Curves of beta, alpha bar and log SNR against t, T = 1000, marked at t = 1000: beta 0.02, alpha bar "
-        f"{linear.alpha_bars[-1]:.4g}, log SNR {linear.log_snr[-1]:.2f}")
+        f"Curves of beta, alpha bar and ln SNR against t, T = 1000, marked at t = 1000: beta 0.02, alpha bar "
+        f"{linear.alpha_bars[-1]:.4g}, ln SNR {linear.log_snr[-1]:.2f}")
     words = re.fullmatch(r"Histogram of the pixel values of x_t at t = 1000: mean (-?[\d.]+), standard deviation "
                          r"([\d.]+); q\(x_t \| x0\) predicts mean 0.00, standard deviation 1.00; the bars and the "
                          r"predicted density overlap by (\d+)%", histogram.get_attribute("aria-label"))

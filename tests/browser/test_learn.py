@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import re
 
 import numpy as np
@@ -39,10 +40,11 @@ def numbers(page) -> dict:
     return json.loads(settled(page).get_attribute("#equation", "data-numbers"))
 
 
-def three(value: float) -> str:
-    """How the equations show a number from 0.01 to 0.9995: three decimals."""
+def three(value: float, digits: int = 3) -> str:
+    """How the equations show a number from 0.01 to 0.9995: `digits` significant digits, at least three
+    decimals (0.0502, not 0.050)."""
     assert 0.01 <= abs(value) < 0.9995, value
-    return f"{value:.3f}".replace("-", "−")
+    return f"{value:.{max(3, digits - 1 - math.floor(math.log10(abs(value))))}f}".replace("-", "−")
 
 
 def small(value: float) -> str:
@@ -85,7 +87,7 @@ def test_forward_equations_carry_the_numbers_of_the_schedule_at_t(watched, base_
     text = equation(page)
     assert "x120=" in text
     assert f"={three(c.signal)}x0+{three(c.noise)}ε" in text  # x_t = 0.926 x_0 + 0.378 ε
-    assert f"={three(c.alpha_bar)}" in text and f"={small(c.beta)}" in text
+    assert f"={three(c.alpha_bar, 4)}β" in text and f"={small(c.beta)}" in text  # ᾱ to 4 digits: 0.8581
     assert f"={three(c.step_signal)}x119+{three(c.step_noise)}ε" in text
     shown = numbers(page)
     assert shown["t"] == 120 and shown["index"] == 119
@@ -164,6 +166,36 @@ def test_reverse_equations_carry_the_ddpm_and_ddim_coefficients_of_the_step(watc
     maths, last_note = text.split("Laststep")
     assert "σ" not in maths and "z" not in maths, maths
     assert last_note == "Nonoiseisaddedatt=1(Algorithm2ofHoetal.:z=0):thesampleistheposteriormean."
+
+
+def test_the_where_lines_give_each_number_the_step_is_worked_out_from(watched, base_url):
+    """ᾱ_t and ᾱ of the next t to four digits (three showed ᾱ_500 = ᾱ_499 = 0.079 beside σ_500 = 0.100), near 1
+    as 1 − (1 − ᾱ), DDPM's ᾱ_{t−1} beside ᾱ_t, and DDIM's σ_t from η (Song et al. eq. 16)."""
+    s = schedules.get_schedule("linear", 1000)
+    page = watched.open(f"{base_url}/reverse.html?sampler=ddim&ddim_steps=1000&eta=1&step=500")
+    page.wait_for_function("!document.getElementById('readout').textContent.includes('computing')")
+    text = equation(page)
+    where = text[text.index("where"):]
+    assert f"α¯500={s.alpha_bars[499]:.4g}" in where and f"α¯499={s.alpha_bars[498]:.4g}" in where  # 0.07859
+    c = samplers.ddim_coefficients(499, 498, s, 1.0)
+    assert f"σ500=η1−α¯4991−α¯5001−α¯500α¯499={three(c.sigma)}" in where, where
+
+    page = watched.open(f"{base_url}/reverse.html?step=995")  # DDPM from t = 5
+    page.wait_for_function("!document.getElementById('readout').textContent.includes('computing')")
+    text = equation(page)
+    where = text[text.index("where"):]
+    gaps = s.one_minus_alpha_bars
+    assert f"α¯5=(1−{gaps[4]:.4g})α¯4=(1−{gaps[3]:.4g})β5=" in where, where  # 1 − 0.000699, 1 − 0.0005194
+
+
+def test_the_forward_readout_writes_the_snr_as_the_equations_do(watched, base_url):
+    page = settled(watched.open(f"{base_url}/forward.html?t=1"))
+    expect(page.locator("#readout")).to_contain_text("SNR = 9999 (40.0 dB)")  # not 1e+04
+    assert "SNR=⋯=9999" in equation(page).replace("α¯11−α¯1", "⋯")
+    page.get_by_label("Timestep").press("End")
+    snr = schedules.get_schedule("linear", 1000).snr[-1]
+    mantissa, power = f"{snr:.3e}".split("e")
+    expect(page.locator("#readout")).to_contain_text(f"SNR = {float(mantissa):.4g} × 10{int(power)}".replace("-", "−"))
 
 
 # -- the code ---------------------------------------------------------------------
@@ -753,6 +785,26 @@ def test_reverse_downloads_hold_the_chain(watched, base_url):
 
     strip = download(page, "Download strip (PNG)")
     assert (np.asarray(Image.open(strip.path()).convert("RGBA")) == canvas_rgba(page, "strip")).all()
+
+
+def test_a_chains_arrays_are_made_in_pieces_while_the_page_paints(watched, base_url):
+    """The default chain's .npz is 19 MB: made in one call it froze a slow phone for 3.6 s. The status line counts
+    the pieces, frame after frame, and the slider answers meanwhile."""
+    page = watched.open(f"{base_url}/reverse.html")
+    page.wait_for_function("!document.getElementById('readout').textContent.includes('computing')")
+    page.evaluate("""() => { window.__seen = []; const look = () => {
+        window.__seen.push(document.getElementById('export-status').textContent);
+        if (!window.__seen.at(-1).startsWith('Download of')) requestAnimationFrame(look); };
+        requestAnimationFrame(look); }""")
+    with page.expect_download() as info:
+        page.get_by_role("button", name="Download arrays (.npz)").click()
+        page.wait_for_function("(window.__seen || []).some((text) => /arrays… [1-9]\\d?%/.test(text))")
+        page.get_by_label("Timestep").press("End")  # answered between two pieces
+        expect(page.locator("#readout")).to_contain_text("t = 0, step 1000 of 1000")
+    counted = {text for text in page.evaluate("window.__seen") if re.fullmatch(r"Making the arrays… \d+%", text)}
+    assert len(counted) >= 3, counted  # painted at several shares, not once at the end
+    arrays = np.load(info.value.path())
+    assert arrays["states"].shape == (1001, 64, 64)  # the chain as it was when Download was pressed
 
 
 def test_the_offline_edition_runs_code_and_downloads_from_disk(offline, offline_url):

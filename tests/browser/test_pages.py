@@ -651,10 +651,15 @@ def test_on_a_slow_device_start_up_says_what_it_does_and_the_page_answers_while_
         context.new_cdp_session(page).send("Emulation.setCPUThrottlingRate", {"rate": 6})
         page.goto(f"{base_url}/forward.html")
         expect(page.locator("#phase")).to_have_text("Loading matplotlib for the figures…", timeout=READY_TIMEOUT_MS)
+        # Something turns even while Python's start holds the page's thread: a transform the compositor animates.
+        turning = page.evaluate("""() => document.querySelector('#status .busy').getAnimations().map(
+            (a) => [a.playState, a.effect.getKeyframes().at(-1).transform])""")
+        assert turning == [["running", "rotate(360deg)"]], turning
         page.get_by_label("Timestep").focus()
         expect(page.locator("#phase")).to_have_text("Drawing the figures…", timeout=READY_TIMEOUT_MS)
         page.keyboard.press("ArrowRight")  # at once: a locator's press first waits for the slider to be stable
         page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+        expect(page.locator("#status .busy")).to_be_hidden()  # with the status line, once ready
         seen = page.evaluate("window.startup")
     finally:
         context.close()
@@ -663,6 +668,21 @@ def test_on_a_slow_device_start_up_says_what_it_does_and_the_page_answers_while_
                       "Loading matplotlib for the figures…", "Drawing the figures…", "Ready"]
     moved = next(i for i, (_, readout, _) in enumerate(seen) if readout and readout.startswith("t = 1 "))
     assert seen[moved][2] != "true" and seen[moved][0] == "Drawing the figures…"  # the key was answered at once
+
+
+def test_a_new_setting_draws_the_picture_before_the_figures(watched, base_url):
+    """The figures of a new schedule (0.3 s on a slow phone) are drawn once the picture has painted, not in the
+    task of the change: it waited for them (QA38 F6). They follow all the same."""
+    page = watched.open(f"{base_url}/forward.html?t=300")
+    page.wait_for_selector("body[data-figures-t='300']")
+    before = page.evaluate("""() => (window.sums = () => ['frame', 'schedule-plot', 'strip'].map((id) => {
+        const c = document.getElementById(id);
+        return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.reduce((a, b) => a + b, 0); }))()""")
+    during = page.evaluate("""() => { const select = document.getElementById('schedule');
+        select.value = 'cosine'; select.dispatchEvent(new Event('change'));
+        return window.sums(); }""")  # in the task of the change
+    assert during[0] != before[0] and during[1:] == before[1:], (before, during)
+    page.wait_for_function(f"window.sums().every((sum, i) => i === 0 || sum !== {before}[i])")
 
 
 def test_the_number_beside_the_slider_follows_it(watched, base_url):

@@ -492,3 +492,23 @@ def test_png_gif_and_npz_read_back():
     assert int(arrays["t"]) == 7 and json.loads(str(arrays["settings"])) == {"seed": 3}
     with pytest.raises(ValueError):
         export.png(np.zeros((3, 3), dtype=np.float64))
+
+
+def test_the_npz_is_written_in_pieces_and_holds_what_savez_would():
+    """The page writes a chain's arrays a piece at a time, answering between them: the file is numpy's own."""
+    rng = np.random.default_rng(1)
+    arrays = {"states": rng.standard_normal((600, 32, 32)).astype(np.float32),  # 2.4 MB: three pieces
+              "frames": rng.integers(0, 256, (50, 32, 32), dtype=np.uint8), "t": np.int64(7), "x_t_from": "chain",
+              "fortran": np.asfortranarray(rng.standard_normal((5, 7))),
+              "strided": np.arange(60.0).reshape(6, 10)[::2, ::3], "none": np.zeros((0, 3)), "flag": True}
+    buffer = io.BytesIO()
+    shares = list(export.npz_written(buffer, {"seed": 3}, **arrays))
+    assert len(shares) >= 4 and shares == sorted(shares) and shares[-1] == 1.0  # three before the end
+    loaded = np.load(io.BytesIO(buffer.getvalue()))  # allow_pickle=False
+    assert sorted(loaded.files) == sorted([*arrays, "settings"])
+    for name, value in arrays.items():
+        value = np.asarray(value)
+        assert loaded[name].dtype == value.dtype and loaded[name].shape == value.shape, name
+        np.testing.assert_array_equal(loaded[name], value)
+    assert json.loads(str(loaded["settings"])) == {"seed": 3}
+    assert buffer.getvalue() != b"" and export.npz({"seed": 3}, **arrays)[:4] == b"PK\x03\x04"
