@@ -670,6 +670,32 @@ def test_on_a_slow_device_start_up_says_what_it_does_and_the_page_answers_while_
     assert seen[moved][2] != "true" and seen[moved][0] == "Drawing the figures…"  # the key was answered at once
 
 
+def test_the_status_line_moves_while_the_pages_thread_is_held(browser, base_url):
+    """Python's start holds the page's thread 1.6-3.4 s on a slow phone, its clock stopped: the spinner beside it
+    turns on the compositor's thread all the same (frames keep coming, each different)."""
+    context = browser.new_context(viewport={"width": 360, "height": 640})
+    try:
+        page = context.new_page()
+        page.goto(f"{base_url}/forward.html", wait_until="commit")
+        expect(page.locator("#status .busy")).to_be_visible()
+        cdp = context.new_cdp_session(page)
+        frames = []
+
+        def arrived(frame):
+            frames.append((frame["metadata"]["timestamp"], frame["data"]))
+            cdp.send("Page.screencastFrameAck", {"sessionId": frame["sessionId"]})
+
+        cdp.on("Page.screencastFrame", arrived)
+        cdp.send("Page.startScreencast", {"format": "png"})
+        start, end = page.evaluate("""() => { const start = Date.now() / 1000, until = performance.now() + 1500;
+            while (performance.now() < until) {} return [start, Date.now() / 1000]; }""")  # the thread held
+        page.wait_for_timeout(500)  # the frames' events arrive
+        held = {data for time, data in frames if start + 0.2 < time < end - 0.2}
+        assert len(held) >= 5, len(held)  # 1.1 s of different frames: a picture that moves
+    finally:
+        context.close()
+
+
 def test_a_new_setting_draws_the_picture_before_the_figures(watched, base_url):
     """The figures of a new schedule (0.3 s on a slow phone) are drawn once the picture has painted, not in the
     task of the change: it waited for them (QA38 F6). They follow all the same."""
