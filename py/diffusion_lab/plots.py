@@ -256,13 +256,14 @@ def _normal_cdf(z: np.ndarray) -> np.ndarray:
 
 
 def _decimals(value: float) -> str:
-    """Three decimals, more (up to five) where three would show 1 for a number below it: √ᾱ_1 is 0.9999 (linear),
-    0.99998 (cosine), and the image is scaled already. (Near 0, at large t, 0.000 x0 says what matters.)"""
+    """Three decimals, more (up to five) where three would show 0 or 1 for a number that is not: √ᾱ_1 is 0.9999
+    (linear) or 0.99998 (cosine), the image scaled already; the noise of a student's β_1 = 1e-7 is 0.0003, some.
+    Closer still, three: 1.000 and 0.000 are as good as 1 and 0 to the eye."""
     for decimals in range(3, 6):
         text = f"{value:.{decimals}f}"
-        if value >= 1 or float(text) < 1:
+        if not 0 < value < 1 or float(text) not in (0.0, 1.0):
             return text
-    return f"{value:.3f}"  # 1 − 1e-6: as good as 1
+    return f"{value:.3f}"
 
 
 def _density(x: np.ndarray, edges: np.ndarray) -> np.ndarray:

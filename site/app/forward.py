@@ -100,11 +100,12 @@ class ForwardView:
         """t, alpha_bar_t and SNR in readable form."""
         if t == 0:
             return "t = 0 (the clean image): ᾱ<sub>t</sub> = 1, SNR = ∞"
-        i = t - 1
-        snr = float(self.schedule.snr[i])
-        return (f"t = {t} of {self.schedule.num_steps}: β<sub>t</sub> = {self.schedule.betas[i]:.4g}, "
-                f"ᾱ<sub>t</sub> = {self.abar_text(t)}, SNR = {learn.number_html(snr, 4)} "
-                f"({10 * self.core.np.log10(snr):.1f} dB)")  # as the equations write it: 9999, not 1e+04
+        i, s = t - 1, self.schedule  # each number as the equations write it: 9999, not 1e+04; β < 1 not as 1
+        snr = float(s.snr[i])
+        decibels = f"{10 * self.core.np.log10(snr):.1f}".replace("-", "−")
+        return (f"t = {t} of {s.num_steps}: β<sub>t</sub> = {learn.number_html(float(s.betas[i]))}, ᾱ<sub>t</sub> = "
+                f"{learn.number_html(float(s.alpha_bars[i]), s.one_minus_alpha_bars[i], learn.ABAR_NEAR_ONE, 4)}, "
+                f"SNR = {learn.number_html(snr)} ({decibels} dB)")
 
     def abar_text(self, t: int) -> str:
         """ᾱ_t for the readout (t > 0): never a bare 1 after t = 0, written exactly near it."""
@@ -199,6 +200,7 @@ class ForwardFigures:
         self.plots, self.view = plots, view
         self.stale = False  # the settings changed since the strip and the schedule's curves were drawn
         self.pending = page.Later(FIGURE_DELAY_S, self.redraw, patient=True)
+        self.catch_up = page.Later(0, self.redraw_if_stale)  # its own timer: Play's frames do not put it off
         self.fit()
         page.refit_on_resize(self.fits, self.refit)
 
@@ -233,8 +235,7 @@ class ForwardFigures:
         """New figures at the new width, drawn in a task of their own (in one they froze a slow phone for 1-1.6 s
         when it turned)."""
         self.fit()
-        self.stale = True
-        self.pending.schedule()
+        self.settings_changed()
 
     def new_settings(self) -> None:
         """Redraw what depends on the settings but not on t: the strip and the schedule curves."""
@@ -270,14 +271,21 @@ class ForwardFigures:
                 f"ln SNR {float(s.log_snr[i]):.2f}")
 
     def settings_changed(self) -> None:
-        """A new schedule, T, picture or seed: every figure is redrawn once the picture has painted (in the
-        input's task they held it back, 0.3 s on a slow phone for a new schedule)."""
+        """A new schedule, T, picture or seed: every figure is redrawn in the next task, once the picture has
+        painted (in the input's task they held it back, 0.3 s on a slow phone for a new schedule)."""
         self.stale = True
+        self.catch_up.schedule()
 
-    def redraw(self) -> None:
+    def redraw_if_stale(self) -> None:
+        """Draw the figures of new settings now, if they wait to be (a download of the strip does not wait)."""
         if self.stale:
             self.stale = False
             self.new_settings()
+
+    def redraw(self) -> None:
+        """The figures after the last input: all of them for new settings, else t's marker and histogram."""
+        if self.stale:
+            self.redraw_if_stale()
         else:
             self.draw_t()
 
@@ -298,6 +306,7 @@ async def main() -> None:
     await page.load_package("matplotlib")
     page.set_phase("figures", "Drawing the figures…")
     view.figures = await ForwardFigures.start(view)
+    view.learn.ready()  # a download of the strip asked for meanwhile can be had now: its "try again" goes
     page.set_phase("ready", "Ready")
     page.js.performance.mark("ready")
     page.js.document.body.dataset.ready = "true"

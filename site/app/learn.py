@@ -56,7 +56,8 @@ def fmt(value: float, significant: int = 3) -> str:
     if not math.isfinite(value) or (value == int(value) and abs(value) < 1e6):
         text = str(int(value)) if math.isfinite(value) else str(value)
     elif abs(value) < 0.01 or abs(value) >= 100:
-        text = f"{value:.{significant}g}" if abs(value) < 0.01 else f"{value:.{max(4, significant)}g}"
+        # From 100 its zeros stay: 9999.5 is 1.000 × 10⁴ beside 9999, not 1 × 10⁴
+        text = f"{value:.{significant}g}" if abs(value) < 0.01 else f"{value:#.{max(4, significant)}g}".rstrip(".")
     else:  # 0.0786 and 0.0794, not 0.079 twice
         for decimals in range(max(3, significant - 1 - math.floor(math.log10(abs(value)))), 7):
             text = f"{value:.{decimals}f}"
@@ -68,28 +69,33 @@ def fmt(value: float, significant: int = 3) -> str:
 def mn(value, gap: float | None = None, near: float = NEAR_ONE, significant: int = 3) -> str:
     """A number; `gap`, if given, is 1 - value as the schedule keeps it (exact where 1 - value, rounded, is not).
     Closer to 1 than `near`, it is written 1 − gap."""
+    kind, first, second = written(value, gap, near, significant)
+    if kind == "near one":  # its digits would show 1, or hide how far from 1 it is: say that
+        return f"<mrow><mo>(</mo><mn>1</mn>{mo(first)}{mn(second, significant=significant)}<mo>)</mo></mrow>"
+    if not second:
+        return f"<mn>{first}</mn>"
+    return f"<mrow><mn>{first}</mn><mo>×</mo><msup><mn>10</mn><mn>{second}</mn></msup></mrow>"
+
+
+def number_html(value, gap: float | None = None, near: float = NEAR_ONE, significant: int = 3) -> str:
+    """The same number in the page's text, as the equations write it: 9999, 4.04 × 10<sup>−5</sup>, 1 − 0.0007
+    (not 1e+04, nor 1 for 0.9999995)."""
+    kind, first, second = written(value, gap, near, significant)
+    if kind == "near one":
+        return f"1 {first} {number_html(second, significant=significant)}"
+    return f"{first} × 10<sup>{second}</sup>" if second else first
+
+
+def written(value, gap: float | None, near: float, significant: int) -> tuple:
+    """How the page writes a number: ("near one", "−" or "+", |1 - value|), or ("plain", mantissa, its power of
+    ten or "") from fmt: 4.04e-05 is ("plain", "4.04", "−5")."""
     if isinstance(value, int):
-        return f"<mn>{value}</mn>"
+        return "plain", str(value), ""
     gap = 1 - value if gap is None else float(gap)
-    if 0 < abs(gap) < near:  # its digits would show 1, or hide how far from 1 it is: say that
-        return (f"<mrow><mo>(</mo><mn>1</mn>{mo('−' if gap > 0 else '+')}{mn(abs(gap), significant=significant)}"
-                "<mo>)</mo></mrow>")
-    mantissa, power = scientific(value, significant)
-    if not power:
-        return f"<mn>{mantissa}</mn>"
-    return f"<mrow><mn>{mantissa}</mn><mo>×</mo><msup><mn>10</mn><mn>{power}</mn></msup></mrow>"
-
-
-def scientific(value: float, significant: int = 3) -> tuple[str, str]:
-    """fmt's text as its mantissa and its power of ten ("" if none): 4.04e-05 is ("4.04", "−5")."""
+    if 0 < abs(gap) < near:
+        return "near one", "−" if gap > 0 else "+", abs(gap)
     mantissa, _, exponent = fmt(value, significant).partition("e")
-    return mantissa, str(int(exponent.replace("−", "-"))).replace("-", "−") if exponent else ""
-
-
-def number_html(value: float, significant: int = 3) -> str:
-    """A number in the page's text as the equations write it: 9999, 4.04 × 10<sup>−5</sup> (not 1e+04)."""
-    mantissa, power = scientific(value, significant)
-    return f"{mantissa} × 10<sup>{power}</sup>" if power else mantissa
+    return "plain", mantissa, str(int(exponent.replace("−", "-"))).replace("-", "−") if exponent else ""
 
 
 def mi(name: str) -> str:
@@ -489,6 +495,7 @@ class Panel:
     """What both views share: the schedule's editor, the code listing, the download buttons."""
 
     prefix = "diffusion-lab"
+    making = None  # the file a download is making now ("arrays"), if any
 
     def __init__(self, view) -> None:
         from diffusion_lab import hooks  # numpy is loaded by now
@@ -605,28 +612,40 @@ class Panel:
     # -- downloads -------------------------------------------------------------------------------------------
     async def download(self, what: str) -> None:
         status = element("export-status")
-        status.textContent = f"Making the {what}…"
-        await asyncio.sleep(0.02)  # let the message paint
-        await page.load_package("pillow")
-        from diffusion_lab import export
-
+        if self.making:  # one file at a time: two at once took twice the memory, and their counts mixed
+            status.textContent = f"Still making the {self.making}: one file at a time."
+            return
+        self.making = what
         try:
+            status.textContent = f"Making the {what}…"
+            await asyncio.sleep(0.02)  # let the message paint
+            await page.load_package("pillow")
+            from diffusion_lab import export
+
             made = getattr(self, f"make_{what}")(export)
             data, name, mime = (await made) if inspect.isawaitable(made) else made
         except Unavailable as reason:
             status.textContent = str(reason)
             self.unavailable = status.textContent  # gone once what it waited for is there (ready)
             return
+        except Exception:
+            status.textContent = f"The {what} could not be made: see the message at the top of the page."
+            raise  # to that message, with what went wrong
+        finally:
+            self.making = None
+            element("export-progress").hidden = True
         save(data, name, mime)
         # The page cannot see a download arrive, and a frame sandboxed without allow-downloads drops it unsaid.
         framed = "" if js.Object.is_(js.window.parent, js.window) else FRAMED_DOWNLOAD
         status.textContent = f"Download of {name} ({size_text(len(data))}) started.{framed}"
 
     async def npz(self, export, **arrays) -> bytes:
-        """export.npz in pieces, the page answering between them; the status line counts them."""
-        buffer, status = io.BytesIO(), element("export-status")
+        """export.npz in pieces, the page answering between them; a bar under the status line fills (the status
+        line, a live region, says "Making the arrays…" once: a count there was spoken forty times a second)."""
+        buffer, progress = io.BytesIO(), element("export-progress")
+        progress.value, progress.hidden = 0, False
         for share in export.npz_written(buffer, self.settings_record(), **arrays):
-            status.textContent = f"Making the arrays… {share:.0%}"
+            progress.value = share
             await page.next_turn()
         return buffer.getvalue()
 
@@ -685,8 +704,9 @@ class ForwardPanel(Panel):
         return data, f"{self.prefix}-forward-t{self.settings['t']}.png", "image/png"
 
     def make_strip(self, export):
-        if self.view.figures is None or self.view.figures.stale:
+        if self.view.figures is None:
             raise Unavailable("The strip is still being drawn: try again in a moment.")
+        self.view.figures.redraw_if_stale()  # the strip of the settings of the moment
         from diffusion_lab import plots
 
         return export.png(plots.to_rgba(self.view.figures.strip.figure)), f"{self.prefix}-forward-strip.png", \

@@ -117,13 +117,13 @@ def test_equations_write_numbers_at_the_ends_of_float64_readably(watched, base_u
     run_code(page, "def betas(T):\n    return np.full(T, 1e-16)\n")  # alpha_bar_1 = 1 - 1.11e-16
     shown = equation(page)
     assert "(1−1.11×10−16)x0" in shown  # not 1.000000, which reads as exactly 1
-    assert "=1×1016" in shown  # the SNR, in powers of ten
+    assert "=1.000×1016" in shown  # the SNR, 9.999999999999999e15, in powers of ten
     assert shown.count("x0+1×10−8ε") == 2  # the closed form and one step agree: 1 - alpha_bar_1 is beta_1
     assert "1.000000" not in shown
     # alpha_bar_1 = 1 - beta_1, as the schedule keeps it: 1 - alpha_bar_1 computed from the rounded alpha_bar
     # said 1.11e-16 beside beta_1 = 1e-16.
     assert "(1−βs)=(1−1×10−16)" in shown
-    expect(page.locator("#readout")).to_contain_text("ᾱt = 1 − 1e-16,")
+    expect(page.locator("#readout")).to_contain_text("ᾱt = 1 − 1 × 10−16,")  # as the equations write it
 
 
 def test_reverse_equations_carry_the_ddpm_and_ddim_coefficients_of_the_step(watched, base_url):
@@ -189,13 +189,19 @@ def test_the_where_lines_give_each_number_the_step_is_worked_out_from(watched, b
 
 
 def test_the_forward_readout_writes_the_snr_as_the_equations_do(watched, base_url):
+    """Its numbers as the equations write theirs: not 1e+04, nor β = 1 for a β below it (QA39 F4, F5)."""
+    page = settled(watched.open(f"{base_url}/forward.html?steps=2&t=2"))
+    run_code(page, "def betas(T):\n    return np.full(T, 0.999999)\n")
+    expect(page.locator("#readout")).to_contain_text(
+        "βt = 0.999999, ᾱt = 1 × 10−12, SNR = 1 × 10−12 (−120.0 dB)")
     page = settled(watched.open(f"{base_url}/forward.html?t=1"))
     expect(page.locator("#readout")).to_contain_text("SNR = 9999 (40.0 dB)")  # not 1e+04
     assert "SNR=⋯=9999" in equation(page).replace("α¯11−α¯1", "⋯")
     page.get_by_label("Timestep").press("End")
     snr = schedules.get_schedule("linear", 1000).snr[-1]
-    mantissa, power = f"{snr:.3e}".split("e")
-    expect(page.locator("#readout")).to_contain_text(f"SNR = {float(mantissa):.4g} × 10{int(power)}".replace("-", "−"))
+    mantissa, power = f"{snr:.2e}".split("e")
+    said = f"SNR = {float(mantissa):.3g} × 10{int(power)} ({10 * math.log10(snr):.1f} dB)".replace("-", "−")
+    expect(page.locator("#readout")).to_contain_text(said)  # 4.04 × 10−5 (−43.9 dB), as the equations say
 
 
 # -- the code ---------------------------------------------------------------------
@@ -788,21 +794,30 @@ def test_reverse_downloads_hold_the_chain(watched, base_url):
 
 
 def test_a_chains_arrays_are_made_in_pieces_while_the_page_paints(watched, base_url):
-    """The default chain's .npz is 19 MB: made in one call it froze a slow phone for 3.6 s. The status line counts
-    the pieces, frame after frame, and the slider answers meanwhile."""
+    """The default chain's .npz is 19 MB: made in one call it froze a slow phone for 3.6 s. A bar fills, frame
+    after frame, and the slider answers meanwhile; the status line, a live region, says it once (QA39 F3), and
+    a second press makes no second file (F7)."""
     page = watched.open(f"{base_url}/reverse.html")
     page.wait_for_function("!document.getElementById('readout').textContent.includes('computing')")
     page.evaluate("""() => { window.__seen = []; const look = () => {
-        window.__seen.push(document.getElementById('export-status').textContent);
-        if (!window.__seen.at(-1).startsWith('Download of')) requestAnimationFrame(look); };
+        const bar = document.getElementById('export-progress'), said = document.getElementById('export-status');
+        window.__seen.push([bar.hidden ? null : bar.value, said.textContent]);
+        if (!said.textContent.startsWith('Download of')) requestAnimationFrame(look); };
         requestAnimationFrame(look); }""")
     with page.expect_download() as info:
-        page.get_by_role("button", name="Download arrays (.npz)").click()
-        page.wait_for_function("(window.__seen || []).some((text) => /arrays… [1-9]\\d?%/.test(text))")
+        button = page.get_by_role("button", name="Download arrays (.npz)")
+        button.click()
+        page.wait_for_function("(window.__seen || []).some(([share]) => share > 0 && share < 0.5)")
         page.get_by_label("Timestep").press("End")  # answered between two pieces
         expect(page.locator("#readout")).to_contain_text("t = 0, step 1000 of 1000")
-    counted = {text for text in page.evaluate("window.__seen") if re.fullmatch(r"Making the arrays… \d+%", text)}
-    assert len(counted) >= 3, counted  # painted at several shares, not once at the end
+        button.click()
+        expect(page.locator("#export-status")).to_have_text("Still making the arrays: one file at a time.")
+    seen = page.evaluate("window.__seen")
+    shares = {share for share, _ in seen if share is not None and 0 < share < 1}
+    assert len(shares) >= 3, seen  # painted at several shares, not once at the end
+    assert {said for _, said in seen} <= {"", "Making the arrays…", "Still making the arrays: one file at a time."} | \
+        {said for _, said in seen if said.startswith("Download of diffusion-lab-reverse.npz")}
+    expect(page.locator("#export-progress")).to_be_hidden()
     arrays = np.load(info.value.path())
     assert arrays["states"].shape == (1001, 64, 64)  # the chain as it was when Download was pressed
 

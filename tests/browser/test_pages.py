@@ -698,7 +698,8 @@ def test_the_status_line_moves_while_the_pages_thread_is_held(browser, base_url)
 
 def test_a_new_setting_draws_the_picture_before_the_figures(watched, base_url):
     """The figures of a new schedule (0.3 s on a slow phone) are drawn once the picture has painted, not in the
-    task of the change: it waited for them (QA38 F6). They follow all the same."""
+    task of the change: it waited for them (QA38 F6). They follow all the same, also while Play, pressed at once,
+    draws a frame every 30 ms (QA39 F1), and the strip downloaded at once is the new one (F2)."""
     page = watched.open(f"{base_url}/forward.html?t=300")
     page.wait_for_selector("body[data-figures-t='300']")
     before = page.evaluate("""() => (window.sums = () => ['frame', 'schedule-plot', 'strip'].map((id) => {
@@ -706,9 +707,19 @@ def test_a_new_setting_draws_the_picture_before_the_figures(watched, base_url):
         return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.reduce((a, b) => a + b, 0); }))()""")
     during = page.evaluate("""() => { const select = document.getElementById('schedule');
         select.value = 'cosine'; select.dispatchEvent(new Event('change'));
-        return window.sums(); }""")  # in the task of the change
+        const sums = window.sums(); document.getElementById('play').click(); return sums; }""")  # the change's task
     assert during[0] != before[0] and during[1:] == before[1:], (before, during)
-    page.wait_for_function(f"window.sums().every((sum, i) => i === 0 || sum !== {before}[i])")
+    page.wait_for_function(f"window.sums().every((sum, i) => i === 0 || sum !== {before}[i])", timeout=3000)
+    expect(page.get_by_role("button", name="Pause")).to_be_visible()  # before Play's eight seconds are over
+    page.get_by_role("button", name="Pause").click()
+
+    with page.expect_download() as info:
+        page.evaluate("""() => { const select = document.getElementById('schedule');
+            select.value = 'sigmoid'; select.dispatchEvent(new Event('change'));
+            document.getElementById('download-strip').click(); }""")
+    strip = np.asarray(Image.open(info.value.path()).convert("RGBA"))
+    assert (strip == canvas_rgba(page, "strip")).all()  # drawn for it, sigmoid's
+    expect(page.locator("#export-status")).to_contain_text("Download of diffusion-lab-forward-strip.png")
 
 
 def test_the_number_beside_the_slider_follows_it(watched, base_url):

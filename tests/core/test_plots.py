@@ -129,10 +129,11 @@ def test_histogram_at_t_0_is_the_clean_image():
     ("linear", 0, "t = 1: 0.9999 x0 + 0.010 ε"),  # sqrt(0.9999) = 0.99995: never a bare 1.000 after t = 0
     ("cosine", 0, "t = 1: 0.99998 x0 + 0.006 ε"),
     ("linear", 999, "t = 1000: 0.006 x0 + 0.99998 ε"),
-    ("cosine", 999, "t = 1000: 0.000 x0 + 1.000 ε"),  # 1 - 1.2e-9 and 5e-5: as good as 1 and 0
+    ("cosine", 999, "t = 1000: 0.00005 x0 + 1.000 ε"),  # 1 - 1.2e-9: as good as 1
+    ("tiny", 0, "t = 1: 1.000 x0 + 0.0003 ε"),  # a student's β_1 = 1e-7: some noise, not 0.000
 ])
-def test_the_histograms_title_never_writes_the_image_as_unscaled_once_noise_is_added(name, t, title):
-    s = get_schedule(name, 1000)
+def test_the_histograms_title_shows_the_scale_and_the_noise_where_three_decimals_would_hide_them(name, t, title):
+    s = from_betas(np.full(1000, 1e-7)) if name == "tiny" else get_schedule(name, 1000)
     x0 = make_image("checkerboard", 32)
     fig = plots.HistogramFigure(width_px=400, height_px=300)
     fig.update(q_sample(x0, t, np.zeros_like(x0), s), x0, t, s)
