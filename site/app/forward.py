@@ -108,7 +108,7 @@ class ForwardView:
                 f"SNR = {learn.number_html(snr)} ({decibels} dB)")
 
     def abar_text(self, t: int) -> str:
-        """ᾱ_t for the readout (t > 0): never a bare 1 after t = 0, written exactly near it."""
+        """ᾱ_t in the schedule figure's words (t > 0): never a bare 1 after t = 0, written exactly near it."""
         abar = self.schedule.alpha_bars[t - 1]
         return f"{abar:.4g}" if abar < 0.9995 else f"1 − {self.schedule.one_minus_alpha_bars[t - 1]:.3g}"
 
