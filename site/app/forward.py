@@ -103,9 +103,9 @@ class ForwardView:
         i, s = t - 1, self.schedule  # each number as the equations write it: 9999, not 1e+04; β < 1 not as 1
         snr = float(s.snr[i])
         decibels = f"{10 * self.core.np.log10(snr):.1f}".replace("-", "−")
-        return (f"t = {t} of {s.num_steps}: β<sub>t</sub> = {learn.number_html(float(s.betas[i]))}, ᾱ<sub>t</sub> = "
-                f"{learn.number_html(float(s.alpha_bars[i]), s.one_minus_alpha_bars[i], learn.ABAR_NEAR_ONE, 4)}, "
-                f"SNR = {learn.number_html(snr)} ({decibels} dB)")
+        return (f"t = {t} of {s.num_steps}: β<sub>t</sub> = {learn.number_html(float(s.betas[i]))}, "
+                f"ᾱ<sub>t</sub> = {learn.abar_value(s, t, learn.number_html)}, SNR = {learn.number_html(snr)} "
+                f"({decibels} dB)")
 
     def abar_text(self, t: int) -> str:
         """ᾱ_t in the schedule figure's words (t > 0): never a bare 1 after t = 0, written exactly near it."""

@@ -140,13 +140,14 @@ def abar(t) -> str:
 ABAR_NEAR_ONE = 0.01  # ᾱ above 0.99 is written 1 − (1 − ᾱ): the step between two is 1 − their ratio
 
 
-def abar_value(schedule, t: int) -> str:
+def abar_value(schedule, t: int, write=mn) -> str:
     """ᾱ_t's number at the paper's t (1 at t = 0), to four digits: enough to work a step's coefficients out from
-    it (three showed ᾱ_500 = 0.079 = ᾱ_499); near 1 written from 1 - ᾱ_t as the schedule keeps it."""
+    it (three showed ᾱ_500 = 0.079 = ᾱ_499); near 1 written from 1 - ᾱ_t as the schedule keeps it. In MathML,
+    or in the page's text with ``write=number_html``."""
     if t == 0:
-        return mn(1.0)
-    return mn(float(schedule.alpha_bars[t - 1]), schedule.one_minus_alpha_bars[t - 1], near=ABAR_NEAR_ONE,
-              significant=4)
+        return write(1.0)
+    return write(float(schedule.alpha_bars[t - 1]), schedule.one_minus_alpha_bars[t - 1], near=ABAR_NEAR_ONE,
+                 significant=4)
 
 
 def beta(t) -> str:
