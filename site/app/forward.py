@@ -302,7 +302,7 @@ async def main() -> None:
     view = ForwardView(core)
     page.js.performance.mark("first-frame")  # for tests/benchmarks/pages.py
     view.settings.enable()
-    page.set_phase("matplotlib", "Loading matplotlib for the figures…")
+    page.set_phase("matplotlib", "Loading matplotlib…")
     await page.load_package("matplotlib")
     page.set_phase("figures", "Drawing the figures…")
     view.figures = await ForwardFigures.start(view)

@@ -405,7 +405,7 @@ async def main() -> None:
     view = ReverseView(page.import_core())
     page.js.performance.mark("first-frame")  # for tests/benchmarks/pages.py
     view.settings.enable()
-    page.set_phase("matplotlib", "Loading matplotlib for the figures…")
+    page.set_phase("matplotlib", "Loading matplotlib…")
     await page.load_package("matplotlib")
     page.set_phase("figures", "Drawing the figures…")
     view.plots = await page.import_plots()
