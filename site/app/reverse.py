@@ -51,7 +51,7 @@ class ReverseView:
         core, s = self.core, self.settings
         self.player.stop()
         self.generation += 1
-        element("result").textContent = ""  # the last chain's, until this one has its own
+        self.clear_result()
         missing = [path for path in self.assets_needed() if path not in self.assets]
         if missing:
             self.frames, self.final, self.times = [], None, [0]  # nothing to show or play until the chain starts
@@ -268,8 +268,18 @@ class ReverseView:
         element("readout").textContent = f"t = {self.times[k]}, step {k} of {total}{done}"
         return k
 
+    def clear_result(self) -> None:
+        """The last chain's result goes, its room stays until this chain's comes: on a phone the result sits
+        between the chain's buttons and the settings, which would jump up as it went (up to 10 lines) and down
+        as the new one came, a tenth of a second later for a short chain."""
+        result = element("result")
+        if result.textContent:
+            result.style.minHeight = f"{result.offsetHeight}px"
+            result.textContent = ""
+
     def show_result(self) -> None:
         """What the whole chain ends on, shown once it is computed, before Play reaches it: the line says so."""
+        element("result").style.minHeight = ""  # the last result's room (clear_result), which this one takes
         images = self.core.images
         result = f"Result at the end of the chain (step {len(self.times) - 1}):"
         if self.training is None:
