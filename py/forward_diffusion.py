@@ -9,6 +9,7 @@ classroom names as thin wrappers and draws one strip of frames.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import numbers
 import os
 import shutil
@@ -18,27 +19,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from diffusion_lab import commands  # the standard library only
+
 REQUIRED = {"numpy": "numpy", "matplotlib": "matplotlib", "PIL": "Pillow"}  # module: package (requirements.txt)
 
-
-def missing_package(error: ModuleNotFoundError) -> str:
-    """One line for a student who skipped the install: which package, and README's command to get it."""
-    requirements = Path(__file__).resolve().parents[1] / "requirements.txt"
+with commands.quiet_interrupt():  # matplotlib's import is most of a short run: where a Ctrl-C lands
     try:
-        requirements = os.path.relpath(requirements)  # requirements.txt from the repository's folder, as in README
-    except ValueError:  # on another drive (Windows)
-        pass
-    return f"error: {REQUIRED[error.name]} is not installed; run: pip install -r {requirements}"
+        import numpy as np
 
-
-try:
-    import numpy as np
-
-    from diffusion_lab import commands, controls, forward, images, plots, schedules
-except ModuleNotFoundError as error:
-    if error.name not in REQUIRED:
-        raise
-    sys.exit(missing_package(error))
+        from diffusion_lab import controls, forward, images, plots, schedules
+    except ModuleNotFoundError as error:  # a student who skipped the install: which package, and how to get it
+        if error.name not in REQUIRED:
+            raise
+        sys.exit(f"error: {commands.MissingPackage(REQUIRED[error.name])}")
 
 
 def as_schedule(betas_or_schedule) -> schedules.Schedule:
@@ -100,8 +93,9 @@ def shown_steps(count: int, shown: int) -> list[int]:
     return sorted({int(round(k)) for k in np.linspace(count - 1, 0, max(1, min(shown, count)))})
 
 
-def common_parser(description: str) -> argparse.ArgumentParser:
-    """The options both classroom programs share."""
+def common_parser(description: str, shown: str = "noisy frames in the figure, evenly spaced up to x_T"
+                  ) -> argparse.ArgumentParser:
+    """The options both classroom programs share; ``shown`` says what --shown counts."""
     parser = argparse.ArgumentParser(
         description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         epilog="The figure labels t as the DDPM paper and the pages count it: t = 0 is the clean image, t = T the "
@@ -116,9 +110,9 @@ def common_parser(description: str) -> argparse.ArgumentParser:
                         help="which of the built-in pictures to noise (a file cannot be given)")
     parser.add_argument("--size", type=int, default=64,
                         help=f"image side in pixels, any from {images.MIN_SIZE} to {images.MAX_SIZE}; the pages take "
-                             f"it in steps of 16 (16, 32, .., 256), so use one of those to compare with them")
+                             f"it in steps of 16 (16, 32, ..., 256), so use one of those to compare with them")
     parser.add_argument("--shown", type=int, default=10,
-                        help=f"number of noisy frames in the figure, evenly spaced up to the last (1..{MAX_SHOWN})")
+                        help=f"number of {shown} (1..{MAX_SHOWN})")
     parser.add_argument("--show", action="store_true",
                         help="also open the PNG with the system's viewer (xdg-open, macOS's open or Windows')")
     return parser
@@ -135,6 +129,8 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     if not 1 <= args.shown <= MAX_SHOWN:
         parser.error(f"--shown must be between 1 and {MAX_SHOWN}")
     out = Path(args.out)
+    if out.name.lower() == ".png":  # Path(".png").suffix is ""
+        parser.error(f"--out {args.out!r}: give the file a name before .png")
     if out.suffix.lower() != ".png":
         parser.error(f"--out {args.out!r}: the figure is a PNG, so the file name must end in .png")
     if out.is_dir():
@@ -144,19 +140,22 @@ def check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
         parser.error(f"--out {args.out!r}: {str(folder)!r} is a file, not a folder")
     if not folder.is_dir():
         parser.error(f"--out {args.out!r}: the folder {str(folder)!r} does not exist")
-    existed = out.exists()
+    target = Path(os.path.realpath(out))  # through a symbolic link, where write() puts the PNG
+    created = False
     try:  # the one sure test: open the file without changing what it holds, and make the one `write` fills first
-        with open(out, "ab"):
-            pass
-        partial = commands.partial_path(Path(os.path.realpath(out)))
+        existed = target.exists()
+        with open(target, "ab"):
+            created = not existed
+        partial = commands.partial_path(target)
         with open(partial, "wb"):
             pass
         partial.unlink()
     except OSError as error:
         parser.error(f"--out {args.out!r}: cannot write there ({error.strerror or error})")
     finally:
-        if not existed:
-            out.unlink(missing_ok=True)
+        if created:  # only what this test made (on a read-only disk even removing a missing file fails)
+            with contextlib.suppress(OSError):
+                target.unlink()
 
 
 def write(fig, out: str, show: bool) -> int:

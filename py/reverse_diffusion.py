@@ -8,6 +8,7 @@ figure shows what the exact DDPM / DDIM update does, not what a model learns.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from forward_diffusion import (  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from diffusion_lab import commands, denoisers, forward, images, plots, samplers, schedules  # noqa: E402
+from diffusion_lab import commands, controls, denoisers, forward, images, plots, samplers, schedules  # noqa: E402
 
 
 def simulate_noise_predictor(x_t: np.ndarray, t: int, x0: np.ndarray, betas_or_schedule) -> np.ndarray:
@@ -64,25 +65,33 @@ def reverse_diffusion(
     return x_T, [(time, x) for time, (_, x, _) in zip(times, steps)]
 
 
+DDIM_STEPS = controls.defaults("reverse")["ddim_steps"]  # the page's
+
+
 @commands.interruptible
 def main(argv: list[str] | None = None) -> int:
-    parser = common_parser("Noise an image to x_T, then undo it with exact DDPM or DDIM steps (oracle noise).")
+    parser = common_parser("Noise an image to x_T, then undo it with exact DDPM or DDIM steps (oracle noise).",
+                           shown="frames after x_T in the figure, evenly spaced down to the clean end (t = 0)")
     parser.add_argument("--sampler", choices=samplers.SAMPLERS, default="ddpm",
-                        help="ddpm: all T steps, each adding fresh noise (Ho et al. 2020); ddim: fewer, larger steps "
-                             "(Song et al. 2021)")
-    parser.add_argument("--ddim-steps", type=int, default=50, help="DDIM steps, 1..T (ignored for DDPM)")
+                        help="ddpm: all T steps, each adding fresh noise of the posterior's variance but the last "
+                             "(Ho et al. 2020); ddim: fewer, larger steps (Song et al. 2021)")
+    parser.add_argument("--ddim-steps", type=int, default=argparse.SUPPRESS,  # not given: DDIM_STEPS, or T if fewer
+                        help=f"DDIM steps, 1..T, ignored for DDPM (default: {DDIM_STEPS}, or T if smaller)")
     parser.add_argument("--eta", type=float, default=0.0,
                         help="DDIM eta: 0 deterministic, 1 DDPM-like (ignored for DDPM)")
     parser.add_argument("--spacing", choices=samplers.SPACINGS, default="leading",
                         help="which of the T steps DDIM visits (ignored for DDPM). With n = --ddim-steps: leading, "
-                             "every (T // n)-th from t = 1, so it starts below T (at 981 of 1000 for 50); trailing, "
+                             "every (T // n)-th from t = 1, so it starts below T (at 981 of 1000 for 50) unless n = T; "
+                             "trailing, "
                              "every (T / n)-th back from t = T, so it starts at T; linspace, n evenly spaced from "
                              "t = 1 to T, rounded")
     parser.add_argument("--out", default="reverse_diffusion.png", help="PNG file to write (its folder must exist)")
     args = parser.parse_args(argv)
     check_args(parser, args)
-    if args.sampler == "ddim" and not 1 <= args.ddim_steps <= args.steps:
-        parser.error("--ddim-steps must be between 1 and --steps")
+    if "ddim_steps" not in args:  # as the page, which lowers its DDIM steps to a smaller T
+        args.ddim_steps = min(DDIM_STEPS, args.steps)
+    elif args.sampler == "ddim" and not 1 <= args.ddim_steps <= args.steps:
+        parser.error(f"--ddim-steps {args.ddim_steps} must be between 1 and --steps ({args.steps})")
     if args.sampler == "ddim" and not 0 <= args.eta <= 1:  # also refuses nan
         parser.error("--eta must be between 0 (deterministic DDIM) and 1 (DDPM-like noise)")
 
@@ -100,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     start = f"x_T (t={args.steps})" if first == args.steps else f"x_T (as t={first})"
     labels = [start] + [f"t={states[i][0]}" for i in picks]
     error = float(np.max(np.abs(states[-1][1] - image)))
-    title = (f"Reverse diffusion ({args.sampler}, oracle noise): {args.schedule}, T={args.steps}\n"
+    how = f"ddim, {ddim_steps} steps, {args.spacing} spacing, eta {args.eta:g}" if ddim_steps else "ddpm"
+    title = (f"Reverse diffusion ({how}, oracle noise): {args.schedule}, T={args.steps}, seed {args.seed}\n"
              f"max |x0 - image| = {error:.1e}")
     return write(plots.strip_figure(frames, labels, title=title), args.out, args.show)
 

@@ -1,6 +1,6 @@
 """How good are the trained denoiser's digits? A table of sample-quality numbers. CPython only (scikit-learn).
 
-    cd py && python -m diffusion_lab.evaluate [--weights ../site/models/digits.npz] [--samples 500]
+    cd py && python3 -m diffusion_lab.evaluate [--weights ../site/models/digits.npz] [--samples 500]
 
 Rows: samples of the trained network (DDIM and DDPM); a per-pixel Gaussian
 fitted to the training images (the floor: right pixel statistics, no
@@ -33,16 +33,20 @@ import time  # noqa: E402
 import zipfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
+from .commands import interruptible, quiet_interrupt  # noqa: E402
+from .controls import defaults  # noqa: E402
 
-from .denoisers import IdealDenoiser  # noqa: E402
-from .network import TrainedDenoiser  # noqa: E402
-from .samplers import sample  # noqa: E402
-from .schedules import REFERENCE_STEPS, SCHEDULE_NAMES, get_schedule  # noqa: E402
-from .commands import interruptible  # noqa: E402
-from .train import DEFAULT_OUT, load_digits_split  # noqa: E402
+with quiet_interrupt():  # a Ctrl-C during numpy's import says "interrupted", as one later does
+    import numpy as np
+
+    from .denoisers import IdealDenoiser
+    from .network import TrainedDenoiser, WeightsError
+    from .samplers import sample
+    from .schedules import REFERENCE_STEPS, SCHEDULE_NAMES, get_schedule
+    from .train import DEFAULT_OUT, load_digits_split, scikit_learn
 
 CONFIDENCE = 0.9
+DDIM_STEPS = defaults("reverse")["ddim_steps"]  # the page's
 COPY_PERCENTILE = 5.0  # near-copy: nearer to the training set than this percentile of held-out images
 
 
@@ -98,10 +102,8 @@ class Judge:
     """The classifier and references every sample set is measured against."""
 
     def __init__(self):
-        from sklearn.linear_model import LogisticRegression
-
         self.train_x, self.train_y, self.held_x, self.held_y = load_digits_split()
-        self.classifier = LogisticRegression(max_iter=5000).fit(self.flat(self.train_x), self.train_y)
+        self.classifier = scikit_learn("linear_model").LogisticRegression(max_iter=5000).fit(self.flat(self.train_x), self.train_y)
         self.held_features = self.classifier.decision_function(self.flat(self.held_x))
         self.copy_threshold = float(np.percentile(nearest_distances(self.held_x, self.train_x), COPY_PERCENTILE))
 
@@ -132,12 +134,13 @@ class Judge:
 
 
 def format_table(rows: list[tuple[str, dict]]) -> str:
-    head = f"{'':34s} {'n':>4s} {'conf>0.9':>8s} {'classes':>7s} {'min/max':>11s} {'FD':>7s} {'NN med':>7s} {'copies':>6s}"
+    head = f"{'':34s} {'n':>4s} {'conf>0.9':>8s} {'classes':>7s} {'min/max':>13s} {'FD':>7s} {'NN med':>7s} {'copies':>6s}"
     lines = [head, "-" * len(head)]
     for name, r in rows:
+        shares = f"{r['class_min']:.1%}/{r['class_max']:.1%}"  # up to 100.0%/100.0%
         lines.append(
             f"{name:34s} {r['n']:4d} {r['confident']:8.1%} {r['classes']:5d}/10 "
-            f"{r['class_min']:5.1%}/{r['class_max']:5.1%} {r['fd']:7.2f} {r['nn_median']:7.3f} {r['copies']:6.1%}"
+            f"{shares:>13s} {r['fd']:7.2f} {r['nn_median']:7.3f} {r['copies']:6.1%}"
         )
     return "\n".join(lines)
 
@@ -158,21 +161,26 @@ def check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         parser.error("--samples must be at least 2")
     if not 2 <= args.T <= REFERENCE_STEPS:
         parser.error(f"--T must be between 2 and {REFERENCE_STEPS}")
-    if not 1 <= args.ddim_steps <= args.T:
-        parser.error("--ddim-steps must be between 1 and --T")
+    if args.ddim_steps is None:  # as the page, which lowers its DDIM steps to a smaller T
+        args.ddim_steps = min(DDIM_STEPS, args.T)
+    elif not 1 <= args.ddim_steps <= args.T:
+        parser.error(f"--ddim-steps {args.ddim_steps} must be between 1 and --T ({args.T})")
     if args.seed < 0:
         parser.error("--seed must be 0 or more")
 
 
 @interruptible
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m diffusion_lab.evaluate", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m diffusion_lab.evaluate",
+                                     description=__doc__.split("\n")[0].replace("``", ""))
     parser.add_argument("--weights", type=Path, default=DEFAULT_OUT, help=f"weights file (default {DEFAULT_OUT})")
-    parser.add_argument("--samples", type=int, default=500, help="images per row (default 500)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the samples (default 0)")
+    parser.add_argument("--samples", type=int, default=500, help="images per row, 2 or more (default 500)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the samples, 0 or more (default 0)")
     parser.add_argument("--schedule", choices=SCHEDULE_NAMES, default="linear", help="sampling schedule (default linear)")
-    parser.add_argument("--T", type=int, default=1000, help="schedule steps T (default 1000)")
-    parser.add_argument("--ddim-steps", type=int, default=50, help="DDIM steps (default 50)")
+    parser.add_argument("--T", type=int, default=1000,
+                        help=f"schedule steps T, 2..{REFERENCE_STEPS}: the classroom programs' --steps (default 1000)")
+    parser.add_argument("--ddim-steps", type=int,
+                        help=f"DDIM steps, 1..T (default {DDIM_STEPS}, or T if smaller)")
     parser.add_argument("--no-ddpm", action="store_true", help="skip the (slower) DDPM row")
     args = parser.parse_args(argv)
     check_options(parser, args)
@@ -185,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         net = TrainedDenoiser.load(args.weights, schedule)
     except OSError as error:
         parser.error(f"--weights {str(args.weights)!r}: cannot read it ({error.strerror or error})")
+    except WeightsError as error:  # it reads, but is not a network: say what is wrong with it
+        parser.error(f"--weights {str(args.weights)!r}: {error}")
     except (EOFError, KeyError, ValueError, zipfile.BadZipFile):  # numpy's words (pickle, zip) would mislead
         parser.error(f"--weights {str(args.weights)!r} is not a Diffusion Lab weights file (an .npz that "
                      f"python -m diffusion_lab.train writes)")
@@ -199,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     ideal = IdealDenoiser(judge.train_x, schedule)
     rows.append((f"ideal denoiser, DDIM {k} (copies)", judge.score(
         generate_one_by_one(ideal, n, schedule, np.random.default_rng(args.seed), sampler="ddim", steps=k))))
-    rows.append(("held-out real images", judge.score(judge.held_x, held_out=True)))
+    rows.append(("held-out real digits", judge.score(judge.held_x, held_out=True)))
     print(f"weights {args.weights} ({args.weights.stat().st_size / 1e6:.2f} MB); trained {net.meta.get('steps')} steps, "
           f"seed {net.meta.get('seed')}, final loss {net.meta.get('final_loss', float('nan')):.4f}")
     print(f"schedule {args.schedule}, T = {args.T}; {len(judge.train_x)} training, {len(judge.held_x)} held-out images; "

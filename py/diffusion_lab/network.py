@@ -31,6 +31,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 
 import numpy as np
@@ -123,7 +124,41 @@ def load_weights(source) -> tuple[dict, dict]:
         if meta.get("format") != FORMAT:
             raise ValueError(f"weights file format {meta.get('format')!r}, expected {FORMAT!r}")
         params = {key: data[key].astype(np.float64) for key in data.files if key != "meta"}
+    check_weights(params, meta)
     return params, meta
+
+
+class WeightsError(ValueError):
+    """A weights file that reads but does not make the network: its message says what is wrong."""
+
+
+def check_weights(params: dict, meta: dict) -> None:
+    """Refuse weights that ``forward`` could not use: a layer missing, shapes that do not chain from the image's
+    pixels through the blocks and back, or numbers that are not finite (a diverged run)."""
+    shape = meta.get("image_shape")
+    if not (isinstance(shape, list) and shape and all(isinstance(n, int) and n > 0 for n in shape)):
+        raise WeightsError(f"its meta has no image shape (image_shape: {shape!r})")
+    layers = ["embed.w", "embed.b", "in.w", "in.b", "out.w", "out.b"]
+    blocks = 1 + max((int(key[5:].split(".")[0]) for key in params if re.fullmatch(r"block\d+\.\w+", key)),
+                     default=-1)  # blockK.* for K = 0 .. blocks - 1, each of the five there
+    layers += [f"block{k}.{name}" for k in range(blocks) for name in ("w1", "we", "b1", "w2", "b2")]
+    for key in layers:
+        if key not in params:
+            raise WeightsError(f"the layer {key} is missing")
+    unexpected = sorted(set(params) - set(layers))
+    if unexpected:
+        raise WeightsError(f"unexpected arrays: {', '.join(unexpected)}")
+    pixels, (embed, hidden) = math.prod(shape), (np.shape(params[key])[-1:] for key in ("embed.w", "in.w"))
+    wanted = {"embed.w": (2 * EMBED_FREQUENCIES, *embed), "embed.b": embed, "in.w": (pixels, *hidden),
+              "in.b": hidden, "out.w": (*hidden, pixels), "out.b": (pixels,)}
+    for key in layers[6:]:
+        wanted[key] = {"w1": hidden * 2, "we": embed + hidden, "w2": hidden * 2}.get(key.split(".")[1], hidden)
+    for key in layers:
+        if np.shape(params[key]) != wanted[key]:
+            raise WeightsError(f"the layer {key} has shape {np.shape(params[key])}, where the network needs "
+                               f"{wanted[key]} for {'x'.join(map(str, shape))} images")
+    if not all(np.isfinite(value).all() for value in params.values()):
+        raise WeightsError("some weights are not finite numbers (a training run that diverged?)")
 
 
 class TrainedDenoiser(Denoiser):

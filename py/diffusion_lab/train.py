@@ -1,7 +1,7 @@
 """Train the digits denoiser of ``network.py``: data, hand-written backprop, Adam. CPython only.
 
-    cd py && python -m diffusion_lab.train            # 12000 steps, 6-7 minutes on one core
-    cd py && python -m diffusion_lab.train --quick    # 150 steps, seconds; writes to the temp folder
+    cd py && python3 -m diffusion_lab.train            # 12000 steps, 5-14 minutes on one core
+    cd py && python3 -m diffusion_lab.train --quick    # 150 steps, seconds; writes to the temp folder
 
 Data: scikit-learn's bundled 8x8 handwritten digits (``load_digits``, UCI
 optdigits test set, 1797 images, no download), scaled from 0..16 to [-1, 1],
@@ -28,17 +28,20 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import importlib  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
+from .commands import MissingPackage, interruptible, quiet_interrupt, write_whole  # noqa: E402
 
-from . import images, network  # noqa: E402
-from .commands import interruptible, write_whole  # noqa: E402
-from .network import LOG_SNR_MAX, LOG_SNR_MIN, silu, time_embedding  # noqa: E402
+with quiet_interrupt():  # a Ctrl-C during numpy's import says "interrupted", as one later does
+    import numpy as np
+
+    from . import images, network
+    from .network import LOG_SNR_MAX, LOG_SNR_MIN, silu, time_embedding
 
 SPLIT_SEED = 0  # fixed: evaluate.py and the tests rebuild the same split
 HELD_OUT = 0.2  # share of the 1797 digits kept out of training
@@ -49,6 +52,10 @@ QUICK_OUT = Path(tempfile.gettempdir()) / "diffusion-lab-quick" / "digits.npz"  
 # --shift's limit: past the width of the trained log-SNR range the noise levels drawn no longer change, and past
 # about 65 sample_log_snr's floats fail.
 MAX_SHIFT = LOG_SNR_MAX - LOG_SNR_MIN
+# Sizes a laptop can hold (the weights, Adam's two moments and their average: four copies); a machine without the
+# memory for a size within them is told so in one line.
+MAX_HIDDEN = 2048
+MAX_BLOCKS = 32
 
 
 # ---- data -------------------------------------------------------------------------------------
@@ -74,11 +81,22 @@ def save_training_set(path: Path) -> None:
                           held_out_nn_p5=np.percentile(nearest, 5.0), held_out_nn_p95=np.percentile(nearest, 95.0))
 
 
+def scikit_learn(module: str):
+    """``sklearn.<module>``: training and evaluating the network need scikit-learn (requirements-dev.txt), the
+    pages and the classroom programs do not; without it, MissingPackage says so in one line."""
+    try:
+        return importlib.import_module(f"sklearn.{module}")
+    except ModuleNotFoundError as error:
+        if not error.name or error.name.split(".")[0] not in ("sklearn", "scipy", "joblib", "threadpoolctl"):
+            raise
+        package = "scikit-learn" if error.name.startswith("sklearn") else error.name.split(".")[0]
+        raise MissingPackage(package, "requirements-dev.txt", " (training and evaluating the network need it)") \
+            from None
+
+
 def load_digits_split(seed: int = SPLIT_SEED, held_out: float = HELD_OUT):
     """(train_images, train_labels, held_out_images, held_out_labels); images (N, 8, 8) float64 in [-1, 1]."""
-    from sklearn.datasets import load_digits  # training-only dependency, bundled data
-
-    digits = load_digits()
+    digits = scikit_learn("datasets").load_digits()  # bundled data: no download
     images = digits.images.astype(np.float64) / 8.0 - 1.0  # 0..16 -> [-1, 1]
     labels = digits.target.astype(np.intp)
     order = np.random.default_rng(seed).permutation(len(images))
@@ -245,7 +263,8 @@ def train(*, seed: int = 0, steps: int, batch: int, lr: float, hidden: int, bloc
 
 @interruptible
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m diffusion_lab.train", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m diffusion_lab.train",
+                                     description=__doc__.split("\n")[0].replace("``", ""))
     parser.add_argument("--seed", type=int, default=0, help="seed of weights, batches and noise (default 0)")
     parser.add_argument("--steps", type=int, help=f"optimiser steps (default {DEFAULTS['steps']}, --quick {QUICK['steps']})")
     parser.add_argument("--batch", type=int, help=f"images per step, at most the 1438 training images "
@@ -253,15 +272,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=DEFAULTS["lr"],
                         help="peak Adam learning rate, above 0 (default %(default)s)")
     parser.add_argument("--hidden", type=int, default=DEFAULTS["hidden"],
-                        help="width of the residual MLP, 1 or more (default %(default)s)")
+                        help=f"width of the residual MLP, 1..{MAX_HIDDEN} (default %(default)s)")
     parser.add_argument("--blocks", type=int, default=DEFAULTS["blocks"],
-                        help="residual blocks, 1 or more (default %(default)s)")
+                        help=f"residual blocks, 1..{MAX_BLOCKS} (default %(default)s)")
     parser.add_argument("--dropout", type=float, default=DEFAULTS["dropout"],
                         help="share of hidden units dropped in the residual blocks, 0 <= p < 1 (default %(default)s)")
     parser.add_argument("--shift", type=float, default=DEFAULTS["shift"],
                         help=f"shift of the training log-SNR, {-MAX_SHIFT:g}..{MAX_SHIFT:g}: above 0 it trains more "
                              "on low noise (default %(default)s)")
-    parser.add_argument("--out", type=Path, help=f"weights file (default {DEFAULT_OUT}, the site's; "
+    parser.add_argument("--out", type=Path, help=f"weights file, and its training digits beside it as "
+                                                 f"NAME-train.npz (default {DEFAULT_OUT}, the site's; "
                                                  f"with --quick {QUICK_OUT})")
     parser.add_argument("--quick", action="store_true", help="a few steps, for tests (seconds); its weights "
                                                              "never replace the site's unless --out says so")
@@ -276,20 +296,28 @@ def main(argv: list[str] | None = None) -> int:
                   dropout=args.dropout, shift=args.shift)
     print(f"training {config} seed {args.seed}", flush=True)
     log_every = max(1, min(500, steps // 10))
-    params, meta, _ = train(seed=args.seed, log_every=log_every, log=lambda s: print(s, flush=True), **config)
+    try:
+        params, meta, _ = train(seed=args.seed, log_every=log_every, log=lambda s: print(s, flush=True), **config)
+    except MemoryError:
+        print(f"error: not enough memory to train --hidden {args.hidden} --blocks {args.blocks}: nothing written; "
+              "try a smaller network", file=sys.stderr)
+        return 1
     losses = f"final loss {meta['final_loss']:.4f}, held-out {meta['held_out_loss']:.4f}"
     if not (math.isfinite(meta["final_loss"]) and math.isfinite(meta["held_out_loss"])
             and all(np.isfinite(value).all() for value in params.values())):
         print(f"error: training diverged ({losses}): nothing written to {out}; try a smaller --lr", file=sys.stderr)
         return 1
-    saves = ((out, lambda partial: network.save(partial, params, meta)), (training_set_path(out), save_training_set))
+    digits = training_set_path(out)
+    saves = ((out, lambda partial: network.save(partial, params, meta)), (digits, save_training_set))
     for path, save in saves:
         try:
             write_whole(path, save)
         except OSError as error:
-            print(f"error: could not write {path}: {error.strerror or error}", file=sys.stderr)
+            written = f" ({out} was written: its training digits are missing)" if path == digits else ""
+            print(f"error: could not write {path}: {error.strerror or error}{written}", file=sys.stderr)
             return 1
-    print(f"{losses}, {meta['train_seconds']} s; wrote {out} ({out.stat().st_size / 1e6:.2f} MB)")
+    print(f"{losses}, {meta['train_seconds']} s; wrote {out} ({out.stat().st_size / 1e6:.2f} MB) and its training "
+          f"digits, {digits}")
     return 0
 
 
@@ -301,8 +329,10 @@ def check_options(parser: argparse.ArgumentParser, args: argparse.Namespace, ste
         parser.error("--lr must be a positive number")
     if not 0 <= args.dropout < 1:
         parser.error("--dropout must be at least 0 and below 1 (the share of hidden units zeroed)")
-    if args.hidden < 1 or args.blocks < 1:
-        parser.error("--hidden and --blocks must be positive")
+    if not 1 <= args.hidden <= MAX_HIDDEN:
+        parser.error(f"--hidden must be between 1 and {MAX_HIDDEN}")
+    if not 1 <= args.blocks <= MAX_BLOCKS:
+        parser.error(f"--blocks must be between 1 and {MAX_BLOCKS}")
     if not -MAX_SHIFT <= args.shift <= MAX_SHIFT:
         parser.error(f"--shift must be between {-MAX_SHIFT:g} and {MAX_SHIFT:g} (the trained log-SNR range's width)")
     if args.seed < 0:

@@ -54,6 +54,12 @@ def wait_for_result(page) -> None:
     page.wait_for_function("document.getElementById('result').textContent.startsWith('Result')", timeout=60_000)
 
 
+def phone(browser, width: int = 412, height: int = 823):
+    """A browser context as a phone's: a narrow touch screen with two device pixels to a CSS pixel."""
+    return browser.new_context(viewport={"width": width, "height": height}, device_scale_factor=2, is_mobile=True,
+                               has_touch=True)
+
+
 def test_forward_view_opens_on_the_clean_gradient(watched, base_url):
     page = watched.open(f"{base_url}/forward.html")
     shown = canvas_gray(page, "frame")
@@ -600,8 +606,7 @@ def test_on_a_slow_device_the_figures_wait_for_the_finger_to_pause(browser, base
     Before, the figures redrew between every two moves (34 times in 40) and each move waited for them: the drag
     took three times as long as at full speed, and the picture lagged the finger.
     """
-    context = browser.new_context(viewport={"width": 360, "height": 640}, device_scale_factor=2, has_touch=True,
-                                  is_mobile=True)
+    context = phone(browser, 360, 640)
     try:
         page = context.new_page()
         page.goto(f"{base_url}/forward.html")
@@ -685,7 +690,7 @@ def test_on_a_phone_the_page_does_not_jump_while_it_starts(browser, base_url, vi
     Before, on a 412-px phone the progress bar went from the line under the words to theirs and back as they
     changed, moving everything below 24 px each way: 0.24-0.33.
     """
-    context = browser.new_context(viewport={"width": 412, "height": 823}, device_scale_factor=2, is_mobile=True, has_touch=True)
+    context = phone(browser)
     try:
         page = context.new_page()
         page.add_init_script(LAYOUT_SHIFTS)
@@ -704,8 +709,7 @@ def test_on_a_phone_the_settings_stay_put_while_a_new_chain_replaces_the_result(
 
     Before, the result went at once (a line of 96 px here: the settings moved up 96 px) and came back when the
     chain was done."""
-    context = browser.new_context(viewport={"width": 412, "height": 823}, device_scale_factor=2, is_mobile=True,
-                                  has_touch=True)
+    context = phone(browser)
     try:
         page = context.new_page()
         page.goto(f"{base_url}/reverse.html?denoiser=ideal&steps=1000")

@@ -136,7 +136,11 @@ PYODIDE_EXCLUDE = [
         "test_the_shipped_training_digits_are_the_split_and_say_how_far_unseen_digits_lie",
         "test_shipped_weights_make_new_digits", "test_train_refuses_impossible_options_in_one_line_before_training",
         "test_training_that_diverges_writes_nothing_and_says_so",
-        "test_ctrl_c_in_train_and_evaluate_says_interrupted_in_one_line")),
+        "test_ctrl_c_in_train_and_evaluate_says_interrupted_in_one_line",
+        "test_a_network_too_big_for_the_memory_is_said_in_one_line",
+        "test_when_the_training_digits_cannot_be_written_the_message_says_the_weights_were")),
+    # and starts them with subprocess
+    "--deselect=tests/core/test_network.py::test_without_scikit_learn_train_and_evaluate_say_in_one_line_what_to_install",
 ]
 
 

@@ -3,8 +3,10 @@
 import ast
 import contextlib
 import re
+import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -108,8 +110,10 @@ def test_a_quick_run_never_replaces_the_sites_network(tmp_path, monkeypatch, cap
     (["--lr", "inf"], "--lr must be a positive number"),
     (["--dropout", "1"], "--dropout must be at least 0 and below 1"),
     (["--dropout", "-0.5"], "--dropout must be at least 0 and below 1"),
-    (["--hidden", "0"], "--hidden and --blocks must be positive"),
-    (["--blocks", "0"], "--hidden and --blocks must be positive"),
+    (["--hidden", "0"], "--hidden must be between 1 and 2048"),
+    (["--hidden", "100000"], "--hidden must be between 1 and 2048"),  # before, 75 GB asked of numpy: a traceback
+    (["--blocks", "0"], "--blocks must be between 1 and 32"),
+    (["--blocks", "33"], "--blocks must be between 1 and 32"),
     (["--shift", "nan"], "--shift must be between -30 and 30"),
     (["--shift", "31"], "--shift must be between -30 and 30"),
     (["--seed", "-1"], "--seed must be 0 or more"),
@@ -169,6 +173,54 @@ def test_ctrl_c_in_train_and_evaluate_says_interrupted_in_one_line(tmp_path, mon
     assert capsys.readouterr().err == "interrupted\n"
 
 
+def test_evaluate_lowers_its_ddim_steps_to_a_smaller_t_when_not_given(monkeypatch, capsys):
+    """As the page does; before, the default 50 the user never typed refused --T 20."""
+    from diffusion_lab import evaluate
+
+    class Started(Exception):
+        pass
+
+    def first_row(denoiser, n, schedule, rng, **options):
+        raise Started(options)
+
+    monkeypatch.setattr(evaluate, "Judge", lambda: types.SimpleNamespace(score=lambda samples: {}))
+    monkeypatch.setattr(evaluate, "generate", first_row)
+    with pytest.raises(Started) as started:
+        evaluate.main(["--T", "20", "--no-ddpm"])
+    assert started.value.args[0] == {"sampler": "ddim", "steps": 20}
+
+
+@pytest.mark.parametrize("program, option", [("diffusion_lab.train", "--quick"), ("diffusion_lab.evaluate", "--no-ddpm")])
+def test_without_scikit_learn_train_and_evaluate_say_in_one_line_what_to_install(program, option):
+    """A student who installed requirements.txt only (the classroom programs' and the pages' packages)."""
+    hidden = (f"import runpy, sys; sys.modules['sklearn'] = None; sys.argv = [{program!r}, {option!r}]; "
+              f"runpy.run_module({program!r}, run_name='__main__', alter_sys=True)")  # as if it were not installed
+    result = subprocess.run([sys.executable, "-c", hidden], cwd=ROOT / "py", capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr == ("error: scikit-learn is not installed (training and evaluating the network need it); "
+                             "run: pip install -r ../requirements-dev.txt\n")
+
+
+def test_a_network_too_big_for_the_memory_is_said_in_one_line(tmp_path, monkeypatch, capsys):
+    def out_of_memory(**config):
+        raise MemoryError
+
+    monkeypatch.setattr(train, "train", out_of_memory)
+    assert train.main(["--quick", "--hidden", "2048", "--blocks", "32", "--out", str(tmp_path / "d.npz")]) == 1
+    assert capsys.readouterr().err == ("error: not enough memory to train --hidden 2048 --blocks 32: nothing "
+                                       "written; try a smaller network\n")
+
+
+def test_when_the_training_digits_cannot_be_written_the_message_says_the_weights_were(tmp_path, capsys):
+    out = tmp_path / "digits.npz"
+    train.training_set_path(out).mkdir()  # a folder where the digits go
+    assert train.main(["--quick", "--steps", "2", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: could not write {train.training_set_path(out)}: ")
+    assert err.endswith(f" ({out} was written: its training digits are missing)\n") and out.exists()
+
+
 def test_train_help_gives_every_hyper_parameters_default(capsys):
     with pytest.raises(SystemExit):
         train.main(["--help"])
@@ -183,14 +235,18 @@ def test_train_help_gives_every_hyper_parameters_default(capsys):
     (["--samples", "-3"], "--samples must be at least 2"),
     (["--T", "1"], "--T must be between 2 and 1000"),
     (["--T", "1001"], "--T must be between 2 and 1000"),
-    (["--ddim-steps", "0"], "--ddim-steps must be between 1 and --T"),
-    (["--T", "20", "--ddim-steps", "21"], "--ddim-steps must be between 1 and --T"),
+    (["--ddim-steps", "0"], "--ddim-steps 0 must be between 1 and --T (1000)"),
+    (["--T", "20", "--ddim-steps", "21"], "--ddim-steps 21 must be between 1 and --T (20)"),
     (["--seed", "-1"], "--seed must be 0 or more"),
     (["--weights", "missing.npz"], "--weights 'missing.npz': no such file"),
     (["--weights", "folder.npz"], "--weights 'folder.npz' is a folder"),
     (["--weights", "notes.txt"], "--weights 'notes.txt' is not a Diffusion Lab weights file"),  # not "pickled data"
     (["--weights", "other.npz"], "--weights 'other.npz' is not a Diffusion Lab weights file"),
     (["--weights", "empty.npz"], "--weights 'empty.npz' is not a Diffusion Lab weights file"),
+    (["--weights", "no-output.npz"], "--weights 'no-output.npz': the layer out.w is missing"),
+    (["--weights", "cut.npz"], "--weights 'cut.npz': the layer block1.w1 has shape (10, 256), where the network "
+                               "needs (256, 256) for 8x8 images"),
+    (["--weights", "diverged.npz"], "--weights 'diverged.npz': some weights are not finite numbers"),
 ])
 def test_evaluate_refuses_bad_options_in_one_line_before_any_work(tmp_path, monkeypatch, capsys, options, words):
     from diffusion_lab import evaluate
@@ -200,6 +256,10 @@ def test_evaluate_refuses_bad_options_in_one_line_before_any_work(tmp_path, monk
     (tmp_path / "notes.txt").write_text("# not weights\n")
     np.savez(tmp_path / "other.npz", w=np.zeros(3))
     (tmp_path / "empty.npz").write_bytes(b"")
+    params, meta = network.load_weights(WEIGHTS)  # damaged copies, which still unzip
+    network.save(tmp_path / "no-output.npz", {key: value for key, value in params.items() if key != "out.w"}, meta)
+    network.save(tmp_path / "cut.npz", dict(params, **{"block1.w1": params["block1.w1"][:10]}), meta)
+    network.save(tmp_path / "diverged.npz", dict(params, **{"in.w": params["in.w"] * np.nan}), meta)
     monkeypatch.setattr(evaluate, "Judge", lambda: pytest.fail("started the evaluation"))
     with pytest.raises(SystemExit) as stop:
         evaluate.main(["--no-ddpm", *options])
@@ -315,7 +375,7 @@ def test_network_module_needs_only_numpy():
     tree = ast.parse((ROOT / "py" / "diffusion_lab" / "network.py").read_text())
     modules = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     modules |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 0}
-    assert modules <= {"__future__", "io", "json", "math", "os", "sys", "numpy"}
+    assert modules <= {"__future__", "io", "json", "math", "os", "re", "sys", "numpy"}
 
 
 def test_a_chain_too_short_to_settle_is_a_blur_and_a_full_one_is_crisp(shipped):

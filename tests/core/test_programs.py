@@ -49,13 +49,15 @@ def test_program_writes_png(tmp_path, script, extra):
     ("forward_diffusion.py", ["--out", "missing/x.png"], "does not exist"),
     ("forward_diffusion.py", ["--out", "figure.jpg"], "must end in .png"),
     ("forward_diffusion.py", ["--out", ""], "must end in .png"),
+    ("forward_diffusion.py", ["--out", ".png"], "give the file a name before .png"),  # its suffix is ""
     ("forward_diffusion.py", ["--out", "folder.png"], "is a folder"),
     ("forward_diffusion.py", ["--out", "notes.txt/x.png"], "'notes.txt' is a file, not a folder"),
     ("reverse_diffusion.py", ["--out", "/proc/x.png"], "cannot write there"),  # looks writable, is not
     ("reverse_diffusion.py", ["--sampler", "ddim", "--eta", "nan"], "--eta must be between 0"),
     ("reverse_diffusion.py", ["--sampler", "ddim", "--eta", "inf"], "--eta must be between 0"),
     ("reverse_diffusion.py", ["--sampler", "ddim", "--eta", "1.5"], "--eta must be between 0"),
-    ("reverse_diffusion.py", ["--sampler", "ddim", "--ddim-steps", "20", "--steps", "10"], "--ddim-steps"),
+    ("reverse_diffusion.py", ["--sampler", "ddim", "--ddim-steps", "20", "--steps", "10"],
+     "--ddim-steps 20 must be between 1 and --steps (10)"),
 ])
 def test_program_rejects_bad_options_in_one_line_before_any_work(tmp_path, script, options, words):
     (tmp_path / "folder.png").mkdir()
@@ -86,6 +88,64 @@ def test_a_failed_save_leaves_the_previous_file_and_no_partial_one(monkeypatch, 
         assert list(tmp_path.iterdir()) == []
     else:
         assert list(tmp_path.iterdir()) == [out] and out.read_bytes() == before
+
+
+def test_a_read_only_folder_is_refused_in_one_line(monkeypatch, tmp_path, capsys):
+    """On a read-only disk Linux refuses even the removal of a file that is not there: the check removes only
+    what it made. Before, that second refusal ended the one line in a traceback."""
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(forward_diffusion, "open", read_only, raising=False)  # the module's open, not builtins'
+    monkeypatch.setattr(Path, "unlink", read_only)
+    with pytest.raises(SystemExit) as stop:
+        forward_diffusion.main(["--out", str(tmp_path / "lesson.png")])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].endswith(  # argparse's prog is pytest's here
+        f"error: --out '{tmp_path / 'lesson.png'}': cannot write there (Read-only file system)")
+    assert "Traceback" not in err
+
+
+def test_a_link_to_a_new_file_is_written_through_and_stays_a_link(tmp_path):
+    (tmp_path / "link.png").symlink_to("target.png")
+    assert forward_diffusion.main(["--steps", "10", "--size", "16", "--out", str(tmp_path / "link.png")]) == 0
+    assert (tmp_path / "link.png").is_symlink()  # before, the check removed the link and left target.png empty
+    assert (tmp_path / "target.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_file_name_near_the_longest_a_disk_takes_is_written(tmp_path):
+    out = tmp_path / ("a" * 246 + ".png")  # legal; its temporary file's name with the process id was not
+    assert forward_diffusion.main(["--steps", "10", "--size", "16", "--out", str(out)]) == 0
+    assert out.read_bytes().startswith(b"\x89PNG") and list(tmp_path.iterdir()) == [out]
+
+
+def test_ddim_steps_not_given_are_lowered_to_a_smaller_t_and_the_title_says_the_run(monkeypatch, tmp_path):
+    """As the page lowers its DDIM steps to fit T; a number the user typed is never changed (refused above)."""
+    titles = []
+    monkeypatch.setattr(reverse_diffusion.plots, "strip_figure",
+                        lambda frames, labels, title: titles.append(title) or plots.Figure())
+    monkeypatch.setattr(reverse_diffusion.plots, "save_png", lambda figure, out: Path(out).write_bytes(b""))
+    assert reverse_diffusion.main(["--sampler", "ddim", "--steps", "20", "--seed", "3", "--out",
+                                   str(tmp_path / "r.png")]) == 0
+    assert reverse_diffusion.main(["--steps", "20", "--out", str(tmp_path / "r.png")]) == 0
+    assert titles[0].startswith("Reverse diffusion (ddim, 20 steps, leading spacing, eta 0, oracle noise): linear, "
+                                "T=20, seed 3\n")
+    assert titles[1].startswith("Reverse diffusion (ddpm, oracle noise): linear, T=20, seed 0\n")
+
+
+@pytest.mark.parametrize("script", ["forward_diffusion.py", "reverse_diffusion.py"])
+def test_ctrl_c_while_the_programs_import_matplotlib_says_interrupted_in_one_line(script):
+    """A short run is mostly imports: a Ctrl-C lands there more often than not."""
+    ctrl_c = ("import runpy, sys\n"
+              "class CtrlC:\n"
+              "    def find_spec(self, name, path=None, target=None):\n"
+              "        if name == 'matplotlib': raise KeyboardInterrupt\n"
+              "sys.meta_path.insert(0, CtrlC())\n"
+              f"sys.argv = [{script!r}]\n"
+              f"runpy.run_path({str(PY / script)!r}, run_name='__main__')\n")
+    result = subprocess.run([sys.executable, "-c", ctrl_c], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stderr) == (130, "interrupted\n")
 
 
 def not_interrupted(main, argv):
@@ -181,7 +241,7 @@ SHARED_DEFAULTS = {"--schedule": "linear", "--steps": "1000", "--seed": "0", "--
 
 @pytest.mark.parametrize("program, defaults", [
     (forward_diffusion, dict(SHARED_DEFAULTS, **{"--out": "forward_diffusion.png"})),
-    (reverse_diffusion, dict(SHARED_DEFAULTS, **{"--sampler": "ddpm", "--ddim-steps": "50", "--eta": "0.0",
+    (reverse_diffusion, dict(SHARED_DEFAULTS, **{"--sampler": "ddpm", "--ddim-steps": "50, or T if smaller", "--eta": "0.0",
                                                  "--spacing": "leading", "--out": "reverse_diffusion.png"})),
 ])
 def test_help_explains_every_option_with_its_default(capsys, program, defaults):
