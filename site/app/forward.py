@@ -9,6 +9,7 @@ from app.page import element
 
 PLAY_INTERVAL_S = 0.03
 PLAY_FRAMES = 250  # frames of Play from t = 0 to T, long chain or short: about eight seconds
+MAX_STEP_S = 0.5  # but a step of a short chain at most this long (T = 3 took 5 s, 2.5 s a step: it seemed stuck)
 FIGURE_DELAY_S = 0.04
 PLOT_WIDEST = 480  # the schedule and histogram plots on a wide screen: 480 x 300
 
@@ -24,7 +25,8 @@ class ForwardView:
         self.figures = None
         self.chain = None  # (t, x_t, rng) of the iterative chain while it runs
         self.play_share = 0.0  # steps of Play owed to the frames since it started, less those taken
-        self.player = page.Player("play", self.advance, frames_per_s=1 / PLAY_INTERVAL_S)
+        self.player = page.Player("play", self.advance, frames_per_s=1 / PLAY_INTERVAL_S,
+                                  on_stop=self.settings.flush_url)
         self.learn = learn.ForwardPanel(self)  # equations, code, the student's schedule, downloads
         self.rebuild()
         self.draw()
@@ -132,16 +134,19 @@ class ForwardView:
 
     def advance(self, scale: int) -> bool:
         """One frame of Play: 1/PLAY_FRAMES of the chain (`scale` times as much), so any T plays in about eight
-        seconds; a short chain takes a step every few frames."""
-        self.play_share += scale * self.schedule.num_steps / PLAY_FRAMES
+        seconds; a short chain takes a step every few frames, at most MAX_STEP_S apart."""
+        self.play_share += scale * max(self.schedule.num_steps / PLAY_FRAMES, PLAY_INTERVAL_S / MAX_STEP_S)
         steps, self.play_share = int(self.play_share), self.play_share % 1
         return self.settings["t"] < self.schedule.num_steps and (steps == 0 or self.step(steps))
 
     def toggle_play(self) -> None:
         if not self.player.playing:
             self.play_share = 1.0  # the first step at once
-            if self.settings["t"] >= self.schedule.num_steps:
+            if self.settings["t"] >= self.schedule.num_steps:  # again from x_0, shown first
+                self.play_share = 0.0
+                self.chain = None
                 self.settings.set("t", 0)
+                self.draw()
         self.player.toggle()
 
     def reset(self) -> None:

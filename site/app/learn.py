@@ -58,6 +58,8 @@ def fmt(value: float, significant: int = 3) -> str:
     elif abs(value) < 0.01 or abs(value) >= 100:
         # From 100 its zeros stay: 9999.5 is 1.000 × 10⁴ beside 9999, not 1 × 10⁴
         text = f"{value:.{significant}g}" if abs(value) < 0.01 else f"{value:#.{max(4, significant)}g}".rstrip(".")
+        if abs(value) < 0.01 and abs(float(text)) >= 10 ** (math.floor(math.log10(abs(value))) + 1):
+            text = f"{value:#.{significant}g}"  # rounded up to a power of ten: 0.0099999 is 0.0100, not 0.01
     else:  # 0.0786 and 0.0794, not 0.079 twice
         for decimals in range(max(3, significant - 1 - math.floor(math.log10(abs(value)))), 7):
             text = f"{value:.{decimals}f}"

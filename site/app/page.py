@@ -509,8 +509,9 @@ class Player:
     token, so two loops never advance together.
     """
 
-    def __init__(self, button_id: str, advance, *, frames_per_s: float) -> None:
+    def __init__(self, button_id: str, advance, *, frames_per_s: float, on_stop=None) -> None:
         self.button, self.advance, self.interval_s = element(button_id), advance, 1 / frames_per_s
+        self.on_stop = on_stop  # called once Play stops (the address takes the step it stopped at)
         self.token = None
 
     @property
@@ -530,8 +531,10 @@ class Player:
         task.add_done_callback(_report_task_error)
 
     def stop(self) -> None:
-        self.token = None
+        was_playing, self.token = self.playing, None
         self._show(False)
+        if was_playing and self.on_stop is not None:
+            self.on_stop()
 
     async def _loop(self, token) -> None:
         # prefers-reduced-motion: an eighth of the frames, each as many steps as eight, so the picture changes
@@ -615,6 +618,7 @@ class Settings:
         self.local = {}  # choices only this tab has (an uploaded picture), kept out of the URL
         self.restoring = False  # True while the view takes the settings of another history entry
         self.written = js.location.search  # the address's settings as last read or written
+        self.written_at = 0.0  # when the page last wrote them (time.perf_counter)
         self.notify(notices)
         self._on_change = on_change
         self.url_later = Later(URL_DELAY_S, self.sync_url, URL_MAX_WAIT_S, "The address could not be updated.")
@@ -641,9 +645,11 @@ class Settings:
         return element(name).getAttribute("data-locked") == "true"
 
     def set(self, name: str, value) -> None:
-        """Change a setting from code (Play, Step, Reset) and keep the form and URL in step."""
+        """Change a setting from code (Play, Step, Reset, the code panel's Run) and keep the form and URL in step.
+        The page's own value is one it can use: a notice of the link's about this setting no longer holds."""
         self.state[name] = self.wanted[name] = value
         self.write(name)
+        clear_notices(name)
         self.sync_url_for({name})
 
     def write(self, name: str) -> None:
@@ -739,8 +745,11 @@ class Settings:
             self.restoring = False
 
     def sync_url_for(self, changed: set) -> None:
-        """Write the address now, or soon if only a time slider moved (see URL_DELAY_S)."""
-        if changed <= controls.TIME_NAMES:
+        """Write the address now; a time slider's moves that follow one another (a drag, Play, a held key) at
+        most every URL_DELAY_S, and their last once they pause. A single move (Step, Reset) is in the address at
+        once: a reload just after it came back a step, or a second of Play, earlier."""
+        if changed <= controls.TIME_NAMES and (self.url_later.handle is not None or
+                                              time.perf_counter() - self.written_at < URL_DELAY_S):
             self.url_later.schedule()
         else:
             self.sync_url()
@@ -756,6 +765,7 @@ class Settings:
         url = js.location.pathname + (f"?{query}" if query else "") + js.location.hash
         js.history.replaceState(js.history.state, "", url)
         self.written = js.location.search  # as the browser writes it
+        self.written_at = time.perf_counter()
         self.describe_links()
 
     def describe_links(self) -> None:

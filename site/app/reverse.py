@@ -15,6 +15,7 @@ SLICE_S = 0.02  # compute for this long, then let the browser paint
 PROGRESS_S = 0.25  # how often the readout counts the steps done (each count costs the page a layout)
 PLAY_FRAMES_PER_S = 30
 PLAY_FRAMES = 120  # frames of Play for a whole chain, long or short: about four seconds
+MAX_STEP_S = 0.5  # but a step of a short chain at most this long (3 steps took 1.35 s each)
 TRAINING_IMAGES = 32
 SAME_RMS = 2 / 255  # one grey level: a result closer than this to a training image is that image
 PICTURES_BUDGET_BYTES = 32 * 2**20  # per list of the chain's pictures: float32 up to 80x80 with T = 1000
@@ -30,7 +31,8 @@ class ReverseView:
         self.plots = None
         self.strip = None
         self.generation = 0  # bumped by every new chain; a running computation of an older one stops
-        self.player = page.Player("play", self.advance, frames_per_s=PLAY_FRAMES_PER_S)
+        self.player = page.Player("play", self.advance, frames_per_s=PLAY_FRAMES_PER_S,
+                                  on_stop=self.settings.flush_url)
         self.play_share = 0.0  # steps of Play owed to the frames since it started, less those taken
         self.frames, self.final, self.times = [], None, [0]
         self.shown_step = None  # the chain's step the pictures show
@@ -379,10 +381,10 @@ class ReverseView:
 
     def advance(self, scale: int) -> bool:
         """One frame of Play: 1/PLAY_FRAMES of the chain (`scale` times as much), waiting where it is still
-        computed. A short chain takes a step every few frames (20 DDIM steps were over in 0.7 s)."""
+        computed. A short chain takes a step every few frames, at most MAX_STEP_S apart."""
         if self.settings["step"] >= len(self.times) - 1:
             return False  # the end: Play stops at once, not a step's worth of frames later
-        self.play_share += scale * (len(self.times) - 1) / PLAY_FRAMES
+        self.play_share += scale * max((len(self.times) - 1) / PLAY_FRAMES, 1 / (PLAY_FRAMES_PER_S * MAX_STEP_S))
         steps, self.play_share = int(self.play_share), self.play_share % 1
         # The frame's steps at once, drawn once: drawn one by one (8 a frame for T = 1000, 6 ms each at 256 x 256)
         # a frame ran late, so the next one took the missed frames' steps too, each drawn: 3 frames a second.
@@ -398,8 +400,10 @@ class ReverseView:
             return  # no chain yet: the readout says why
         if not self.player.playing:
             self.play_share = 1.0  # the first step at once
-            if self.settings["step"] >= len(self.times) - 1:
+            if self.settings["step"] >= len(self.times) - 1:  # again from x_T, shown first
+                self.play_share = 0.0
                 self.settings.set("step", 0)
+                self.draw()
         self.player.toggle()
 
     def reset(self) -> None:

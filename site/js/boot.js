@@ -10,6 +10,17 @@
   const started = performance.now();
   const $ = (id) => document.getElementById(id);
 
+  // Settings written after "#" (forward.html#t=300, as a video's link gives a time) go where the page reads them,
+  // after "?", before Python reads the address; one the "?" part names already stays as it says. Not "#main" (no
+  // "="), nor the offline edition's "#forward?t=300", whose loader reads its own.
+  const inFragment = /^#([\w-]+=[^#&?]*(?:&[\w-]+=[^#&?]*)*)$/.exec(location.hash);
+  if (inFragment && /^https?:$/.test(location.protocol)) {
+    const named = new URLSearchParams(location.search);
+    const moved = inFragment[1].split("&").filter((pair) => !named.has(decodeURIComponent(pair.split("=")[0])));
+    const query = [location.search.slice(1), ...moved].filter(Boolean).join("&");
+    history.replaceState(history.state, "", location.pathname + (query ? `?${query}` : ""));
+  }
+
   let final = false; // a message that says why this page cannot work here: later errors only follow from it
   function showError(title, detail) {
     const box = $("error");

@@ -124,6 +124,8 @@ def test_equations_write_numbers_at_the_ends_of_float64_readably(watched, base_u
     # said 1.11e-16 beside beta_1 = 1e-16.
     assert "(1−βs)=(1−1×10−16)" in shown
     expect(page.locator("#readout")).to_contain_text("ᾱt = 1 − 1 × 10−16,")  # as the equations write it
+    run_code(page, "def betas(T):\n    return np.full(T, 0.0099999)\n")
+    assert "β1=0.0100" in equation(page)  # rounded up to 3 digits, said with them: not 0.01, which reads exact
 
 
 def test_reverse_equations_carry_the_ddpm_and_ddim_coefficients_of_the_step(watched, base_url):

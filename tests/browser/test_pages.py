@@ -810,6 +810,39 @@ def test_play_takes_about_as_long_for_any_t(watched, base_url):
     assert max(shares.values()) < 2 * min(shares.values()) and 0 < shares[50] < 1, shares
 
 
+def test_a_chain_of_three_steps_plays_a_step_every_half_second_and_again_from_its_start(watched, base_url):
+    """T = 3 took 5 s, 2.5 s of nothing between steps under "Pause" (QA41). Pressed again at the end, Play
+    starts from x_0, shown first (it went from the end straight to t = 1)."""
+    page = watched.open(f"{base_url}/forward.html?steps=3")
+    page.get_by_role("button", name="Play").click()
+    expect(page.get_by_role("button", name="Play")).to_be_visible(timeout=3000)  # over in about 1 s
+    expect(page.get_by_label("Timestep")).to_have_value("3")
+    page.evaluate("""() => { window.shown = []; new MutationObserver(() => window.shown.push(
+        document.getElementById('readout').textContent)).observe(document.getElementById('readout'),
+        {childList: true, characterData: true, subtree: true}); }""")
+    page.get_by_role("button", name="Play").click()
+    expect(page.get_by_role("button", name="Play")).to_be_visible(timeout=3000)
+    shown = [text.split(":")[0] for text in page.evaluate("window.shown")]
+    assert shown[:1] == ["t = 0 (the clean image)"] and shown[-1].startswith("t = 3"), shown
+
+
+def test_the_address_has_the_step_play_stopped_at_and_each_step_at_once(watched, base_url):
+    """A reload just after Pause or Step came back at an earlier t: the address followed 0.25-1 s later (QA41)."""
+    page = watched.open(f"{base_url}/forward.html")
+    page.get_by_role("button", name="Play").click()
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Pause").click()
+    t = page.get_by_label("Timestep").input_value()
+    assert page.evaluate("location.search") == f"?t={t}"
+    page = watched.open(f"{base_url}/reverse.html?sampler=ddim")
+    wait_for_result(page)
+    page.get_by_role("button", name="Step", exact=True).click()
+    assert page.evaluate("location.search") == "?sampler=ddim&step=1"
+    page.reload()
+    page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
+    expect(page.get_by_label("Timestep")).to_have_value("1")
+
+
 def test_play_keeps_its_pace_on_a_slow_device(browser, base_url):
     """An old phone (CPU 6x slower) draws fewer frames, but Play covers the chain at about the same pace."""
     progress = {}

@@ -280,6 +280,30 @@ def test_a_links_notices_go_once_their_settings_are_set_right(watched, base_url)
     assert_still_working(page)
 
 
+def test_a_links_notice_goes_once_the_page_itself_sets_that_setting(watched, base_url):
+    """Reset, Step and Play set the time; the code panel's Run sets the code: the link's notice about that
+    setting then said a value the page no longer used ("using 1000" beside t = 0)."""
+    page = watched.open(f"{base_url}/forward.html?t=2000&steps=100&hook=@@@")
+    items = page.locator("#notices li")
+    expect(items).to_have_count(2)
+    page.get_by_role("button", name="Reset", exact=True).click()
+    expect(items).to_have_count(1)
+    assert "Code of betas(T)" in items.first.inner_text()
+    page.get_by_role("button", name="Run", exact=True).first.click()  # the original code, the page's own
+    expect(items).to_have_count(0)
+    assert_still_working(page)
+
+
+def test_settings_written_after_a_hash_are_read_as_after_a_question_mark(watched, base_url):
+    """forward.html#t=300, as a video's link gives a time: before, t = 0 and the "#t=300" rode on every copied link."""
+    page = watched.open(f"{base_url}/forward.html?seed=3#t=300&seed=9")
+    expect(page.get_by_label("Timestep")).to_have_value("300")
+    expect(page.get_by_label("Seed")).to_have_value("3")  # the "?" part's own stays
+    assert page.evaluate("location.search + '|' + location.hash") == "?seed=3&t=300|"
+    page = watched.open(f"{base_url}/forward.html#main")  # the skip link's fragment stays one
+    assert page.evaluate("location.hash") == "#main"
+
+
 def test_a_transparent_png_is_composited_over_white(watched, base_url):
     rgba = np.zeros((32, 32, 4), np.uint8)
     rgba[:, :16] = (0, 0, 0, 255)  # opaque black left, fully transparent right
