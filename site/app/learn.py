@@ -763,6 +763,9 @@ class ReversePanel(Panel):
         """The student's function of `editor` for the chain about to start, or None for the original
         (called when the view rebuilds): not when it failed in the last chain, or does not apply here.
         `elsewhere` is the status of the student's code where it does not apply, `idle` that of the original."""
+        page.link_caveat(f"stopped {editor.setting}",  # the link brings it: whoever presses Run meets the same
+                         f"The link holds your {editor.name}, which stopped the chain: it stops theirs too if "
+                         "they press Run." if editor.in_use and self._broken(editor) else "")
         if not editor.in_use:
             if idle and not applies and not (editor.pending or editor.held or editor.failure):  # they say more
                 editor.status(idle)

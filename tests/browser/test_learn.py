@@ -506,6 +506,8 @@ def test_the_reverse_chain_runs_with_the_students_step_and_survives_a_broken_one
     assert "ZeroDivisionError" in page.inner_text("#step-hook-error") and "in step" in page.inner_text("#step-hook-error")
     expect(page.locator("#result")).to_contain_text("identical to the target", timeout=30_000)
     assert page.locator("#error").is_hidden()
+    page.get_by_role("button", name="Copy link").click()  # the address keeps it (the tab's copy): a link says so
+    expect(page.locator("#share-status")).to_contain_text("The link holds your step(…), which stopped the chain")
 
     # One that fails at once is refused on Run: the page keeps what it used.
     run_step(page, "def step(x_t, t, eps, schedule, sigma, noise, clip):\n    return x_t\n")
