@@ -817,6 +817,12 @@ def test_a_chain_of_three_steps_plays_a_step_every_half_second_and_again_from_it
     page.get_by_role("button", name="Play").click()
     expect(page.get_by_role("button", name="Play")).to_be_visible(timeout=3000)  # over in about 1 s
     expect(page.get_by_label("Timestep")).to_have_value("3")
+    step_at = page.get_by_role("button", name="Step", exact=True).bounding_box()["x"]
+    page.get_by_role("button", name="Play").click()  # "Pause" takes no more room than "Play": Step stays put
+    assert page.get_by_role("button", name="Step", exact=True).bounding_box()["x"] == step_at
+    page.get_by_role("button", name="Pause").click()
+    page.get_by_role("button", name="Play").click()
+    expect(page.get_by_role("button", name="Play")).to_be_visible(timeout=3000)
     page.evaluate("""() => { window.shown = []; new MutationObserver(() => window.shown.push(
         document.getElementById('readout').textContent)).observe(document.getElementById('readout'),
         {childList: true, characterData: true, subtree: true}); }""")
