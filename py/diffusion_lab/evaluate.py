@@ -171,7 +171,7 @@ def check_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
 
 @interruptible
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m diffusion_lab.evaluate",
+    parser = argparse.ArgumentParser(prog="python3 -m diffusion_lab.evaluate",
                                      description=__doc__.split("\n")[0].replace("``", ""))
     parser.add_argument("--weights", type=Path, default=DEFAULT_OUT, help=f"weights file (default {DEFAULT_OUT})")
     parser.add_argument("--samples", type=int, default=500, help="images per row, 2 or more (default 500)")
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--weights {str(args.weights)!r}: {error}")
     except (EOFError, KeyError, ValueError, zipfile.BadZipFile):  # numpy's words (pickle, zip) would mislead
         parser.error(f"--weights {str(args.weights)!r} is not a Diffusion Lab weights file (an .npz that "
-                     f"python -m diffusion_lab.train writes)")
+                     f"python3 -m diffusion_lab.train writes)")
     judge = Judge()
     n, k = args.samples, args.ddim_steps
     rows = []

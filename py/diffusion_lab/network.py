@@ -139,8 +139,10 @@ def check_weights(params: dict, meta: dict) -> None:
     if not (isinstance(shape, list) and shape and all(isinstance(n, int) and n > 0 for n in shape)):
         raise WeightsError(f"its meta has no image shape (image_shape: {shape!r})")
     layers = ["embed.w", "embed.b", "in.w", "in.b", "out.w", "out.b"]
-    blocks = 1 + max((int(key[5:].split(".")[0]) for key in params if re.fullmatch(r"block\d+\.\w+", key)),
-                     default=-1)  # blockK.* for K = 0 .. blocks - 1, each of the five there
+    numbers = {int(key[5:].split(".")[0]) for key in params if re.fullmatch(r"block\d+\.\w+", key)}
+    blocks = next(k for k in range(len(numbers) + 1) if k not in numbers)  # blockK.* for K = 0 .. blocks - 1
+    if numbers - set(range(blocks)):  # a gap: the first block missing (not a list up to a stray block99999999)
+        raise WeightsError(f"the layer block{blocks}.w1 is missing")
     layers += [f"block{k}.{name}" for k in range(blocks) for name in ("w1", "we", "b1", "w2", "b2")]
     for key in layers:
         if key not in params:

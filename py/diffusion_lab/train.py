@@ -263,7 +263,7 @@ def train(*, seed: int = 0, steps: int, batch: int, lr: float, hidden: int, bloc
 
 @interruptible
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m diffusion_lab.train",
+    parser = argparse.ArgumentParser(prog="python3 -m diffusion_lab.train",
                                      description=__doc__.split("\n")[0].replace("``", ""))
     parser.add_argument("--seed", type=int, default=0, help="seed of weights, batches and noise (default 0)")
     parser.add_argument("--steps", type=int, help=f"optimiser steps (default {DEFAULTS['steps']}, --quick {QUICK['steps']})")

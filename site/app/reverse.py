@@ -19,7 +19,7 @@ MAX_STEP_S = 0.5  # but a step of a short chain at most this long (3 steps took 
 TRAINING_IMAGES = 32
 SAME_RMS = 2 / 255  # one grey level: a result closer than this to a training image is that image
 PICTURES_BUDGET_BYTES = 32 * 2**20  # per list of the chain's pictures: float32 up to 80x80 with T = 1000
-WEIGHTS = "models/digits.npz"  # the trained network (python -m diffusion_lab.train)
+WEIGHTS = "models/digits.npz"  # the trained network (python3 -m diffusion_lab.train)
 DIGITS = "models/digits-train.npz"  # its training digits, for the ideal denoiser and nearest neighbours
 DIGITS_SHAPE = (8, 8)  # scikit-learn's digits, the only pictures the network knows
 
@@ -149,6 +149,7 @@ class ReverseView:
                     data = await page.site_file(path)
                 except Exception as error:  # noqa: BLE001  (offline, or the site is incomplete: say so, keep working)
                     failed = path
+                    element("result").style.minHeight = ""  # no result comes to take the last one's room
                     if path in self.assets_needed():
                         what = "The trained network" if path == WEIGHTS else "The handwritten digits"
                         setting = "denoiser" if self.settings["denoiser"] == "trained" else "training set"

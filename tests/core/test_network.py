@@ -131,7 +131,7 @@ def test_train_refuses_impossible_options_in_one_line_before_training(tmp_path, 
         train.main(["--out", str(tmp_path / "d.npz"), *options])  # a later --out wins
     assert stop.value.code == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]  # argparse's usage, then one line
-    assert last.startswith("python -m diffusion_lab.train: error: ") and words in last
+    assert last.startswith("python3 -m diffusion_lab.train: error: ") and words in last
     assert sorted(path.name for path in tmp_path.iterdir()) == ["folder.npz", "notes.txt"]  # nothing written
 
 
@@ -265,7 +265,7 @@ def test_evaluate_refuses_bad_options_in_one_line_before_any_work(tmp_path, monk
         evaluate.main(["--no-ddpm", *options])
     assert stop.value.code == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]  # argparse's usage, then one line
-    assert last.startswith("python -m diffusion_lab.evaluate: error: ") and words in last
+    assert last.startswith("python3 -m diffusion_lab.evaluate: error: ") and words in last
 
 
 def test_training_is_reproducible():
@@ -368,6 +368,10 @@ def test_bad_inputs(shipped, tmp_path):
         TrainedDenoiser.load(tmp_path / "other.npz", shipped.schedule)
     with pytest.raises(ValueError, match="path or the bytes"):
         TrainedDenoiser.load(42, shipped.schedule)
+    params, meta = network.load_weights(WEIGHTS)
+    stray = dict(params, **{"block99999999.w1": params["block0.w1"]})  # not a list of 10^8 blocks' layers
+    with pytest.raises(network.WeightsError, match="the layer block3.w1 is missing"):
+        network.check_weights(stray, meta)
 
 
 def test_network_module_needs_only_numpy():
