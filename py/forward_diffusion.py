@@ -31,7 +31,7 @@ with commands.quiet_interrupt():  # matplotlib's import is most of a short run: 
     except ModuleNotFoundError as error:  # a student who skipped the install: which package, and how to get it
         if error.name not in REQUIRED:
             raise
-        sys.exit(f"error: {commands.MissingPackage(REQUIRED[error.name])}")
+        sys.exit(f"error: {commands.not_installed(REQUIRED[error.name])}")
 
 
 def as_schedule(betas_or_schedule) -> schedules.Schedule:

@@ -15,16 +15,21 @@ REPOSITORY = Path(__file__).resolve().parents[2]  # where requirements.txt and r
 MAX_NAME_BYTES = 255  # the longest file name most file systems take
 
 
+def not_installed(package: str, requirements: str = "requirements.txt", needed_for: str = "") -> str:
+    """One line for a user who skipped an install: which package, and README's command to get it."""
+    path = REPOSITORY / requirements
+    try:
+        path = os.path.relpath(path)  # from the folder the program runs in, as README's commands write it
+    except ValueError:  # on another drive (Windows)
+        pass
+    return f"{package} is not installed{needed_for}; run: pip install -r {path}"
+
+
 class MissingPackage(Exception):
-    """A package the program needs is not installed: ``str()`` is the one line that says which, and how to get it."""
+    """A package the program needs is not installed; ``str()`` is not_installed's line."""
 
     def __init__(self, package: str, requirements: str = "requirements.txt", needed_for: str = "") -> None:
-        path = REPOSITORY / requirements
-        try:
-            path = os.path.relpath(path)  # from the folder the program runs in, as README's commands write it
-        except ValueError:  # on another drive (Windows)
-            pass
-        super().__init__(f"{package} is not installed{needed_for}; run: pip install -r {path}")
+        super().__init__(not_installed(package, requirements, needed_for))
 
 
 def interruptible(main):
