@@ -89,8 +89,11 @@ MAX_SHOWN = 40  # frames in one figure (130 px each)
 
 
 def shown_steps(count: int, shown: int) -> list[int]:
-    """``shown`` evenly spaced indices of ``count`` items, always with the last (fewer if count is small)."""
-    return sorted({int(round(k)) for k in np.linspace(count - 1, 0, max(1, min(shown, count)))})
+    """The indices of ``shown`` of ``count`` steps, evenly spaced and ending with the last: the 10 of 1000 are
+    the 100th, 200th, .., 1000th (fewer if count is small). The first is not the first step, whose picture is the
+    one shown before it, all but unchanged."""
+    n = max(1, min(shown, count))
+    return sorted({round(k * count / n) - 1 for k in range(1, n + 1)})
 
 
 def common_parser(description: str, shown: str = "noisy frames in the figure, evenly spaced up to x_T"
@@ -210,13 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     image = images.make_image(args.image, args.size)
     rng = np.random.default_rng([args.seed, 1])  # the forward page's Play and Step: its pictures at these t
     wanted = set(shown_steps(args.steps, args.shown))
-    frames, labels = [image], ["x0 (t=0)"]
+    frames, labels = [image], ["x_0 (t = 0)"]
     x = image
     for t in range(args.steps):  # the core's index: the step to the paper's t + 1
         x = add_gaussian_noise_for_forward_sim(x, t, schedule, rng=rng)
         if t in wanted:
             frames.append(x)
-            labels.append(f"t={t + 1}")
+            labels.append(f"t = {t + 1}")
     title = f"Forward diffusion: {args.schedule} schedule, T={args.steps}, seed {args.seed}"
     return write(plots.strip_figure(frames, labels, title=title), args.out, args.show)
 

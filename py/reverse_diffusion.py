@@ -106,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     frames = [x_T] + [states[i][1] for i in picks]
     first = int(samplers.timesteps(args.steps, ddim_steps, args.spacing)[0]) + 1 if ddim_steps else args.steps
     # Leading DDIM spacing starts below T: x_T is a draw of q(x_T | x0), which the first step takes for x_first.
-    start = f"x_T (t={args.steps})" if first == args.steps else f"x_T (as t={first})"
-    labels = [start] + [f"t={states[i][0]}" for i in picks]
+    start = f"x_T (t = {args.steps})" if first == args.steps else f"x_T (as t = {first})"
+    labels = [start] + [f"t = {states[i][0]}" for i in picks]
     error = float(np.max(np.abs(states[-1][1] - image)))
     how = f"ddim, {ddim_steps} steps, {args.spacing} spacing, eta {args.eta:g}" if ddim_steps else "ddpm"
     title = (f"Reverse diffusion ({how}, oracle noise): {args.schedule}, T={args.steps}, seed {args.seed}\n"

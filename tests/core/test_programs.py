@@ -273,9 +273,11 @@ def test_programs_count_t_as_the_paper_and_the_pages(monkeypatch, tmp_path):
                                    "--out", str(tmp_path / "r.png")]) == 0  # leading: its first step is at 981
     assert reverse_diffusion.main(["--steps", "10", "--eta", "3", "--shown", "1",  # DDPM has no eta: ignored
                                    "--out", str(tmp_path / "r.png")]) == 0
-    assert drawn == [["x0 (t=0)", "t=1", "t=2"], ["x0 (t=0)", "t=100"], ["x_T (t=2)", "t=1", "t=0"],
-                     ["x_T (t=100)", "t=80", "t=60", "t=40", "t=20", "t=0"], ["x_T (as t=981)", "t=0"],
-                     ["x_T (t=10)", "t=0"]]
+    assert reverse_diffusion.main(["--steps", "1000", "--size", "16", "--out", str(tmp_path / "r.png")]) == 0
+    assert drawn == [["x_0 (t = 0)", "t = 1", "t = 2"], ["x_0 (t = 0)", "t = 100"], ["x_T (t = 2)", "t = 1", "t = 0"],
+                     ["x_T (t = 100)", "t = 80", "t = 60", "t = 40", "t = 20", "t = 0"], ["x_T (as t = 981)", "t = 0"],
+                     ["x_T (t = 10)", "t = 0"],
+                     ["x_T (t = 1000)", *(f"t = {t}" for t in range(900, -1, -100))]]  # not t = 999, as x_T
 
 
 def test_the_forward_programs_frames_are_the_pictures_the_pages_play_reaches(monkeypatch, tmp_path):
@@ -291,9 +293,9 @@ def test_the_forward_programs_frames_are_the_pictures_the_pages_play_reaches(mon
     for index in range(50):
         page.append(q_step(page[-1], index, rng.standard_normal(x.shape), s))
     frames, labels = drawn[0]
-    assert labels == ["x0 (t=0)", "t=1", "t=11", "t=21", "t=30", "t=40", "t=50"]
+    assert labels == ["x_0 (t = 0)", "t = 8", "t = 17", "t = 25", "t = 33", "t = 42", "t = 50"]  # not t = 1
     for frame, label in zip(frames, labels):
-        np.testing.assert_array_equal(frame, page[int(label.split("t=")[1].rstrip(")"))])
+        np.testing.assert_array_equal(frame, page[int(label.split("t = ")[1].rstrip(")"))])
 
 
 def test_the_reverse_program_starts_from_the_pages_noise_with_the_image_in_it():
