@@ -682,26 +682,36 @@ LAYOUT_SHIFTS = """window.shifts = [];
     })))).observe({type: 'layout-shift', buffered: true});"""
 
 
-@pytest.mark.parametrize("view", ["forward", "reverse"])
-def test_on_a_phone_the_page_does_not_jump_while_it_starts(browser, base_url, view):
+@pytest.mark.parametrize("view, text_px", [("forward", 16), ("reverse", 16), ("reverse", 32)])
+def test_on_a_phone_the_page_does_not_jump_while_it_starts(browser, base_url, view, text_px):
     """The status line says each phase of the start in words of their own length; the pictures under it stay put.
     The page's layout shifts from the first paint to ready, as Chrome's Cumulative Layout Shift adds them up,
     stay "good" (under 0.1): the one left is the status line going once the page is ready.
 
     Before, on a 412-px phone the progress bar went from the line under the words to theirs and back as they
-    changed, moving everything below 24 px each way: 0.24-0.33.
+    changed, moving everything below 24 px each way: 0.24-0.33. With text at 200% the words took one line or two
+    by the phase: two are kept for them, and the status line keeps its height through the start.
     """
     context = phone(browser)
     try:
         page = context.new_page()
         page.add_init_script(LAYOUT_SHIFTS)
+        page.add_init_script(f"""window.heights = new Set();  // the reader's text size, from the start
+            new MutationObserver((_, observer) => {{ if (!document.documentElement) return;
+                document.documentElement.style.fontSize = '{text_px}px';
+                observer.disconnect(); }}).observe(document, {{childList: true}});
+            document.addEventListener('DOMContentLoaded', () => new MutationObserver(() => {{
+                if (document.body.dataset.phase !== 'ready') window.heights.add(document.getElementById('status').offsetHeight);
+            }}).observe(document.getElementById('phase'), {{childList: true, characterData: true, subtree: true}}));""")
         page.goto(f"{base_url}/{view}.html")
         page.wait_for_selector("body[data-ready='true']", timeout=READY_TIMEOUT_MS)
         page.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
         shifts = page.evaluate("window.shifts")
+        heights = page.evaluate("[...window.heights]")
     finally:
         context.close()
     assert sum(shift["value"] for shift in shifts) < 0.1, shifts
+    assert len(heights) == 1, heights  # the status line's, at each phase's words
 
 
 def test_on_a_phone_the_settings_stay_put_while_a_new_chain_replaces_the_result(browser, base_url):
