@@ -627,8 +627,11 @@ class Settings:
             if self.controls[name].kind != "code":
                 on(element(name), "input" if self.controls[name].widget == "range" else "change",
                    lambda event, name=name: self._changed(name))
+        self.key_repeats = False  # whether the last key on a time slider is held down, repeating
         for name in controls.TIME_NAMES & set(self.controls):  # let go (or a key): the address now, before Back
+            on(element(name), "keydown", lambda event: setattr(self, "key_repeats", bool(event.repeat)))
             on(element(name), "change", lambda event: self.settle_url())
+            on(element(name), "keyup", lambda event: self.flush_url())
         on(js.window, "popstate", lambda event: self.reload_from_url())  # also on following a #link
         on(js.window, "pagehide", lambda event: self.flush_url())
         on(js.window, "diffusion-lab:flush-url", lambda event: self.flush_url())  # js/boot.js, before Copy link
@@ -755,11 +758,12 @@ class Settings:
             self.sync_url()
 
     def settle_url(self) -> None:
-        """A time slider let go, or moved by a key: the address now, unless the page wrote it a moment ago. A held
-        key repeats 30 times a second, each with its own "change": written each time, Chromium refused the writes
-        after 13 s ("Throttling navigation"), and the address stayed behind the page."""
-        if self.url_later.handle is not None and time.perf_counter() - self.written_at >= URL_DELAY_S:
-            self.sync_url()
+        """A time slider let go, or moved by a key: the address now, but for a key held down, whose repeats (30 a
+        second, each with its own "change") are written as a drag's moves are, and its last as it goes up:
+        written at each, Chromium refused the writes after 13 s ("Throttling navigation") and the address stayed
+        behind the page."""
+        if not self.key_repeats:
+            self.flush_url()
 
     def flush_url(self) -> None:
         if self.url_later.handle is not None:
