@@ -103,7 +103,8 @@ class Judge:
 
     def __init__(self):
         self.train_x, self.train_y, self.held_x, self.held_y = load_digits_split()
-        self.classifier = scikit_learn("linear_model").LogisticRegression(max_iter=5000).fit(self.flat(self.train_x), self.train_y)
+        classifier = scikit_learn("linear_model").LogisticRegression(max_iter=5000)
+        self.classifier = classifier.fit(self.flat(self.train_x), self.train_y)
         self.held_features = self.classifier.decision_function(self.flat(self.held_x))
         self.copy_threshold = float(np.percentile(nearest_distances(self.held_x, self.train_x), COPY_PERCENTILE))
 

@@ -138,23 +138,24 @@ def check_weights(params: dict, meta: dict) -> None:
     shape = meta.get("image_shape")
     if not (isinstance(shape, list) and shape and all(isinstance(n, int) and n > 0 for n in shape)):
         raise WeightsError(f"its meta has no image shape (image_shape: {shape!r})")
-    layers = ["embed.w", "embed.b", "in.w", "in.b", "out.w", "out.b"]
     numbers = {int(key[5:].split(".")[0]) for key in params if re.fullmatch(r"block\d+\.\w+", key)}
     blocks = next(k for k in range(len(numbers) + 1) if k not in numbers)  # blockK.* for K = 0 .. blocks - 1
     if numbers - set(range(blocks)):  # a gap: the first block missing (not a list up to a stray block99999999)
         raise WeightsError(f"the layer block{blocks}.w1 is missing")
-    layers += [f"block{k}.{name}" for k in range(blocks) for name in ("w1", "we", "b1", "w2", "b2")]
+    layers = ["embed.w", "embed.b", "in.w", "in.b", "out.w", "out.b",
+              *(f"block{k}.{name}" for k in range(blocks) for name in ("w1", "we", "b1", "w2", "b2"))]
     for key in layers:
         if key not in params:
             raise WeightsError(f"the layer {key} is missing")
     unexpected = sorted(set(params) - set(layers))
     if unexpected:
         raise WeightsError(f"unexpected arrays: {', '.join(unexpected)}")
-    pixels, (embed, hidden) = math.prod(shape), (np.shape(params[key])[-1:] for key in ("embed.w", "in.w"))
+    pixels = math.prod(shape)
+    embed, hidden = (np.shape(params[key])[-1:] for key in ("embed.w", "in.w"))  # (width,), () if 0-d
+    block = {"w1": hidden * 2, "we": embed + hidden, "b1": hidden, "w2": hidden * 2, "b2": hidden}
     wanted = {"embed.w": (2 * EMBED_FREQUENCIES, *embed), "embed.b": embed, "in.w": (pixels, *hidden),
-              "in.b": hidden, "out.w": (*hidden, pixels), "out.b": (pixels,)}
-    for key in layers[6:]:
-        wanted[key] = {"w1": hidden * 2, "we": embed + hidden, "w2": hidden * 2}.get(key.split(".")[1], hidden)
+              "in.b": hidden, "out.w": (*hidden, pixels), "out.b": (pixels,),
+              **{key: block[key.split(".")[1]] for key in layers if key.startswith("block")}}
     for key in layers:
         if np.shape(params[key]) != wanted[key]:
             raise WeightsError(f"the layer {key} has shape {np.shape(params[key])}, where the network needs "
